@@ -1,0 +1,3 @@
+from autoquant.cli import main
+
+raise SystemExit(main())

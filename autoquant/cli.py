@@ -1,0 +1,93 @@
+"""The `autoquant` command line: a thin adapter over the library.
+
+Subcommands are declared once, in COMMANDS. Only the selected command's module is imported, so
+`autoquant --help` stays fast and never imports an engine. Each command module exposes
+`add_arguments(parser)`, `run(args) -> int`, and optionally `ACCEPTS_EXTRA_ARGS = True` (serve passes
+unknown flags through to the engine). Errors are turned into one line here, and only here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from autoquant import __version__
+from autoquant.errors import UsageError, describe
+
+# name -> (module, one-line help). Names are a contract (design.md): add freely, rename nothing.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "probe": ("autoquant.commands.probe", "describe this node: GPUs, interconnect, CPU, memory, limits"),
+    "model-info": ("autoquant.commands.model_info", "describe a model: architecture, size, KV geometry"),
+    "plan": ("autoquant.commands.plan", "choose engine, quantization, kernel and parallelism"),
+    "estimate": ("autoquant.commands.estimate", "evaluate one fixed configuration"),
+    "explain": ("autoquant.commands.explain", "the reasoning behind a plan, in words"),
+    "profile": ("autoquant.commands.profile", "a workload profile from a traffic sample"),
+    "checkpoints": ("autoquant.commands.checkpoints", "pre-quantized checkpoints for a model, verified"),
+    "pull": ("autoquant.commands.pull", "download the checkpoint a plan would use"),
+    "serve": ("autoquant.commands.serve", "probe, plan, resolve and launch the engine"),
+}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is raised (one line, exit 2 from main) instead of printed."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def build_parser(selected: str | None) -> Parser:
+    parser = Parser(
+        prog="autoquant",
+        description="Right engine, quantization, kernel and parallelism for this node and its traffic.",
+    )
+    parser.add_argument("--version", action="version", version=f"autoquant {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for name, (module_name, help_text) in COMMANDS.items():
+        cmd_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if name == selected:
+            module = importlib.import_module(module_name)
+            module.add_arguments(cmd_parser)
+            cmd_parser.set_defaults(_module=module)
+    return parser
+
+
+def _selected_command(argv: Sequence[str]) -> str | None:
+    for arg in argv:
+        if arg in COMMANDS:
+            return arg
+        if not arg.startswith("-"):
+            return None
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("AUTOQUANT_DEBUG") == "1"
+    try:
+        parser = build_parser(_selected_command(argv))
+        args, extra = parser.parse_known_args(argv)
+        module = getattr(args, "_module", None)
+        if module is None:
+            if extra:
+                raise UsageError(f"unrecognized arguments: {' '.join(extra)}")
+            parser.print_help()
+            return 0 if not argv or argv == ["--debug"] else 2
+        if extra and not getattr(module, "ACCEPTS_EXTRA_ARGS", False):
+            raise UsageError(f"unrecognized arguments: {' '.join(extra)}")
+        args.extra_args = extra
+        return int(module.run(args) or 0)
+    except SystemExit:
+        raise
+    except BaseException as exc:  # the one place exceptions become user messages
+        message = describe(exc)
+        if message is None or debug:
+            traceback.print_exc()
+        if message is None:
+            message = f"internal error: {type(exc).__name__}: {exc} (rerun with --debug and report it)"
+        print(f"autoquant: error: {message}", file=sys.stderr)
+        return 130 if isinstance(exc, KeyboardInterrupt) else 2

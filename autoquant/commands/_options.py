@@ -1,0 +1,131 @@
+"""Option groups shared by every command that plans, and their resolution into records.
+
+Hardware: `--hardware node.json` | `--gpu NAME[:COUNT]` | this node (probe); `--nodes N`.
+Workload: `--concurrency N|max --isl --osl --traffic FILE --ttft-ms --tpot-ms --min-tps --use-case
+--max-ppl-delta --objective --gpu-hour-cost --max-model-len`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from autoquant.errors import InputError, UsageError
+from autoquant.records import Node, Workload, from_dict
+from autoquant.records.workload import OBJECTIVES
+
+USE_CASES = ("chat", "code", "medical", "summarization")
+
+
+def add_hardware_options(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("hardware (default: probe this node)")
+    g.add_argument("--hardware", metavar="NODE_JSON", help="a node record saved by `autoquant probe --save`")
+    g.add_argument(
+        "--gpu",
+        metavar="NAME[:COUNT]",
+        help="describe a machine you are not on, e.g. H100-SXM:8, a100-80gb, 'NVIDIA L40S:4', M2-Max, cpu",
+    )
+    g.add_argument("--nodes", type=_positive_int, default=None, help="identical nodes available (default 1)")
+
+
+def add_workload_options(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("workload")
+    g.add_argument("--concurrency", default=None, metavar="N|max", help="concurrent requests (default 1)")
+    g.add_argument("--isl", type=_positive_int, default=None, help="input tokens per request (default 512)")
+    g.add_argument("--osl", type=_positive_int, default=None, help="output tokens per request (default 256)")
+    g.add_argument("--traffic", metavar="FILE", help="a traffic sample (CSV/JSONL trace) to profile")
+    g.add_argument("--max-model-len", type=_positive_int, default=None, help="context each request must reach")
+    g.add_argument("--ttft-ms", type=_positive_float, default=None, help="time-to-first-token SLO")
+    g.add_argument("--tpot-ms", type=_positive_float, default=None, help="time-per-output-token SLO")
+    g.add_argument("--min-tps", type=_positive_float, default=None, help="per-request output tokens/s floor")
+    g.add_argument("--use-case", choices=USE_CASES, default=None, help="quality floor from the use case")
+    g.add_argument("--max-ppl-delta", type=_positive_float, default=None, help="max perplexity increase")
+    g.add_argument("--objective", choices=OBJECTIVES, default=None, help="what to optimise (default balanced)")
+    g.add_argument("--gpu-hour-cost", type=_positive_float, default=None, help="USD per GPU-hour")
+
+
+def resolve_node(args: argparse.Namespace) -> Node:
+    """The hardware a command plans for: a saved record, a described GPU, or this node."""
+    if getattr(args, "hardware", None) and getattr(args, "gpu", None):
+        raise UsageError("give either --hardware or --gpu, not both")
+    if getattr(args, "hardware", None):
+        node = load_node(args.hardware)
+    elif getattr(args, "gpu", None):
+        from autoquant.catalog.gpus import synthetic_node
+
+        node = synthetic_node(args.gpu)
+    else:
+        from autoquant.probes.hardware import probe
+
+        node = probe()
+    if getattr(args, "nodes", None):
+        node.nodes = args.nodes
+    return node
+
+
+def load_node(path: str) -> Node:
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise InputError(f"no such hardware file: {path} (make one with `autoquant probe --save {path}`)") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, dict) or "gpus" not in data or "cpu" not in data:
+        raise InputError(f"{path} is not a node record (expected the output of `autoquant probe --json`)")
+    node = from_dict(Node, data)
+    node.source = "file"
+    return node
+
+
+def resolve_workload(args: argparse.Namespace) -> Workload:
+    """Flags over a traffic profile over defaults."""
+    if getattr(args, "traffic", None):
+        from autoquant.probes.traffic import profile_file
+
+        workload = profile_file(args.traffic).workload
+    else:
+        workload = Workload()
+    conc = getattr(args, "concurrency", None)
+    if conc is not None:
+        workload.concurrency = parse_concurrency(conc)
+        workload.concurrency_distribution = []
+    for name in ("isl", "osl", "max_model_len", "ttft_ms", "tpot_ms", "min_tps", "use_case", "max_ppl_delta",
+                 "objective", "gpu_hour_cost"):
+        value = getattr(args, name, None)
+        if value is not None:
+            setattr(workload, name, value)
+    return workload
+
+
+def parse_concurrency(text: str) -> int | None:
+    if str(text).lower() == "max":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise UsageError(f"--concurrency must be a positive integer or 'max', not {text!r}") from None
+    if value < 1:
+        raise UsageError(f"--concurrency must be at least 1, not {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value

@@ -1,0 +1,19 @@
+"""Facts as data: GPU specs, methods, kernels, quality, engines, checkpoints, models (YAML, each figure sourced).
+
+`load(name)` reads `<name>.yaml` from this package once per process.
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from typing import Any
+
+import yaml
+
+
+@functools.lru_cache(maxsize=None)
+def load(name: str) -> Any:
+    """Parsed contents of autoquant/data/<name>.yaml (cached; treat as read-only)."""
+    text = resources.files(__name__).joinpath(f"{name}.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)

@@ -1,0 +1,92 @@
+"""User-facing errors, and the one place that turns any exception into a one-line message.
+
+Every error a user can cause (bad flag, bad file, a configuration the rules rule out) raises an
+`AutoquantError`; `cli.main` prints `autoquant: error: <message>` and exits 2. `describe` also
+maps the known library exceptions (JSON, YAML, the Hub, records) so no traceback leaks.
+"""
+
+from __future__ import annotations
+
+import json
+
+
+class AutoquantError(Exception):
+    """An error the user can act on. Its message is one line that says what and how to fix it."""
+
+    exit_code = 2
+
+
+class UsageError(AutoquantError):
+    """Bad command-line usage (unknown flag, missing argument, conflicting options)."""
+
+
+class InputError(AutoquantError):
+    """A file, model id or record that cannot be read or does not have the needed shape."""
+
+
+class RuleError(AutoquantError):
+    """A configuration that the compatibility rules rule out; the message carries the rule's reason."""
+
+
+class NotFoundError(AutoquantError):
+    """Something asked for (a model offline, a checkpoint, a GPU name) that is not known here."""
+
+
+class EngineError(AutoquantError):
+    """An engine could not be started or exited with an error."""
+
+
+def describe(exc: BaseException) -> str | None:
+    """One line for a known exception, or None for a bug (which then gets a traceback)."""
+    from autoquant.records.serde import RecordError
+
+    if isinstance(exc, AutoquantError):
+        return _one_line(str(exc))
+    if isinstance(exc, RecordError):
+        return _one_line(f"malformed record: {exc}")
+    if isinstance(exc, json.JSONDecodeError):
+        return _one_line(f"malformed JSON: {exc}")
+    try:
+        import yaml
+
+        if isinstance(exc, yaml.YAMLError):
+            return _one_line(f"malformed YAML: {exc}")
+    except ImportError:  # pragma: no cover - pyyaml is a core dependency
+        pass
+    hub = _describe_hub_error(exc)
+    if hub:
+        return hub
+    if isinstance(exc, FileNotFoundError):
+        return _one_line(f"no such file: {exc.filename or exc}")
+    if isinstance(exc, PermissionError):
+        return _one_line(f"permission denied: {exc.filename or exc}")
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    return None
+
+
+def _describe_hub_error(exc: BaseException) -> str | None:
+    mod = type(exc).__module__ or ""
+    if not mod.startswith("huggingface_hub"):
+        return None
+    name = type(exc).__name__
+    if name == "GatedRepoError":
+        return _one_line(
+            f"the repository is gated: accept its licence on the Hub and set HF_TOKEN ({_first_line(exc)})"
+        )
+    if name == "RepositoryNotFoundError":
+        return _one_line(
+            f"repository not found on the Hub (if it is private or gated, set HF_TOKEN): {_first_line(exc)}"
+        )
+    if name in ("OfflineModeIsEnabled", "LocalEntryNotFoundError"):
+        return _one_line(f"the Hub is offline here and the file is not cached: {_first_line(exc)}")
+    return _one_line(f"Hugging Face Hub error: {_first_line(exc)}")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

@@ -1,0 +1,57 @@
+"""Printing records: JSON for scripts, aligned plain-text tables for people."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from autoquant.records.serde import to_dict
+
+
+def print_json(record: Any, stream: TextIO | None = None) -> None:
+    json.dump(to_dict(record), stream or sys.stdout, indent=2, sort_keys=False)
+    (stream or sys.stdout).write("\n")
+
+
+def table(rows: Sequence[Sequence[Any]], headers: Sequence[str] | None = None) -> str:
+    """Left-aligned columns separated by two spaces; None prints as '-'."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    if headers:
+        cells.insert(0, list(headers))
+    if not cells:
+        return ""
+    widths = [max(len(r[i]) if i < len(r) else 0 for r in cells) for i in range(max(map(len, cells)))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in cells]
+    if headers:
+        lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def key_values(pairs: Sequence[tuple[str, Any]]) -> str:
+    width = max((len(k) for k, _ in pairs), default=0)
+    return "\n".join(f"{k.ljust(width)}  {_cell(v)}" for k, v in pairs)
+
+
+def human_bytes(n: float | int | None) -> str:
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.1f} {unit}" if unit != "B" else f"{int(value)} B"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
+    if isinstance(v, (list, tuple)):
+        return ",".join(_cell(x) for x in v)
+    return str(v)

@@ -1,0 +1,107 @@
+"""The `Node` record: what a machine has (GPUs, interconnect, CPU, memory, container limits).
+
+Produced by `autoquant.probes.hardware` (this machine), by `autoquant.catalog.gpus.synthetic_node`
+(`--gpu H100-SXM:8`), or read back from `probe --save node.json` (`--hardware node.json`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+NODE_SCHEMA_VERSION = 1
+
+
+@dataclass
+class MigSlice:
+    """One usable MIG instance of a GPU in MIG mode."""
+
+    gpu_index: int
+    profile: str  # e.g. "3g.40gb"
+    memory_bytes: int
+    uuid: str | None = None
+    gpu_instance_id: int | None = None
+    sm_count: int | None = None
+
+
+@dataclass
+class GPU:
+    index: int  # index as the engine will see it (after CUDA_VISIBLE_DEVICES)
+    name: str  # NVML's name, e.g. "NVIDIA H100 80GB HBM3"
+    memory_total_bytes: int
+    uuid: str | None = None
+    memory_free_bytes: int | None = None
+    compute_capability: str | None = None  # "9.0"
+    sm_count: int | None = None
+    max_sm_clock_mhz: int | None = None
+    max_mem_clock_mhz: int | None = None
+    power_limit_w: float | None = None
+    pcie_gen: int | None = None
+    pcie_width: int | None = None
+    mig_enabled: bool = False
+    mig_slices: list[MigSlice] = field(default_factory=list)
+    numa_node: int | None = None
+    cpu_affinity: list[int] | None = None
+    physical_index: int | None = None  # NVML index before CUDA_VISIBLE_DEVICES remapping
+    catalog_key: str | None = None  # canonical key in autoquant/data/gpus.yaml, None if unknown
+
+
+@dataclass
+class CPUInfo:
+    model: str = "unknown"
+    arch: str = "unknown"  # platform.machine(): x86_64, aarch64, arm64
+    physical_cores: int | None = None
+    logical_cores: int | None = None
+    flags: list[str] = field(default_factory=list)  # the ISA flags that matter to llama.cpp
+    memory_bandwidth_gbps: float | None = None  # GB/s
+    memory_bandwidth_source: str | None = None  # "measured", "flag", "catalog"
+    matmul_gflops: float | None = None  # measured fp32 GEMM throughput, all threads
+    matmul_gflops_source: str | None = None
+
+
+@dataclass
+class CgroupLimits:
+    version: int | None = None  # 1 or 2; None outside a cgroup-limited container
+    memory_limit_bytes: int | None = None
+    cpu_limit_cores: float | None = None
+
+
+@dataclass
+class AppleSilicon:
+    chip: str  # "Apple M2 Max"
+    unified_memory_bytes: int
+    gpu_cores: int | None = None
+    catalog_key: str | None = None  # e.g. "M2-Max"
+
+
+@dataclass
+class Node:
+    schema_version: int = NODE_SCHEMA_VERSION
+    source: str = "probe"  # "probe" | "gpu-flag" | "file"
+    hostname: str | None = None
+    gpus: list[GPU] = field(default_factory=list)
+    driver_version: str | None = None
+    cuda_driver_version: str | None = None  # "12.4"
+    # topology[i][j]: link between GPUs i and j: "X" (self), "NV<n>" (NVLink, n links), "PIX", "PXB",
+    # "PHB", "NODE", "SYS" (nvidia-smi topo -m vocabulary), or "?" when unknown.
+    topology: list[list[str]] = field(default_factory=list)
+    nvlink_domains: list[list[int]] = field(default_factory=list)  # groups of GPUs fully linked by NVLink
+    cpu: CPUInfo = field(default_factory=CPUInfo)
+    ram_total_bytes: int | None = None
+    ram_available_bytes: int | None = None
+    numa_nodes: int | None = None
+    cgroup: CgroupLimits = field(default_factory=CgroupLimits)
+    disk_path: str | None = None  # where models are cached (HF_HUB_CACHE)
+    disk_free_bytes: int | None = None
+    apple: AppleSilicon | None = None
+    cuda_visible_devices: str | None = None
+    nodes: int = 1  # identical nodes available (pipeline parallel across nodes)
+    notes: list[str] = field(default_factory=list)  # what could not be probed, and why
+
+    @property
+    def gpu_count(self) -> int:
+        return len(self.gpus)
+
+    def usable_ram_bytes(self) -> int | None:
+        """RAM a process here may use: the cgroup limit when tighter than the machine."""
+        values = [v for v in (self.ram_total_bytes, self.cgroup.memory_limit_bytes) if v]
+        return min(values) if values else None

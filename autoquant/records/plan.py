@@ -1,0 +1,102 @@
+"""Records the planner returns: estimates of one configuration, rejections, the plan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .model import QuantSpec
+
+PLAN_SCHEMA_VERSION = 1
+
+REGIMES = ("bandwidth_bound", "transitional", "compute_bound")
+
+
+@dataclass
+class Memory:
+    """Per-GPU memory (GB = 1e9 bytes) of one configuration; for llama.cpp on CPU, host RAM."""
+
+    weights_gb: float
+    kv_cache_gb: float
+    overhead_gb: float
+    total_gb: float
+    fits: bool
+    capacity_gb: float = 0.0  # what the engine may use per device (memory x utilization fraction)
+    kv_bytes_per_token: float = 0.0  # per GPU
+    activations_gb: float = 0.0
+    host_weights_gb: float = 0.0  # llama.cpp partial offload: weights left in RAM
+
+
+@dataclass
+class Estimate:
+    """One fixed configuration evaluated. Field names are the `estimate --json` contract (design.md)."""
+
+    engine: str  # vllm | trtllm | llamacpp
+    method: str  # bf16 | fp16 | fp8 | fp8-weight-only | int8-sq | awq-int4 | gptq-int4 | nvfp4 | gguf-<type>
+    tp: int
+    pp: int
+    memory: Memory
+    max_concurrency: int
+    concurrency: int
+    ttft_ms: float
+    tpot_ms: float
+    output_tokens_per_s: float  # all requests together
+    per_request_tokens_per_s: float
+    ppl_delta: float
+    cost_per_million_tokens: float | None
+    regime: str  # bandwidth_bound | transitional | compute_bound
+    kernel: str = ""
+    kv_cache_dtype: str = "auto"
+    max_model_len: int = 0
+    max_num_seqs: int = 0
+    gpus: int = 1
+    gpu: str = ""  # catalog key of the device, or "cpu"
+    n_gpu_layers: int | None = None  # llama.cpp
+    output_tokens_per_s_at_max: float = 0.0  # at max_concurrency
+    ppl_delta_uncertainty: float | None = None
+    crossover_batch: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Checkpoint:
+    """A concrete, verified set of weights for a chosen method."""
+
+    repo: str  # HF repo id, local path, or "pkg:<python package>"
+    method: str
+    revision: str | None = None
+    files: list[str] = field(default_factory=list)  # GGUF file(s) when the method is gguf-*
+    source: str = "registry"  # explicit | local | cache | registry | hub | package | base (runtime quantization)
+    verified: bool = False
+    reason: str = ""  # why it was accepted, or why not
+    quant: QuantSpec | None = None
+    tokenizer: str | None = None  # base repo for GGUF in vLLM
+    size_bytes: int | None = None
+    runtime_quantization: bool = False  # vLLM quantizes BF16 weights to FP8 at load time
+
+
+@dataclass
+class Candidate(Estimate):
+    checkpoint: Checkpoint | None = None
+    command: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Rejection:
+    engine: str
+    method: str
+    reason: str
+    tp: int | None = None
+    pp: int | None = None
+    rule: str = ""  # id of the rule that rejected it
+
+
+@dataclass
+class Plan:
+    model: str
+    hardware: str  # one-line description of the node
+    chosen: Candidate | None
+    alternatives: list[Candidate] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+    workload: dict = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)  # why the chosen one wins
+    schema_version: int = PLAN_SCHEMA_VERSION
