@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load(name: str) -> Any:
     """Parsed contents of autoquant/data/<name>.yaml (cached; treat as read-only)."""
     text = resources.files(__name__).joinpath(f"{name}.yaml").read_text(encoding="utf-8")
