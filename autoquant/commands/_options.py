@@ -27,6 +27,13 @@ def add_hardware_options(parser: argparse.ArgumentParser) -> None:
         help="describe a machine you are not on, e.g. H100-SXM:8, a100-80gb, 'NVIDIA L40S:4', M2-Max, cpu",
     )
     g.add_argument("--nodes", type=_positive_int, default=None, help="identical nodes available (default 1)")
+    g.add_argument(
+        "--cpu-bandwidth",
+        metavar="GBPS",
+        type=_positive_float,
+        default=None,
+        help="CPU memory bandwidth in GB/s, instead of the measured (or catalog) figure",
+    )
 
 
 def add_workload_options(parser: argparse.ArgumentParser) -> None:
@@ -58,9 +65,15 @@ def resolve_node(args: argparse.Namespace) -> Node:
     else:
         from autoquant.probes.hardware import probe
 
-        node = probe()
+        node = probe(
+            measure=not getattr(args, "no_measure", False),
+            cpu_bandwidth_gbps=getattr(args, "cpu_bandwidth", None),
+        )
     if getattr(args, "nodes", None):
         node.nodes = args.nodes
+    if getattr(args, "cpu_bandwidth", None):
+        node.cpu.memory_bandwidth_gbps = float(args.cpu_bandwidth)
+        node.cpu.memory_bandwidth_source = "flag"
     return node
 
 
