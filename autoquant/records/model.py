@@ -69,6 +69,9 @@ class ModelSpec:
     published_params: int | None = None  # the publisher's stated total, where known
     params_source: str = "derived"  # "derived" (from the architecture) | "safetensors" | "gguf"
     checkpoint_bytes: int | None = None  # bytes of weights on disk, where known
+    published_active_params: int | None = None  # the publisher's stated active count (MoE), where known
+    vision_params: int = 0  # vision tower + projector of a multimodal model (included in total_params)
+    mtp_params: int = 0  # DeepSeek multi-token-prediction layers: in the checkpoint, NOT in total_params
     schema_version: int = MODEL_SCHEMA_VERSION
 
     @property
