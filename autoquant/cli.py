@@ -83,6 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(module.run(args) or 0)
     except SystemExit:
         raise
+    except BrokenPipeError:
+        # `autoquant ... | head` closed the pipe: not an error. Point stdout at /dev/null so the
+        # interpreter's final flush does not complain again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except BaseException as exc:  # the one place exceptions become user messages
         message = describe(exc)
         if message is None or debug:
