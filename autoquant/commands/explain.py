@@ -1,0 +1,27 @@
+"""`autoquant explain MODEL [workload] [hardware]`: the regime, the crossover batch, why the winner wins,
+and which change (more users, a tighter quality floor, more GPUs) would flip the decision."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from autoquant.commands.plan import add_arguments as add_plan_arguments
+from autoquant.commands.plan import load_inputs, plan_kwargs
+from autoquant.records import to_dict
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_plan_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from autoquant.planner.explain import explain
+
+    model, node, workload, calibration = load_inputs(args)
+    result, lines = explain(model, node, workload, **plan_kwargs(args, calibration))
+    if args.json:
+        print(json.dumps({"plan": to_dict(result), "explanation": lines}, indent=2))
+    else:
+        print("\n".join(lines))
+    return 0 if result.chosen is not None else 1

@@ -1,0 +1,147 @@
+"""`autoquant plan MODEL [workload] [hardware] [--json]`: the decision, its alternatives, every rejection.
+
+A thin adapter over `autoquant.planner.plan`; `estimate` and `explain` share its options.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from autoquant.commands._options import (
+    add_hardware_options,
+    add_workload_options,
+    resolve_node,
+    resolve_workload,
+)
+from autoquant.output import print_json, table
+from autoquant.records import Estimate, Plan
+
+ENGINES = ("vllm", "trtllm", "llamacpp")
+MAX_ALTERNATIVES = 10
+
+
+def add_model_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="MODEL", help="Hugging Face id (org/name), local directory, or .gguf file")
+    parser.add_argument("--offline", action="store_true", help="do not contact the Hub: local, cache, catalog only")
+    parser.add_argument("--json", action="store_true", help="print the record as JSON")
+    parser.add_argument("--calibration", metavar="FILE", help="efficiency factors that override the defaults")
+
+
+def add_pin_options(parser: argparse.ArgumentParser, required: bool = False) -> None:
+    g = parser.add_argument_group("pin part of the configuration")
+    g.add_argument("--engine", choices=ENGINES, required=required, default=None)
+    g.add_argument("--method", required=required, default=None,
+                   help="bf16, fp16, fp8, fp8-weight-only, int8-sq, awq-int4, gptq-int4, nvfp4, gguf-<type>")
+    g.add_argument("--tp", type=_positive_int, default=None, help="tensor-parallel size")
+    g.add_argument("--pp", type=_positive_int, default=None, help="pipeline-parallel size (nodes)")
+    g.add_argument("--kv-cache-dtype", default=None, help="auto, fp8 (vLLM/TRT-LLM); f16, q8_0 (llama.cpp)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_argument(parser)
+    add_pin_options(parser)
+    parser.add_argument("--allow-runtime-quantization", action="store_true",
+                        help="let vLLM quantize BF16 weights to FP8 at load time when no FP8 checkpoint exists")
+    add_hardware_options(parser)
+    add_workload_options(parser)
+
+
+def load_inputs(args: argparse.Namespace):
+    """(ModelSpec, Node, Workload, Calibration) from the command line."""
+    from autoquant.planner.calibration import load_calibration
+    from autoquant.probes.model import load_model
+
+    calibration = load_calibration(getattr(args, "calibration", None))
+    workload = resolve_workload(args)
+    node = resolve_node(args)
+    model = load_model(args.model, offline=True if getattr(args, "offline", False) else None)
+    return model, node, workload, calibration
+
+
+def plan_kwargs(args: argparse.Namespace, calibration) -> dict:
+    return dict(engine=args.engine, method=args.method, tp=args.tp, pp=args.pp, kv_cache_dtype=args.kv_cache_dtype,
+                allow_runtime_quantization=bool(getattr(args, "allow_runtime_quantization", False)),
+                calibration=calibration)
+
+
+def run(args: argparse.Namespace) -> int:
+    from autoquant.planner import plan
+
+    model, node, workload, calibration = load_inputs(args)
+    result = plan(model, node, workload, **plan_kwargs(args, calibration))
+    if args.json:
+        print_json(result)
+    else:
+        print(render(result))
+    return 0 if result.chosen is not None else 1
+
+
+def _fmt(x: float | None, digits: int = 1) -> str:
+    return "-" if x is None else f"{x:,.{digits}f}"
+
+
+def estimate_rows(e: Estimate) -> list[tuple[str, str]]:
+    m = e.memory
+    par = f"TP={e.tp} PP={e.pp}" if e.engine != "llamacpp" else (
+        f"{e.gpus} GPU(s)" + (f", -ngl {e.n_gpu_layers}" if e.n_gpu_layers is not None else ""))
+    return [
+        ("engine / method", f"{e.engine} / {e.method} (kernel {e.kernel})"),
+        ("parallelism", par),
+        ("KV-cache dtype", e.kv_cache_dtype),
+        ("memory per GPU", f"weights {m.weights_gb:.1f} GB + KV {m.kv_cache_gb:.1f} GB + overhead "
+                           f"{m.overhead_gb:.1f} GB = {m.total_gb:.1f} of {m.capacity_gb:.1f} GB "
+                           f"({'fits' if m.fits else 'does NOT fit'})"),
+        ("limits", f"max concurrency {e.max_concurrency} at this context; max model len {e.max_model_len}; "
+                   f"--max-num-seqs {e.max_num_seqs}"),
+        ("TTFT / TPOT", f"{_fmt(e.ttft_ms, 0)} ms / {_fmt(e.tpot_ms, 1)} ms"),
+        ("throughput", f"{_fmt(e.output_tokens_per_s, 0)} output tok/s at concurrency {e.concurrency} "
+                       f"({_fmt(e.per_request_tokens_per_s, 1)} per request); {_fmt(e.output_tokens_per_s_at_max, 0)} "
+                       f"at max concurrency"),
+        ("quality", "unknown" if e.ppl_delta is None else f"+{e.ppl_delta:.3f} ppl"
+         + (f" (+-{e.ppl_delta_uncertainty:.3f})" if e.ppl_delta_uncertainty else "")),
+        ("cost", "unknown (give --gpu-hour-cost)" if e.cost_per_million_tokens is None
+         else f"${e.cost_per_million_tokens:.3f} per million output tokens"),
+        ("regime", f"{e.regime}" + (f" (crossover batch B* = {e.crossover_batch:.0f})" if e.crossover_batch else "")),
+    ]
+
+
+def render(p: Plan) -> str:
+    from autoquant.output import key_values
+
+    lines = [f"model     {p.model}", f"hardware  {p.hardware}",
+             f"workload  concurrency {p.workload.get('concurrency') or 'max'}, ISL {p.workload.get('isl')}, "
+             f"OSL {p.workload.get('osl')}, quality floor {p.workload.get('quality_floor')} "
+             f"({p.workload.get('quality_floor_from')}), objective {p.workload.get('objective')}", ""]
+    if p.chosen is None:
+        lines.append("chosen: none -- no configuration fits, meets the SLOs and the quality floor")
+    else:
+        lines.append("chosen")
+        lines.append(key_values(estimate_rows(p.chosen)))
+        lines.append("")
+        lines.extend(f"  * {r}" for r in p.reasons)
+    if p.alternatives:
+        shown = p.alternatives[:MAX_ALTERNATIVES]
+        more = len(p.alternatives) - len(shown)
+        lines += ["", "alternatives (ranked)" + (f"; {more} more with --json" if more > 0 else "")]
+        rows = [(i + 1, a.engine, a.method, a.tp, a.pp, a.kv_cache_dtype, round(a.ttft_ms), round(a.tpot_ms, 1),
+                 round(a.output_tokens_per_s), a.gpus, a.ppl_delta, a.cost_per_million_tokens)
+                for i, a in enumerate(shown)]
+        lines.append(table(rows, ["#", "engine", "method", "tp", "pp", "kv", "ttft_ms", "tpot_ms", "tok/s", "gpus",
+                                  "ppl+", "$/Mtok"]))
+    if p.rejected:
+        lines += ["", f"rejected ({len(p.rejected)})"]
+        for r in p.rejected:
+            said = r.reason.split(":")[0]
+            lead = "" if (r.method in said and r.method != "*") else f"{r.method} on {r.engine}: "
+            lines.append(f"  - {lead}{r.reason}")
+    return "\n".join(lines)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value

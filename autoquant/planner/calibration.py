@@ -1,0 +1,170 @@
+"""Kernel efficiency factors: kernels.yaml (published), overridden by calibration records.
+
+Order (later wins): autoquant/data/kernels.yaml -> autoquant/data/calibration.yaml (fitted by
+benchmarks/accuracy.py) -> a `--calibration FILE` given by the user. Each layer may set, per kernel id,
+`decode_bandwidth_efficiency` and `prefill_compute_efficiency` (and per GPU under `by_gpu:`), and per
+engine `step_overhead_ms` (fixed scheduler/launch time per engine step).
+
+A kernel without a figure borrows the nearest kernel's (same family or same math), and says so.
+"""
+
+from __future__ import annotations
+
+import functools
+import statistics
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autoquant.errors import InputError
+
+_FALLBACKS = {
+    "marlin-fp8": ("marlin-int4", "cublas-bf16"),
+    "machete-int4": ("marlin-int4", "cublas-bf16"),
+    "marlin-fp4": ("marlin-int4",),
+    "cutlass-nvfp4": ("trtllm-nvfp4", "cutlass-fp8"),
+    "trtllm-nvfp4": ("cutlass-fp8", "trtllm-fp8", "cublas-bf16"),
+    "trtllm-fp8": ("cutlass-fp8", "trtllm-bf16", "cublas-bf16"),
+    "cutlass-fp8": ("trtllm-fp8", "cublas-bf16"),
+    "cutlass-int8": ("cutlass-fp8", "cublas-bf16"),
+    "trtllm-bf16": ("cublas-bf16",),
+    "cublas-bf16": ("trtllm-bf16",),
+    "llamacpp-metal": ("llamacpp-cuda", "llamacpp-cpu"),
+    "llamacpp-cuda": ("llamacpp-metal",),
+    "llamacpp-cpu": ("llamacpp-metal", "llamacpp-cuda"),
+}
+_FIELDS = ("decode_bandwidth_efficiency", "prefill_compute_efficiency")
+_SHORT = {"decode": "decode_bandwidth_efficiency", "prefill": "prefill_compute_efficiency"}
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    decode_bandwidth: float  # fraction of peak memory bandwidth decode steps reach
+    prefill_compute: float  # fraction of peak tensor throughput GEMMs reach
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Calibration:
+    # kernel -> field -> (value, source); (kernel, gpu key) -> field -> (value, source)
+    values: Mapping[str, Mapping[str, tuple[float, str]]] = field(default_factory=dict)
+    by_gpu: Mapping[tuple[str, str], Mapping[str, tuple[float, str]]] = field(default_factory=dict)
+    step_overhead_ms: Mapping[str, float] = field(default_factory=dict)
+    sources: tuple[str, ...] = ()
+
+    def _field(self, kernel: str, name: str, gpu: str | None) -> tuple[float, str] | None:
+        chain = (kernel, *_FALLBACKS.get(kernel, ()))
+        for i, k in enumerate(chain):
+            if gpu and name in self.by_gpu.get((k, gpu), {}):
+                v, src = self.by_gpu[(k, gpu)][name]
+                return v, src if i == 0 else f"{src} (borrowed from {k})"
+            if name in self.values.get(k, {}):
+                v, src = self.values[k][name]
+                return v, src if i == 0 else f"{src} (borrowed from {k})"
+        return None
+
+    def efficiency(self, kernel: str, gpu: str | None = None) -> Efficiency:
+        dec = self._field(kernel, _FIELDS[0], gpu)
+        pre = self._field(kernel, _FIELDS[1], gpu)
+        if dec is None or pre is None:
+            pool = [v[n][0] for v in self.values.values() for n in _FIELDS if n in v]
+            if not pool:
+                raise InputError(f"no efficiency figures for kernel {kernel!r} (kernels.yaml is missing or empty)")
+            median = statistics.median(pool)
+            dec = dec or (median, "median of all kernels' figures (none for this kernel)")
+            pre = pre or (median, "median of all kernels' figures (none for this kernel)")
+        return Efficiency(dec[0], pre[0], f"decode: {dec[1]}; prefill: {pre[1]}")
+
+    def overhead_ms(self, engine: str) -> float:
+        return float(self.step_overhead_ms.get(engine, 0.0))
+
+    def merged(self, layer: Mapping[str, Any], name: str, gpu_key=None) -> Calibration:
+        values = {k: dict(v) for k, v in self.values.items()}
+        by_gpu = {k: dict(v) for k, v in self.by_gpu.items()}
+        for kid, raw in _kernel_entries(layer).items():
+            if not isinstance(raw, Mapping):
+                continue
+            src = str(raw.get("source") or name)
+            for f in _FIELDS:
+                v = _number(raw.get(f))
+                if v is not None:
+                    values.setdefault(kid, {})[f] = (v, src)
+                    if raw.get("replaces_per_gpu"):  # a fitted figure that supersedes published per-GPU ones
+                        for key in [k for k in by_gpu if k[0] == kid]:
+                            by_gpu[key].pop(f, None)
+            for gname, graw in (raw.get("by_gpu") or {}).items():
+                key = gpu_key(str(gname)) if gpu_key else str(gname)
+                if not key or not isinstance(graw, Mapping):
+                    continue
+                for short, f in _SHORT.items():
+                    v = _number(graw.get(short, graw.get(f)))
+                    if v is not None:
+                        by_gpu.setdefault((kid, key), {})[f] = (v, f"{src} ({gname})")
+        overheads = dict(self.step_overhead_ms)
+        for engine, raw in (layer.get("engines") or {}).items():
+            v = _number(raw.get("step_overhead_ms")) if isinstance(raw, Mapping) else None
+            if v is not None:
+                overheads[str(engine)] = v
+        return Calibration(values, by_gpu, overheads, (*self.sources, name))
+
+
+def _kernel_entries(layer: Mapping[str, Any]) -> dict[str, Any]:
+    kernels = layer.get("kernels") if isinstance(layer, Mapping) else None
+    if isinstance(kernels, Mapping):
+        return {str(k): v for k, v in kernels.items()}
+    return {}
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, Mapping):
+        value = value.get("value")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return None
+
+
+def _catalog_key(name: str) -> str | None:
+    """kernels.yaml names GPUs loosely ('A100-SXM-80GB', 'RTX-4090'): map them to catalog keys."""
+    from autoquant.catalog.gpus import default_catalog, normalize
+
+    cat = default_catalog()
+    spec = cat.find(name)
+    if spec is None:
+        norm = normalize(name)
+        for s in cat.specs.values():
+            if sorted(normalize(s.key)) == sorted(norm) and len(normalize(s.key)) == len(norm):
+                spec = s
+                break
+    return spec.key if spec else None
+
+
+@functools.lru_cache(maxsize=1)
+def default_calibration() -> Calibration:
+    from autoquant.data import load
+
+    cal = Calibration()
+    for name in ("kernels", "calibration"):
+        try:
+            layer = load(name) or {}
+        except FileNotFoundError:
+            continue
+        cal = cal.merged(layer, f"autoquant/data/{name}.yaml", _catalog_key)
+    return cal
+
+
+def load_calibration(path: str | None) -> Calibration:
+    """The default calibration, with a user file on top when given."""
+    cal = default_calibration()
+    if not path:
+        return cal
+    import yaml
+
+    p = Path(path)
+    try:
+        layer = yaml.safe_load(p.read_text())
+    except FileNotFoundError:
+        raise InputError(f"no such calibration file: {path}") from None
+    if not isinstance(layer, Mapping) or not (_kernel_entries(layer) or layer.get("engines")):
+        raise InputError(f"{path} is not a calibration record (expected 'kernels:' with efficiency factors)")
+    return cal.merged(layer, str(p), _catalog_key)

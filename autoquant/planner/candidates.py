@@ -1,0 +1,243 @@
+"""Candidates: enumerate engine x method x TP x PP x KV dtype (x llama.cpp offload), gate them with the
+rules, and evaluate each one (memory, speed, quality, cost) into an `Estimate`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from autoquant.planner import facts, memory, perf, quality, rules
+from autoquant.planner.calibration import Calibration
+from autoquant.planner.hardware import Device
+from autoquant.records import Estimate, Memory, ModelSpec, Rejection, Workload
+
+ENGINES = ("vllm", "trtllm", "llamacpp")
+TP_SIZES = (1, 2, 4, 8)
+
+
+@dataclass(frozen=True)
+class Config:
+    engine: str
+    method: str
+    tp: int = 1
+    pp: int = 1
+    kv_cache_dtype: str = "auto"
+    n_gpu_layers: int | None = None  # llama.cpp: None = all layers on the GPU(s) (or none on CPU)
+    gpus: int = 1  # llama.cpp layer split over this many GPUs
+
+    @property
+    def label(self) -> str:
+        par = f" TP={self.tp}" + (f" PP={self.pp}" if self.pp > 1 else "")
+        if self.engine == "llamacpp":
+            par = f" {self.gpus} GPU" if self.gpus > 1 else ""
+            if self.n_gpu_layers is not None:
+                par += f" -ngl {self.n_gpu_layers}"
+        return f"{self.method} on {facts.engine_label(self.engine)}{par}"
+
+
+def all_methods() -> list[str]:
+    return list(facts.methods())
+
+
+def _default_kv(engine: str) -> str:
+    return "f16" if engine == "llamacpp" else "auto"
+
+
+def tp_options(device: Device) -> list[int]:
+    if device.kind != "cuda":
+        return [1]
+    return [t for t in TP_SIZES if t <= device.count]
+
+
+def pp_options(device: Device) -> list[int]:
+    return list(range(1, device.nodes + 1)) if device.kind == "cuda" else [1]
+
+
+def gate(config: Config, model: ModelSpec, device: Device) -> Rejection | None:
+    """The first rule that rules this configuration out, as a Rejection; None when it may run."""
+    ok, reason, rule = rules.check_engine_method(config.engine, config.method, device)
+    if not ok:
+        return Rejection(config.engine, config.method, reason or "ruled out", config.tp, config.pp, rule)
+    if config.engine in ("vllm", "trtllm"):
+        if config.tp * 1 > device.count:
+            return Rejection(config.engine, config.method,
+                             f"TP={config.tp} needs {config.tp} GPUs per node, this node has {device.count}",
+                             config.tp, config.pp, "tp-gpus")
+        if config.pp > device.nodes:
+            return Rejection(config.engine, config.method, f"PP={config.pp} needs {config.pp} nodes, have {device.nodes}",
+                             config.tp, config.pp, "pp-nodes")
+        ok, reason = rules.check_tp(model, config.tp)
+        if not ok:
+            return Rejection(config.engine, config.method, f"TP={config.tp}: {reason}", config.tp, config.pp, "tp-heads")
+        if config.engine == "vllm":
+            ok, reason = rules.check_method_shapes(model, config.method, config.tp, device.capability)
+            if not ok:
+                return Rejection(config.engine, config.method, reason or "", config.tp, config.pp, "marlin")
+        kvs = facts.engines().get(config.engine, {}).get("kv_cache_dtypes", ["auto"])
+        if config.kv_cache_dtype not in kvs:
+            return Rejection(config.engine, config.method,
+                             f"KV-cache dtype {config.kv_cache_dtype} is not one of {kvs} on {config.engine}",
+                             config.tp, config.pp, "kv-dtype")
+    return None
+
+
+def gpu_price(device: Device, workload: Workload) -> float | None:
+    if workload.gpu_hour_cost is not None:
+        return float(workload.gpu_hour_cost)
+    return facts.prices().get(device.key)
+
+
+def _llamacpp_layer_bytes(model: ModelSpec, method: str) -> float:
+    return memory.weight_bytes_total(model, method) / (model.num_layers + 1)
+
+
+def llamacpp_offload(model: ModelSpec, method: str, device: Device, gpus: int, context_tokens: int,
+                     kv_bytes: float, concurrency: int) -> int | None:
+    """-ngl for llama.cpp on CUDA: None when every layer fits on the GPUs, else the layers that fit."""
+    reserve = float(facts.overheads().get("llamacpp", {}).get("gpu_reserve_mib", 1024)) * 1024**2 / 1e9
+    total = memory.weight_bytes_total(model, method) / 1e9
+    kv = memory.kv_bytes_per_request(model, context_tokens, kv_bytes) * concurrency / 1e9
+    room = device.memory_gb * gpus - reserve * gpus
+    if total + kv <= room:
+        return None
+    per_layer = _llamacpp_layer_bytes(model, method) / 1e9
+    kv_layer = kv / model.num_layers
+    layers = int(max(0, room) // (per_layer + kv_layer))
+    return min(layers, model.num_layers)
+
+
+def evaluate(config: Config, model: ModelSpec, device: Device, workload: Workload,
+             calibration: Calibration) -> Estimate:
+    """Memory, speed, quality and cost of one configuration at the workload's concurrency."""
+    notes: list[str] = list(device.notes)
+    kv_bytes = facts.kv_dtype_bytes().get(config.kv_cache_dtype, 2.0)
+    context = workload.max_model_len or (workload.isl + workload.osl)
+    engine = config.engine
+    kernel = facts.kernel_for(config.method, engine, device.capability, device.kind)
+    eff = calibration.efficiency(kernel, device.key)
+    math_p = facts.math_precision(config.method, device.capability)
+    if device.kind == "cpu":
+        kernel, eff = "llamacpp-cpu", calibration.efficiency("llamacpp-cpu", None)
+    gpus = config.gpus if engine == "llamacpp" else config.tp * config.pp
+    mem_tp, mem_pp = (1, max(1, config.gpus)) if engine == "llamacpp" else (config.tp, config.pp)
+
+    budget = memory.gpu_budget(engine, model, config.method, device, mem_tp, mem_pp, config.n_gpu_layers)
+    kv_tp, kv_pp = (1, 1) if engine == "llamacpp" else (config.tp, config.pp)
+    per_req = memory.kv_bytes_per_request(model, context, kv_bytes, kv_tp, kv_pp)
+    if engine == "llamacpp" and device.kind == "cuda" and config.gpus > 1:
+        per_req /= config.gpus
+    max_conc = memory.max_requests(budget.kv_space_gb, per_req, 10**9)
+    # "max": as many as fit, up to the engine's default batch cap (vLLM --max-num-seqs, TRT-LLM max_batch_size)
+    at_max_conc = max(1, min(max_conc, budget.max_num_seqs))
+    conc = workload.concurrency if workload.concurrency is not None else at_max_conc
+    kv_gb = conc * per_req / 1e9
+    total = budget.weights_gb + budget.overhead_gb + kv_gb
+    fits = budget.kv_space_gb > 0 and max_conc >= conc
+    if budget.host_weights_gb > 0:  # llama.cpp partial offload: the rest of the weights live in host RAM
+        reserve = float(facts.overheads().get("llamacpp", {}).get("host_reserve_gib", 2.0)) * facts.GIB_GB
+        host = device.host_ram_gb
+        if host is None or budget.host_weights_gb + reserve > host:
+            fits = False
+            notes.append(f"host RAM: {budget.host_weights_gb:.1f} GB of weights stay in RAM, "
+                         + ("RAM size unknown" if host is None else f"{host:.1f} GB there"))
+    mem = Memory(
+        weights_gb=round(budget.weights_gb, 3), kv_cache_gb=round(kv_gb, 3), overhead_gb=round(budget.overhead_gb, 3),
+        total_gb=round(total, 3), fits=fits, capacity_gb=round(budget.capacity_gb, 3),
+        kv_bytes_per_token=memory.kv_bytes_per_token(model, kv_bytes, kv_tp, kv_pp),
+        activations_gb=round(budget.activations_gb, 3), host_weights_gb=round(budget.host_weights_gb, 3),
+    )
+    mml = memory.max_model_len(model, budget.kv_space_gb, kv_bytes, kv_tp, kv_pp)
+
+    gpu_fraction = 1.0
+    if engine == "llamacpp" and config.n_gpu_layers is not None and device.kind == "cuda":
+        gpu_fraction = config.n_gpu_layers / (model.num_layers + 1)
+    setup = perf.Setup(
+        model=model, method=config.method, engine=engine, device=device,
+        tp=1 if engine == "llamacpp" else config.tp, pp=1 if engine == "llamacpp" else config.pp,
+        kv_bytes=kv_bytes, eff=eff, cpu_eff=calibration.efficiency("llamacpp-cpu"), gpu_fraction=gpu_fraction,
+        overhead_ms=calibration.overhead_ms(engine), math=math_p,
+    )
+    if not device.bandwidth_gbps:
+        notes.append("no memory bandwidth figure for this device: speed unknown")
+    if not device.peak(math_p):
+        notes.append(f"no {math_p} compute figure for {device.key}: prefill/TTFT counts memory time only (a lower bound)")
+    sp = perf.speed(setup, conc, workload.isl, workload.osl, budget.batched_tokens)
+    at_max = perf.speed(setup, at_max_conc, workload.isl, workload.osl, budget.batched_tokens).output_tps \
+        if max_conc >= 1 else 0.0
+    q = quality.ppl_delta(config.method, model.total_params, config.kv_cache_dtype, model.id)
+    if q.ppl_delta is None:
+        notes.append(q.source)
+    price = gpu_price(device, workload)
+    cost = None
+    if price is not None and sp.output_tps > 0:
+        cost = max(1, gpus) * price / (sp.output_tps * 3600) * 1e6
+    bpw = memory.bits_per_weight(config.method, model)
+    if engine == "llamacpp" and config.n_gpu_layers is not None:
+        notes.append(f"partial offload: {config.n_gpu_layers} of {model.num_layers} layers on GPU, "
+                     f"{budget.host_weights_gb:.1f} GB of weights in host RAM")
+    return Estimate(
+        engine=engine, method=config.method, tp=config.tp, pp=config.pp, memory=mem,
+        max_concurrency=max_conc, concurrency=conc, ttft_ms=round(sp.ttft_ms, 3), tpot_ms=round(sp.tpot_ms, 3),
+        output_tokens_per_s=round(sp.output_tps, 2), per_request_tokens_per_s=round(sp.per_request_tps, 2),
+        ppl_delta=q.ppl_delta, cost_per_million_tokens=None if cost is None else round(cost, 4),  # type: ignore[arg-type]
+        regime=sp.regime, kernel=kernel, kv_cache_dtype=config.kv_cache_dtype, max_model_len=mml,
+        max_num_seqs=max(conc, 1), gpus=max(1, gpus) if device.kind == "cuda" else (1 if device.kind == "apple" else 0),
+        gpu=device.key, n_gpu_layers=config.n_gpu_layers if engine == "llamacpp" else None,
+        output_tokens_per_s_at_max=round(at_max, 2), ppl_delta_uncertainty=q.uncertainty,
+        crossover_batch=None if (c := perf.crossover_batch(device, math_p, bpw, eff)) is None else round(c, 1),
+        notes=notes,
+    )
+
+
+def enumerate_configs(model: ModelSpec, device: Device, workload: Workload,
+                      engine: str | None = None, method: str | None = None, tp: int | None = None,
+                      pp: int | None = None, kv_cache_dtype: str | None = None) -> Iterator[Config]:
+    """Every configuration to consider (pins narrow the space). KV-cache fp8/q8_0 is a separate
+    candidate only where the default KV dtype cannot hold the workload (see docs/planner.md)."""
+    engines = [engine] if engine else list(ENGINES)
+    methods = [method] if method else all_methods()
+    for eng in engines:
+        kvs = [kv_cache_dtype] if kv_cache_dtype else [_default_kv(eng)]
+        for meth in methods:
+            if eng == "llamacpp":
+                if not meth.startswith("gguf-"):
+                    yield Config(eng, meth, kv_cache_dtype=kvs[0])
+                    continue
+                yield from _llamacpp_configs(model, device, workload, meth, kvs, kv_cache_dtype is None)
+                continue
+            tps = [tp] if tp else tp_options(device)
+            pps = [pp] if pp else pp_options(device)
+            for t in tps:
+                for p in pps:
+                    for kv in kvs:
+                        yield Config(eng, meth, t, p, kv)
+
+
+def _llamacpp_configs(model: ModelSpec, device: Device, workload: Workload, meth: str, kvs: list[str],
+                      may_add_q8: bool) -> Iterator[Config]:
+    context = workload.max_model_len or (workload.isl + workload.osl)
+    conc = workload.concurrency or 1
+    for kv in kvs:
+        if device.kind != "cuda":
+            yield Config("llamacpp", meth, kv_cache_dtype=kv)
+            continue
+        for g in sorted({1, device.count}):
+            kvb = facts.kv_dtype_bytes().get(kv, 2.0)
+            ngl = llamacpp_offload(model, meth, device, g, context, kvb, conc)
+            yield Config("llamacpp", meth, kv_cache_dtype=kv, n_gpu_layers=ngl, gpus=g)
+
+
+def needs_kv_fallback(est: Estimate) -> bool:
+    return not est.memory.fits and est.max_concurrency < est.concurrency
+
+
+def fallback_kv(config: Config) -> str | None:
+    if config.engine == "llamacpp":
+        return "q8_0" if config.kv_cache_dtype == "f16" else None
+    return "fp8" if config.kv_cache_dtype == "auto" else None
+
+
+def nan_safe(x: float | None) -> float:
+    return math.inf if x is None else x

@@ -1,0 +1,298 @@
+"""The decision: gate -> estimate -> fits -> meets SLOs -> meets the quality floor -> best objective.
+
+Objectives (lower score wins; docs/planner.md):
+  cost        GPU-seconds per output token = GPUs / output tok/s (ranks exactly as $/Mtok at one price)
+  throughput  -(output tok/s of the whole deployment)
+  latency     end-to-end request time = TTFT + OSL x TPOT
+  balanced    (cost / best cost) x (latency / best latency): a 10% cheaper plan may be 10% slower
+Ties (scores within TIE_TOLERANCE of the best) go to the simpler plan: fewer GPUs, then no
+quantization, then vLLM over TensorRT-LLM, then the default KV-cache dtype.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import fields, replace
+
+from autoquant.errors import InputError, RuleError
+from autoquant.planner import candidates as cands
+from autoquant.planner import facts, quality
+from autoquant.planner.calibration import Calibration, default_calibration
+from autoquant.planner.candidates import Config
+from autoquant.planner.hardware import Device, device_of
+from autoquant.planner.perf import UnknownSpeed
+from autoquant.records import (
+    Candidate,
+    Checkpoint,
+    Estimate,
+    ModelSpec,
+    Node,
+    Plan,
+    Rejection,
+    Workload,
+    to_dict,
+)
+
+TIE_TOLERANCE = 0.02
+# Rules whose reason does not depend on the method: one line per engine instead of one per method.
+_ENGINE_LEVEL_RULES = {"apple-llamacpp-only", "cpu-llamacpp-only", "gguf-only-on-llamacpp", "vllm-gguf-plugin",
+                       "trtllm-no-gguf", "trtllm-min-ampere"}
+
+
+def _score_cost(e: Estimate) -> float:
+    return max(e.gpus, 1) / e.output_tokens_per_s if e.output_tokens_per_s > 0 else float("inf")
+
+
+def _score_latency(e: Estimate, osl: int) -> float:
+    return e.ttft_ms + osl * e.tpot_ms
+
+
+def scores(feasible: list[Estimate], objective: str, osl: int) -> list[float]:
+    if objective == "cost":
+        return [_score_cost(e) for e in feasible]
+    if objective == "throughput":
+        return [-e.output_tokens_per_s for e in feasible]
+    if objective == "latency":
+        return [_score_latency(e, osl) for e in feasible]
+    costs = [_score_cost(e) for e in feasible]
+    lats = [_score_latency(e, osl) for e in feasible]
+    best_c, best_l = min(costs, default=1.0) or 1.0, min(lats, default=1.0) or 1.0
+    return [(c / best_c) * (lat / best_l) for c, lat in zip(costs, lats, strict=True)]
+
+
+def _simplicity(e: Estimate) -> tuple:
+    quantized = bool(facts.methods().get(e.method, {}).get("quantized", True))
+    engine_order = {"vllm": 0, "trtllm": 1, "llamacpp": 2}.get(e.engine, 3)
+    default_kv = e.kv_cache_dtype in ("auto", "f16")
+    return (max(e.gpus, 1), quantized, engine_order, not default_kv)
+
+
+def rank(feasible: list[Estimate], objective: str, osl: int) -> list[Estimate]:
+    """Best first; among those within TIE_TOLERANCE of the best score, the simplest first."""
+    if not feasible:
+        return []
+    sc = scores(feasible, objective, osl)
+    order = sorted(range(len(feasible)), key=lambda i: sc[i])
+    best = sc[order[0]]
+    tol = abs(best) * TIE_TOLERANCE
+    tied = [i for i in order if abs(sc[i] - best) <= tol]
+    tied.sort(key=lambda i: (_simplicity(feasible[i]), sc[i]))
+    rest = [i for i in order if i not in tied]
+    return [feasible[i] for i in tied + rest]
+
+
+def _checkpoint_rejection(cfg: Config, model: ModelSpec, checkpoints: Mapping[str, Checkpoint | None] | None,
+                          allow_runtime: bool) -> tuple[Rejection | None, Checkpoint | None]:
+    if checkpoints is None or cfg.method not in checkpoints:
+        return None, None
+    ck = checkpoints[cfg.method]
+    if ck is not None:
+        return None, ck
+    if cfg.method == "fp8" and cfg.engine == "vllm":
+        if allow_runtime:
+            return None, Checkpoint(repo=model.id, method="fp8", source="base", verified=True,
+                                    reason="vLLM quantizes the BF16 weights to FP8 at load time",
+                                    runtime_quantization=True)
+        return Rejection(cfg.engine, cfg.method,
+                         f"no FP8 checkpoint found for {model.id}: vLLM can quantize BF16 weights to FP8 at load "
+                         "time: pass --allow-runtime-quantization", cfg.tp, cfg.pp, "checkpoint"), None
+    how = facts.methods().get(cfg.method, {}).get("quantize_with", "quantize it yourself")
+    label = facts.method_label(cfg.method).split(" (")[0]
+    return Rejection(cfg.engine, cfg.method, f"no {label} checkpoint found for {model.id}: {how}",
+                     cfg.tp, cfg.pp, "checkpoint"), None
+
+
+def _fit_reason(e: Estimate, workload: Workload) -> str:
+    m = e.memory
+    host = [n for n in e.notes if n.startswith("host RAM:")]
+    if host:
+        return f"does not fit: {host[0]}"
+    if m.weights_gb + m.overhead_gb >= m.capacity_gb:
+        return (f"does not fit: weights {m.weights_gb:.1f} GB + overhead {m.overhead_gb:.1f} GB per GPU exceed "
+                f"the {m.capacity_gb:.1f} GB the engine may use")
+    return (f"does not fit: {e.concurrency} requests x {workload.max_model_len or workload.isl + workload.osl} "
+            f"tokens need {m.kv_cache_gb:.1f} GB of KV cache per GPU, room for {e.max_concurrency} requests")
+
+
+def _slo_reason(e: Estimate, workload: Workload) -> str | None:
+    if workload.ttft_ms is not None and e.ttft_ms > workload.ttft_ms:
+        return f"misses the TTFT SLO: {e.ttft_ms:.0f} ms > {workload.ttft_ms:g} ms"
+    if workload.tpot_ms is not None and e.tpot_ms > workload.tpot_ms:
+        return f"misses the TPOT SLO: {e.tpot_ms:.1f} ms > {workload.tpot_ms:g} ms"
+    if workload.min_tps is not None and e.per_request_tokens_per_s < workload.min_tps:
+        return (f"misses the per-request speed SLO: {e.per_request_tokens_per_s:.1f} tok/s < "
+                f"{workload.min_tps:g} tok/s")
+    return None
+
+
+def _evaluate_with_kv_fallback(cfg: Config, model: ModelSpec, device: Device, workload: Workload,
+                               cal: Calibration, kv_pinned: bool) -> Estimate:
+    est = cands.evaluate(cfg, model, device, workload, cal)
+    if not est.memory.fits and not kv_pinned:
+        alt = cands.fallback_kv(cfg)
+        if alt:
+            alt_cfg = Config(cfg.engine, cfg.method, cfg.tp, cfg.pp, alt, cfg.n_gpu_layers, cfg.gpus)
+            if cands.gate(alt_cfg, model, device) is None:
+                alt_est = cands.evaluate(alt_cfg, model, device, workload, cal)
+                if alt_est.memory.fits:
+                    alt_est.notes.append(f"KV cache {alt}: the default KV dtype does not hold the workload")
+                    return alt_est
+    return est
+
+
+def plan(model: ModelSpec, node: Node, workload: Workload | None = None, *, engine: str | None = None,
+         method: str | None = None, tp: int | None = None, pp: int | None = None,
+         kv_cache_dtype: str | None = None, checkpoints: Mapping[str, Checkpoint | None] | None = None,
+         allow_runtime_quantization: bool = False, calibration: Calibration | None = None,
+         max_model_len: int | None = None, max_num_seqs: int | None = None) -> Plan:
+    """Choose engine + method + kernel + TP/PP + KV dtype for `model` on `node` under `workload`.
+
+    `max_model_len` / `max_num_seqs` are pins from engine flags the user gave (serve): the context every
+    request must reach, and a cap on concurrent requests."""
+    workload = _pinned_workload(workload or Workload(), max_model_len, max_num_seqs)
+    cal = calibration or default_calibration()
+    device = device_of(node)
+    floor, floor_from = quality.quality_floor(workload)
+    _validate_pins(engine, method, kv_cache_dtype)
+    rejected: list[Rejection] = []
+    feasible: list[Estimate] = []
+    ckpts: dict[int, Checkpoint | None] = {}
+    seen_engine_rules: set[tuple[str, str]] = set()
+    seen_method_rules: set[tuple[str, str, str]] = set()
+    for cfg in cands.enumerate_configs(model, device, workload, engine, method, tp, pp, kv_cache_dtype):
+        rej = cands.gate(cfg, model, device)
+        if rej is not None:
+            if rej.rule in _ENGINE_LEVEL_RULES:
+                if (rej.engine, rej.rule) in seen_engine_rules:
+                    continue
+                seen_engine_rules.add((rej.engine, rej.rule))
+                rej = Rejection(rej.engine, "gguf-*" if "gguf" in rej.rule else "*", rej.reason, None, None, rej.rule)
+            elif rej.rule and rej.rule not in ("tp-gpus", "pp-nodes", "tp-heads", "marlin", "kv-dtype"):
+                key = (rej.engine, rej.method, rej.rule)
+                if key in seen_method_rules:
+                    continue
+                seen_method_rules.add(key)
+                rej = Rejection(rej.engine, rej.method, rej.reason, None, None, rej.rule)
+            rejected.append(rej)
+            continue
+        rej, ck = _checkpoint_rejection(cfg, model, checkpoints, allow_runtime_quantization)
+        if rej is not None:
+            key = (rej.engine, rej.method, "checkpoint")
+            if key not in seen_method_rules:
+                seen_method_rules.add(key)
+                rejected.append(Rejection(rej.engine, rej.method, rej.reason, None, None, "checkpoint"))
+            continue
+        try:
+            est = _evaluate_with_kv_fallback(cfg, model, device, workload, cal, kv_cache_dtype is not None)
+        except UnknownSpeed as exc:
+            rejected.append(Rejection(cfg.engine, cfg.method, f"{cfg.label}: {exc}", cfg.tp, cfg.pp, "speed"))
+            continue
+        why = None
+        if not est.memory.fits:
+            why, rule = _fit_reason(est, workload), "memory"
+        elif (slo := _slo_reason(est, workload)) is not None:
+            why, rule = slo, "slo"
+        elif est.ppl_delta is None:
+            why, rule = f"quality unknown: {est.notes[-1] if est.notes else 'no perplexity figure'}", "quality"
+        elif est.ppl_delta > floor:
+            why, rule = (f"quality: +{est.ppl_delta:.3f} ppl exceeds the {floor:g} floor ({floor_from})",
+                         "quality")
+        if why is not None:
+            rejected.append(Rejection(est.engine, est.method, f"{_cfg_label(est)}: {why}", est.tp, est.pp, rule))
+            continue
+        ckpts[id(est)] = ck
+        feasible.append(est)
+    ranked = rank(feasible, workload.objective, workload.osl)
+    chosen = [_candidate(e, ckpts.get(id(e))) for e in ranked]
+    reasons = why_chosen(ranked, workload, floor, floor_from)
+    wl = to_dict(workload)
+    wl["quality_floor"] = floor
+    wl["quality_floor_from"] = floor_from
+    return Plan(model=model.id, hardware=device.describe(), chosen=chosen[0] if chosen else None,
+                alternatives=chosen[1:], rejected=rejected, workload=wl, reasons=reasons)
+
+
+def _pinned_workload(workload: Workload, max_model_len: int | None, max_num_seqs: int | None) -> Workload:
+    if max_model_len is None and max_num_seqs is None:
+        return workload
+    w = replace(workload)
+    if max_model_len is not None:
+        w.max_model_len = max_model_len
+    if max_num_seqs is not None and (w.concurrency is None or w.concurrency > max_num_seqs):
+        w.concurrency = max_num_seqs
+    return w
+
+
+def _cfg_label(e: Estimate) -> str:
+    if e.engine == "llamacpp":
+        extra = f" on {e.gpus} GPUs" if e.gpus > 1 else ""
+        extra += f" -ngl {e.n_gpu_layers}" if e.n_gpu_layers is not None else ""
+        kv = f" kv={e.kv_cache_dtype}" if e.kv_cache_dtype != "f16" else ""
+        return f"{e.method} on llama.cpp{extra}{kv}"
+    kv = f" kv={e.kv_cache_dtype}" if e.kv_cache_dtype not in ("auto", "f16") else ""
+    par = f" TP={e.tp}" + (f" PP={e.pp}" if e.pp > 1 else "")
+    return f"{e.method} on {facts.engine_label(e.engine)}{par}{kv}"
+
+
+def _candidate(e: Estimate, checkpoint: Checkpoint | None) -> Candidate:
+    return Candidate(**{f.name: getattr(e, f.name) for f in fields(e)}, checkpoint=checkpoint)
+
+
+def why_chosen(ranked: list[Estimate], workload: Workload, floor: float, floor_from: str) -> list[str]:
+    if not ranked:
+        return ["no configuration fits, meets the SLOs and the quality floor; see the rejections"]
+    best = ranked[0]
+    out = [f"{_cfg_label(best)} is the best of {len(ranked)} feasible configuration(s) for objective "
+           f"'{workload.objective}'"]
+    if len(ranked) > 1:
+        second = ranked[1]
+        sc = scores([best, second], workload.objective, workload.osl)
+        if sc[0] != 0 and sc[1] != sc[0]:
+            out.append(f"runner-up {_cfg_label(second)} scores {abs(sc[1] / sc[0] - 1) * 100:.0f}% worse")
+        else:
+            out.append(f"runner-up {_cfg_label(second)} ties; the simpler plan wins")
+    out.append(f"regime at concurrency {best.concurrency}: {best.regime}"
+               + (f" (crossover batch B* = {best.crossover_batch:.0f} for {best.method} on {best.gpu})"
+                  if best.crossover_batch else ""))
+    out.append(f"quality +{best.ppl_delta:.3f} ppl within the {floor:g} floor ({floor_from})")
+    return out
+
+
+def _validate_pins(engine: str | None, method: str | None, kv: str | None) -> None:
+    if engine is not None and engine not in cands.ENGINES:
+        raise RuleError(f"unknown engine {engine!r}; choose one of {', '.join(cands.ENGINES)}")
+    if method is not None and method not in facts.methods():
+        raise RuleError(f"unknown method {method!r}; choose one of {', '.join(facts.methods())}")
+    if kv is not None and kv not in facts.kv_dtype_bytes():
+        raise RuleError(f"unknown KV-cache dtype {kv!r}; choose one of {', '.join(facts.kv_dtype_bytes())}")
+
+
+def estimate(model: ModelSpec, node: Node, workload: Workload | None = None, *, engine: str, method: str,
+             tp: int = 1, pp: int = 1, kv_cache_dtype: str | None = None, n_gpu_layers: int | None = None,
+             calibration: Calibration | None = None) -> Estimate:
+    """Evaluate one fixed configuration; RuleError (with the rule's reason) when the rules rule it out."""
+    workload = workload or Workload()
+    _validate_pins(engine, method, kv_cache_dtype)
+    device = device_of(node)
+    kv = kv_cache_dtype or ("f16" if engine == "llamacpp" else "auto")
+    if engine == "llamacpp":
+        gpus = max(1, tp * pp) if device.kind == "cuda" else 1
+        if device.kind == "cuda" and gpus > device.count:
+            raise RuleError(f"{gpus} GPUs asked, this node has {device.count}")
+        cfg = Config(engine, method, 1, 1, kv, n_gpu_layers, gpus)
+        if device.kind == "cuda" and n_gpu_layers is None:
+            ngl = cands.llamacpp_offload(model, method, device, gpus, workload.max_model_len or
+                                         workload.isl + workload.osl, facts.kv_dtype_bytes().get(kv, 2.0),
+                                         workload.concurrency or 1)
+            cfg = Config(engine, method, 1, 1, kv, ngl, gpus)
+    else:
+        cfg = Config(engine, method, tp, pp, kv)
+    if cfg.engine != "llamacpp" and device.kind == "cuda" and tp > device.count:
+        raise RuleError(f"TP={tp} needs {tp} GPUs, this node has {device.count}")
+    rej = cands.gate(cfg, model, device)
+    if rej is not None:
+        raise RuleError(rej.reason)
+    try:
+        return cands.evaluate(cfg, model, device, workload, calibration or default_calibration())
+    except UnknownSpeed as exc:
+        raise InputError(str(exc)) from None

@@ -1,0 +1,104 @@
+"""The planner's view of a node: one device type, its count, its figures (from the GPU catalog).
+
+A Node lists what is there; a `Device` says what the cost model needs: memory per device, memory
+bandwidth, peak throughput per math precision, compute capability, links. GB = 1e9 bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from autoquant.errors import InputError
+from autoquant.records import CPUInfo, Node
+
+
+@dataclass(frozen=True)
+class Device:
+    kind: str  # "cuda" | "apple" | "cpu"
+    key: str  # catalog key, or "cpu"
+    label: str
+    count: int  # devices per node (1 for apple/cpu)
+    memory_gb: float  # per device; host RAM for cpu, unified memory for apple
+    bandwidth_gbps: float | None  # memory bandwidth, GB/s
+    peaks_tflops: dict[str, float] = field(default_factory=dict)  # fp16, fp8, int8, fp4, gguf
+    capability: str | None = None
+    architecture: str | None = None
+    nvlink_gbps: float | None = None  # per GPU, as the catalog states it (both directions)
+    pcie_gbps: float | None = None
+    nvlink_domain: int = 1  # largest group of GPUs all linked by NVLink
+    nodes: int = 1
+    cpu: CPUInfo = field(default_factory=CPUInfo)
+    host_ram_gb: float | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.kind in ("cuda", "apple")
+
+    def peak(self, math: str) -> float | None:
+        return self.peaks_tflops.get(math) or None
+
+    def describe(self) -> str:
+        if self.kind == "cpu":
+            return f"CPU ({self.cpu.model}, {self.host_ram_gb or 0:.0f} GB RAM)"
+        nodes = f" x {self.nodes} nodes" if self.nodes > 1 else ""
+        return f"{self.count}x {self.key}{nodes}"
+
+
+def _spec_peaks(spec) -> dict[str, float]:
+    fp16 = spec.bf16_tflops or spec.fp16_tflops
+    peaks = {"fp16": fp16, "fp8": spec.fp8_tflops, "int8": spec.int8_tops, "fp4": spec.fp4_tflops,
+             "gguf": fp16}
+    return {k: float(v) for k, v in peaks.items() if v}
+
+
+def device_of(node: Node) -> Device:
+    """The device the planner places the model on (the node's GPUs, its Apple chip, or its CPU)."""
+    host = node.usable_ram_bytes()
+    host_gb = host / 1e9 if host else None
+    if node.gpus:
+        from autoquant.catalog.gpus import lookup
+
+        first = node.gpus[0]
+        spec = lookup(first.catalog_key or first.name)
+        same = [g for g in node.gpus if (g.catalog_key or g.name) == (first.catalog_key or first.name)
+                and not g.mig_enabled]
+        notes: list[str] = []
+        if len(same) < len(node.gpus):
+            notes.append(f"planning on the {len(same)} {spec.key} GPU(s); other or MIG GPUs ignored")
+        same = same or [first]
+        mem = min(g.memory_total_bytes for g in same) or int((spec.memory_gib or 0) * 1024**3)
+        if not spec.memory_bandwidth_gbps:
+            raise InputError(f"the GPU catalog has no memory bandwidth for {spec.key}; cannot estimate speed")
+        if not (spec.bf16_tflops or spec.fp16_tflops):
+            notes.append(f"the GPU catalog has no TFLOPS for {spec.key}: compute time is not modelled (a lower bound)")
+        domain = max((len(d) for d in node.nvlink_domains), default=1) if spec.nvlink_gbps else 1
+        return Device(
+            kind="cuda", key=spec.key, label=spec.display_name, count=len(same), memory_gb=mem / 1e9,
+            bandwidth_gbps=spec.memory_bandwidth_gbps, peaks_tflops=_spec_peaks(spec),
+            capability=first.compute_capability or spec.compute_capability, architecture=spec.architecture,
+            nvlink_gbps=spec.nvlink_gbps, pcie_gbps=spec.pcie_gbps, nvlink_domain=max(1, domain),
+            nodes=max(1, node.nodes), cpu=node.cpu, host_ram_gb=host_gb, notes=tuple(notes),
+        )
+    if node.apple is not None:
+        from autoquant.catalog.gpus import lookup
+
+        spec = lookup(node.apple.catalog_key or node.apple.chip)
+        mem = node.apple.unified_memory_bytes or int((spec.memory_gib or 0) * 1024**3)
+        if not spec.memory_bandwidth_gbps:
+            raise InputError(f"the GPU catalog has no memory bandwidth for {spec.key}; cannot estimate speed")
+        return Device(
+            kind="apple", key=spec.key, label=node.apple.chip, count=1, memory_gb=mem / 1e9,
+            bandwidth_gbps=spec.memory_bandwidth_gbps, peaks_tflops=_spec_peaks(spec),
+            architecture=spec.architecture, cpu=node.cpu, host_ram_gb=mem / 1e9,
+        )
+    cpu = node.cpu
+    peaks = {"gguf": cpu.matmul_gflops / 1000.0} if cpu.matmul_gflops else {}
+    notes = []
+    if not cpu.memory_bandwidth_gbps:
+        notes.append("CPU memory bandwidth unknown (run `autoquant probe` on the machine to measure it)")
+    return Device(
+        kind="cpu", key="cpu", label=cpu.model, count=1, memory_gb=host_gb or 0.0,
+        bandwidth_gbps=cpu.memory_bandwidth_gbps, peaks_tflops=peaks, cpu=cpu, host_ram_gb=host_gb,
+        notes=tuple(notes),
+    )

@@ -1,0 +1,188 @@
+"""Memory model: weights with their real bits per weight, KV cache per token, overheads, capacity.
+
+Per GPU (GB = 1e9 bytes) under tensor parallel (TP) and pipeline parallel (PP); for llama.cpp on CPU,
+host RAM. The engine's own budget rule is applied: vLLM reserves `gpu_memory_utilization` of the
+device for weights + activations + graphs + KV; TRT-LLM gives the KV cache a fraction of what is
+free after the weights; llama.cpp keeps `--fit-target` MiB free per GPU.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from autoquant.planner import facts
+from autoquant.planner.hardware import Device
+from autoquant.records import ModelSpec
+
+GIB_GB = facts.GIB_GB
+
+
+def bits_per_weight(method: str, model: ModelSpec) -> float:
+    """Stored bits per quantized weight, scales and zero points included (GGUF: whole-model measured bpw)."""
+    m = facts.method(method)
+    if "bpw" in m:
+        return float(m["bpw"])
+    bits = float(m.get("bits", 16))
+    group = m.get("group")
+    if group is None:
+        return bits
+    width = model.hidden_size if group == "channel" else float(group)
+    return bits + (float(m.get("scale_bits", 0)) + float(m.get("zero_bits", 0))) / width
+
+
+def sixteen_bit_params(model: ModelSpec, method: str) -> int:
+    """Parameters the method leaves in 16-bit (embedding table, lm_head)."""
+    keep = facts.method(method).get("keeps_16bit", [])
+    n = 0
+    if "embedding" in keep:
+        n += model.embedding_params
+    if "lm_head" in keep:
+        n += model.lm_head_params
+    return n
+
+
+def weight_bytes_total(model: ModelSpec, method: str) -> float:
+    """All weights of the model stored in `method`."""
+    m = facts.method(method)
+    if "bpw" in m:  # GGUF: the measured whole-model figure already covers the higher-precision tensors
+        return model.total_params * float(m["bpw"]) / 8
+    keep = sixteen_bit_params(model, method)
+    quantized = model.total_params - keep
+    return quantized * bits_per_weight(method, model) / 8 + keep * 2.0
+
+
+def weight_bytes_per_gpu(model: ModelSpec, method: str, tp: int, pp: int) -> float:
+    """Weights on the busiest GPU: layers split over PP stages, each split over TP; the first stage
+    holds the embedding table and the last the lm_head (vLLM shards both over TP)."""
+    m = facts.method(method)
+    if pp <= 1:
+        return weight_bytes_total(model, method) / tp
+    total = weight_bytes_total(model, method)
+    embed_bits = 16.0 if "embedding" in m.get("keeps_16bit", []) else bits_per_weight(method, model)
+    edge = max(model.embedding_params, model.lm_head_params) * embed_bits / 8
+    body = total - (model.embedding_params + model.lm_head_params) * embed_bits / 8
+    return (body / pp + edge) / tp
+
+
+def kv_heads_per_gpu(model: ModelSpec, tp: int) -> int:
+    """KV heads each GPU stores: split over TP, replicated when TP exceeds the KV heads (vLLM)."""
+    return max(1, model.num_kv_heads // tp)
+
+
+def kv_bytes_per_token(model: ModelSpec, kv_bytes: float, tp: int = 1, pp: int = 1,
+                       full_layers_only: bool = False) -> float:
+    """KV-cache bytes one token adds on one GPU (all layers of its stage). MLA stores one latent of
+    kv_lora_rank + rope per layer, replicated on every TP rank."""
+    layers = model.num_layers
+    if full_layers_only:
+        layers -= model.sliding_window_layers
+    per_stage = layers / pp
+    if model.is_mla:
+        return per_stage * ((model.kv_lora_rank or 0) + (model.qk_rope_head_dim or 0)) * kv_bytes
+    return 2 * per_stage * kv_heads_per_gpu(model, tp) * model.head_dim * kv_bytes
+
+
+def kv_bytes_per_request(model: ModelSpec, context: int, kv_bytes: float, tp: int = 1, pp: int = 1) -> float:
+    """KV bytes of one request of `context` tokens on one GPU; sliding-window layers keep the window only."""
+    sw = model.sliding_window_layers if model.sliding_window else 0
+    if not sw:
+        return kv_bytes_per_token(model, kv_bytes, tp, pp) * context
+    per_layer_token = kv_bytes_per_token(model, kv_bytes, tp, pp) / (model.num_layers / pp)
+    full = (model.num_layers - sw) / pp
+    windowed = sw / pp
+    return per_layer_token * (full * context + windowed * min(context, model.sliding_window or context))
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Per-GPU memory: what the engine may use and what it spends before the KV cache."""
+
+    capacity_gb: float  # device memory the engine budgets against
+    weights_gb: float
+    overhead_gb: float  # CUDA context / non-torch + CUDA graphs + activations
+    activations_gb: float
+    kv_space_gb: float  # what is left for the KV cache
+    max_num_seqs: int
+    batched_tokens: int
+    host_weights_gb: float = 0.0
+
+
+def engine_batch_limits(engine: str, device: Device) -> tuple[int, int]:
+    """(max concurrent sequences, tokens per step) that the engine uses by default on this device."""
+    e = facts.engines().get(engine, {})
+    if engine == "vllm":
+        gib = device.memory_gb / GIB_GB
+        for row in e.get("max_num_seqs", []):
+            if gib >= float(row.get("min_gib", 0)) and device.key.split("-")[0] not in row.get("not", []):
+                return int(row["seqs"]), int(row["batched_tokens"])
+        return 256, 2048
+    if engine == "trtllm":
+        return int(e.get("max_batch_size", 2048)), int(e.get("max_num_tokens", 8192))
+    return 256, int(e.get("n_batch", 2048))
+
+
+def activation_gb(model: ModelSpec, tp: int, batched_tokens: int, max_seqs: int) -> float:
+    """Peak activation memory of a step of `batched_tokens` tokens (vLLM's profile run), per GPU."""
+    a = facts.overheads().get("activations", {})
+    dt, lb, copies = float(a.get("dtype_bytes", 2)), float(a.get("logits_bytes", 4)), float(a.get("hidden_copies", 4))
+    inter = model.intermediate_size if not model.is_moe else max(model.moe_intermediate_size or 0,
+                                                                  model.intermediate_size)
+    mlp = batched_tokens * 2 * inter / tp * dt
+    hidden = batched_tokens * copies * model.hidden_size * dt
+    logits = max_seqs * model.vocab_size / tp * lb
+    return (mlp + hidden + logits) / 1e9
+
+
+def gpu_budget(engine: str, model: ModelSpec, method: str, device: Device, tp: int, pp: int,
+               n_gpu_layers: int | None = None) -> Budget:
+    """Per-GPU budget for a GPU engine (or llama.cpp on a GPU / Apple / CPU)."""
+    over = facts.overheads()
+    seqs, tokens = engine_batch_limits(engine, device)
+    if engine == "llamacpp":
+        total_w = weight_bytes_total(model, method) / 1e9
+        if device.kind == "cpu":
+            reserve = float(over.get("llamacpp", {}).get("host_reserve_gib", 2.0)) * GIB_GB
+            cap = device.memory_gb
+            return Budget(cap, total_w, reserve, 0.0, cap - total_w - reserve, seqs, tokens)
+        if device.kind == "apple":
+            reserve = float(over.get("llamacpp", {}).get("host_reserve_gib", 2.0)) * GIB_GB
+            cap = device.memory_gb
+            return Budget(cap, total_w, reserve, 0.0, cap - total_w - reserve, seqs, tokens)
+        reserve = float(over.get("llamacpp", {}).get("gpu_reserve_mib", 1024)) * 1024**2 / 1e9
+        gpus = max(1, pp)
+        frac = 1.0 if n_gpu_layers is None else n_gpu_layers / (model.num_layers + 1)
+        on_gpu = total_w * frac / gpus
+        cap = device.memory_gb
+        return Budget(cap, on_gpu, reserve, 0.0, cap - on_gpu - reserve, seqs, tokens,
+                      host_weights_gb=total_w * (1 - frac))
+    o = over.get(engine, {})
+    non_torch = (float(o.get("non_torch_gib", 0.16)) + float(o.get("non_torch_gib_per_tp_peer", 0.0)) * (tp - 1)) * GIB_GB
+    graphs = float(o.get("cuda_graph_gib", 0.0)) * GIB_GB
+    act = activation_gb(model, tp, tokens, seqs)
+    weights = weight_bytes_per_gpu(model, method, tp, pp) / 1e9
+    overhead = non_torch + graphs + act
+    if engine == "vllm":
+        cap = device.memory_gb * float(facts.engines()["vllm"].get("gpu_memory_utilization", 0.92))
+        kv = cap - weights - overhead
+    else:  # trtllm: a fraction of what is free after weights and runtime buffers
+        cap = device.memory_gb
+        frac = float(facts.engines().get("trtllm", {}).get("kv_cache_free_gpu_memory_fraction", 0.9))
+        kv = frac * (cap - weights - overhead)
+    return Budget(cap, weights, overhead, act, kv, seqs, tokens)
+
+
+def max_requests(kv_space_gb: float, per_request_bytes: float, engine_cap: int) -> int:
+    if kv_space_gb <= 0 or per_request_bytes <= 0:
+        return 0
+    return int(min(engine_cap, math.floor(kv_space_gb * 1e9 / per_request_bytes)))
+
+
+def max_model_len(model: ModelSpec, kv_space_gb: float, kv_bytes: float, tp: int, pp: int) -> int:
+    """The longest single request the KV space holds, capped at the model's context."""
+    if kv_space_gb <= 0:
+        return 0
+    per_tok = kv_bytes_per_token(model, kv_bytes, tp, pp, full_layers_only=bool(model.sliding_window_layers))
+    if per_tok <= 0:
+        return model.max_context
+    return int(min(model.max_context, kv_space_gb * 1e9 // per_tok))

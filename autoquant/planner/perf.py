@@ -1,0 +1,219 @@
+"""Speed model: a roofline per engine step, with continuous batching, TP all-reduces and PP stages.
+
+One engine step processes B decode tokens plus P prefill tokens (continuous batching mixes them):
+    time = max(bytes / (BW x eff_decode), flops / (peak x eff_prefill)) + TP communication + step overhead
+bytes = weights read once per step (MoE: only the experts the step's tokens touch) + the KV cache the
+decode tokens attend over; flops = 2 x active params x tokens + attention. In steady state at
+concurrency C each step carries C decode tokens and C x ISL/OSL prefill tokens (each request's prefill
+spread over its OSL steps), so TPOT is that step's time; TTFT is the step(s) that hold the request's
+own prefill plus half a step of waiting. Derivations and the numbers behind them: docs/planner.md.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from autoquant.planner import facts, memory
+from autoquant.planner.calibration import Efficiency
+from autoquant.planner.hardware import Device
+from autoquant.records import ModelSpec
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Everything a step-time evaluation needs that does not change with the batch."""
+
+    model: ModelSpec
+    method: str
+    engine: str
+    device: Device
+    tp: int
+    pp: int
+    kv_bytes: float  # bytes per KV element
+    eff: Efficiency
+    cpu_eff: Efficiency | None = None  # llama.cpp hybrid: the CPU part
+    gpu_fraction: float = 1.0  # llama.cpp hybrid: share of layers on the GPU
+    overhead_ms: float = 0.0
+    math: str = "fp16"
+
+
+@dataclass(frozen=True)
+class Step:
+    seconds: float
+    mem_s: float
+    comp_s: float
+    comm_s: float
+
+
+def _moe_layers_and_expert(model: ModelSpec) -> tuple[int, int]:
+    """(number of MoE layers, parameters per routed expert)."""
+    if not model.is_moe or not model.num_experts or not model.experts_per_token:
+        return 0, 0
+    expert = 3 * model.hidden_size * (model.moe_intermediate_size or model.intermediate_size)
+    spare = model.total_params - model.active_params
+    per_layer = (model.num_experts - model.experts_per_token) * expert
+    return (round(spare / per_layer) if per_layer > 0 else 0), expert
+
+
+def expected_experts(num_experts: int, top_k: int, tokens: float) -> float:
+    """Distinct experts B tokens touch per layer, routing independent and uniform: E(1 - (1 - k/E)^B)."""
+    if tokens <= 0:
+        return 0.0
+    return num_experts * (1 - (1 - top_k / num_experts) ** tokens)
+
+
+def weight_bytes_read(s: Setup, tokens: float) -> float:
+    """Weight bytes one GPU reads in a step of `tokens` tokens (embedding rows are negligible)."""
+    m = s.model
+    per_gpu = memory.weight_bytes_per_gpu(m, s.method, s.tp, s.pp)
+    bpw = memory.bits_per_weight(s.method, m)
+    keep16 = "embedding" in facts.method(s.method).get("keeps_16bit", [])
+    embed_bytes = 0.0 if m.tie_word_embeddings else m.embedding_params * (2.0 if keep16 else bpw / 8)
+    per_gpu -= embed_bytes / (s.tp * s.pp)
+    layers, expert = _moe_layers_and_expert(m)
+    if layers and expert:
+        all_experts = layers * (m.num_experts or 0) * expert * bpw / 8 / (s.tp * s.pp)
+        touched = expected_experts(m.num_experts or 0, m.experts_per_token or 0, tokens) / (m.num_experts or 1)
+        per_gpu -= all_experts * (1 - touched)
+    return max(per_gpu, 0.0)
+
+
+def compute_params(m: ModelSpec) -> tuple[float, float]:
+    """(body parameters each token multiplies through, lm_head parameters)."""
+    logits = m.vocab_size * m.hidden_size
+    body = m.active_params - m.embedding_params - m.lm_head_params
+    return float(body), float(logits)
+
+
+def attention_flops_per_token(m: ModelSpec, context: float) -> float:
+    """QK^T and PV for one query token over `context` keys: 4 x layers x context x heads x head_dim."""
+    head = m.head_dim
+    if m.is_mla:
+        head = (m.kv_lora_rank or 0) + (m.qk_rope_head_dim or 0)  # absorbed MLA attends over the latent
+    return 4.0 * m.num_layers * context * m.num_heads * head
+
+
+def _link_gbps(s: Setup) -> tuple[float, float]:
+    """(per-direction GB/s for TP all-reduce, per-call latency in seconds)."""
+    comm = facts.overheads().get("communication", {})
+    eff = float(comm.get("link_efficiency", 0.8))
+    if s.device.nvlink_gbps and s.tp <= s.device.nvlink_domain:
+        return s.device.nvlink_gbps / 2 * eff, float(comm.get("allreduce_latency_us", 6.0)) * 1e-6
+    pcie = (s.device.pcie_gbps or 32.0) / 2 * eff
+    return pcie, float(comm.get("allreduce_latency_us_pcie", 15.0)) * 1e-6
+
+
+def comm_seconds(s: Setup, tokens: float) -> float:
+    """Two all-reduces per layer per step (after attention and after the MLP), ring algorithm."""
+    if s.tp <= 1 or tokens <= 0:
+        return 0.0
+    gbps, latency = _link_gbps(s)
+    msg = tokens * s.model.hidden_size * 2.0
+    per_call = latency + 2 * (s.tp - 1) / s.tp * msg / (gbps * 1e9)
+    return 2 * (s.model.num_layers / s.pp) * per_call
+
+
+def _roofline(bytes_: float, flops: float, bw_gbps: float | None, peak_tflops: float | None,
+              eff: Efficiency) -> tuple[float, float]:
+    mem = bytes_ / (bw_gbps * 1e9 * eff.decode_bandwidth) if bw_gbps else 0.0
+    comp = flops / (peak_tflops * 1e12 * eff.prefill_compute) if peak_tflops else 0.0
+    return mem, comp
+
+
+def stage_step(s: Setup, decode_tokens: float, decode_context: float, prefill_tokens: float,
+               prefill_context: float) -> Step:
+    """Time of one step on one PP stage (all of its TP ranks in parallel)."""
+    if not s.device.bandwidth_gbps:
+        raise UnknownSpeed(f"speed unknown: no memory bandwidth figure for {s.device.label or s.device.key} "
+                           "(run `autoquant probe` on the machine to measure it)")
+    m = s.model
+    shard = s.tp * s.pp
+    tokens = decode_tokens + prefill_tokens
+    kv = memory.kv_bytes_per_request(m, int(max(decode_context, 1)), s.kv_bytes, s.tp, s.pp)
+    bytes_ = weight_bytes_read(s, tokens) + decode_tokens * kv
+    body, logits = compute_params(m)
+    flops = (2 * body * tokens + 2 * logits * decode_tokens) / shard
+    flops += (decode_tokens * attention_flops_per_token(m, decode_context)
+              + prefill_tokens * attention_flops_per_token(m, prefill_context / 2)) / shard
+    peak = s.device.peak(s.math)
+    if s.gpu_fraction >= 1.0 or s.device.kind != "cuda":
+        mem, comp = _roofline(bytes_, flops, s.device.bandwidth_gbps, peak, s.eff)
+        busy = max(mem, comp)
+    else:  # llama.cpp partial offload: GPU layers, then CPU layers, one after the other
+        f = s.gpu_fraction
+        gm, gc = _roofline(bytes_ * f, flops * f, s.device.bandwidth_gbps, peak, s.eff)
+        if not s.device.cpu.memory_bandwidth_gbps:
+            raise UnknownSpeed("speed unknown: the CPU layers of a partial offload need the CPU's memory "
+                               "bandwidth (run `autoquant probe` on the machine to measure it)")
+        cpu_peak = (s.device.cpu.matmul_gflops or 0) / 1000 or None
+        cm, cc = _roofline(bytes_ * (1 - f), flops * (1 - f), s.device.cpu.memory_bandwidth_gbps, cpu_peak,
+                           s.cpu_eff or s.eff)
+        mem, comp, busy = gm + cm, gc + cc, max(gm, gc) + max(cm, cc)
+    comm = comm_seconds(s, tokens)
+    return Step(busy + comm + s.overhead_ms / 1000, mem, comp, comm)
+
+
+def pipeline_step(s: Setup, decode_tokens: float, decode_context: float, prefill_tokens: float,
+                  prefill_context: float) -> Step:
+    """Latency of one token through all PP stages; with PP > 1 the batch is split into PP microbatches."""
+    if s.pp <= 1:
+        return stage_step(s, decode_tokens, decode_context, prefill_tokens, prefill_context)
+    micro = stage_step(s, decode_tokens / s.pp, decode_context, prefill_tokens / s.pp, prefill_context)
+    comm = facts.overheads().get("communication", {})
+    hop_bytes = (decode_tokens + prefill_tokens) / s.pp * s.model.hidden_size * 2.0
+    hop = float(comm.get("internode_latency_us", 10.0)) * 1e-6 + hop_bytes / (float(comm.get("internode_gbps", 50.0)) * 1e9)
+    total = s.pp * micro.seconds + (s.pp - 1) * hop
+    return Step(total, micro.mem_s * s.pp, micro.comp_s * s.pp, micro.comm_s * s.pp + (s.pp - 1) * hop)
+
+
+class UnknownSpeed(ValueError):
+    """The device figures needed to time a step are missing."""
+
+
+@dataclass(frozen=True)
+class Speed:
+    ttft_ms: float
+    tpot_ms: float
+    per_request_tps: float
+    output_tps: float
+    regime: str
+    compute_to_memory: float
+
+
+def regime_of(ratio: float) -> str:
+    """bandwidth_bound when compute is under half the memory time, compute_bound when it exceeds it."""
+    if ratio < 0.5:
+        return "bandwidth_bound"
+    if ratio >= 1.0:
+        return "compute_bound"
+    return "transitional"
+
+
+def speed(s: Setup, concurrency: int, isl: int, osl: int, batched_tokens: int) -> Speed:
+    c = max(1, concurrency)
+    osl = max(1, osl)
+    decode_ctx = isl + osl / 2
+    prefill_per_step = c * isl / osl
+    steady = pipeline_step(s, c, decode_ctx, prefill_per_step, isl)
+    chunk = max(1, batched_tokens - (c - 1)) if batched_tokens else isl
+    chunks = max(1, math.ceil(isl / chunk))
+    own = min(isl, chunk)
+    first = pipeline_step(s, c - 1, decode_ctx, max(own, prefill_per_step), isl)
+    wait = 0.5 * steady.seconds if c > 1 else 0.0
+    ttft = chunks * first.seconds + wait
+    tpot = steady.seconds
+    if tpot <= 0 or ttft <= 0:
+        raise UnknownSpeed("speed unknown: no memory bandwidth figure for the device that runs it "
+                           "(for CPU layers, run `autoquant probe` on the machine to measure it)")
+    ratio = steady.comp_s / steady.mem_s if steady.mem_s > 0 else float("inf")
+    return Speed(ttft * 1000, tpot * 1000, 1 / tpot, c / tpot, regime_of(ratio), ratio)
+
+
+def crossover_batch(device: Device, math_precision: str, bpw: float, eff: Efficiency) -> float | None:
+    """B* where a decode step's GEMM time equals its weight-read time:
+    2 N B / (peak eff_c) = N (bpw/8) / (BW eff_b)  =>  B* = (peak eff_c) / (BW eff_b) x (bpw/8) / 2."""
+    peak = device.peak(math_precision)
+    if not peak or not device.bandwidth_gbps:
+        return None
+    return (peak * 1e12 * eff.prefill_compute) / (device.bandwidth_gbps * 1e9 * eff.decode_bandwidth) * (bpw / 8) / 2

@@ -1,0 +1,170 @@
+"""Quality: perplexity increase per method and model size (autoquant/data/quality.yaml), and the floor.
+
+Deltas are interpolated in log(parameters) between the sizes quality.yaml measured, and taken from the
+nearest size outside that range. Unquantized methods (bf16, fp16) are 0 by definition. A method with
+no figure is unknown: it passes no floor (we never guess a quality figure).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import statistics
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from autoquant.planner import facts
+from autoquant.records import Workload
+
+# Seed's validation thresholds (max perplexity degradation) when quality.yaml has no `use_cases:`.
+SEED_USE_CASES = {"chat": 0.3, "code": 0.2, "medical": 0.05, "summarization": 0.5}
+DEFAULT_USE_CASE = "chat"
+
+_FAMILIES = (
+    ("llama3", ("llama-3", "llama3")),
+    ("llama2", ("llama-2", "llama2")),
+    ("llama1", ("huggyllama", "llama-v1", "llama-1")),
+    ("mixtral", ("mixtral",)),
+    ("mistral", ("mistral",)),
+    ("qwen", ("qwen",)),
+    ("deepseek", ("deepseek",)),
+    ("gemma", ("gemma",)),
+    ("falcon", ("falcon",)),
+    ("phi", ("phi-", "phi3", "phi4")),
+)
+
+
+def _num(d: Mapping[str, Any], keys: tuple[str, ...]) -> float | None:
+    for k in keys:
+        v = d.get(k)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return float(v)
+    return None
+
+
+def family(name: str) -> str | None:
+    text = name.lower()
+    for fam, needles in _FAMILIES:
+        if any(n in text for n in needles):
+            return fam
+    return None
+
+
+@dataclass(frozen=True)
+class Point:
+    params_b: float
+    delta: float
+    model: str = ""
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Quality:
+    ppl_delta: float | None  # None: unknown
+    uncertainty: float | None
+    source: str
+
+
+def _rows(raw: Any) -> list[Point]:
+    out = []
+    if not isinstance(raw, Mapping):
+        return out
+    for key in ("measurements", "ppl_measurements"):
+        for row in raw.get(key) or []:
+            if not isinstance(row, Mapping):
+                continue
+            delta, size = row.get("delta"), row.get("params_b")
+            if isinstance(delta, (int, float)) and isinstance(size, (int, float)) and size > 0:
+                src = row.get("source")
+                url = src.get("url", "") if isinstance(src, Mapping) else str(src or "")
+                out.append(Point(float(size), float(delta), str(row.get("model", "")), url))
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _table() -> dict[str, list[Point]]:
+    from autoquant.data import load
+
+    try:
+        data = load("quality") or {}
+    except FileNotFoundError:
+        return {}
+    return {str(mid): pts for mid, raw in (data.get("methods") or {}).items() if (pts := _rows(raw))}
+
+
+@functools.lru_cache(maxsize=1)
+def use_case_thresholds() -> dict[str, float]:
+    from autoquant.data import load
+
+    try:
+        data = load("quality") or {}
+    except FileNotFoundError:
+        data = {}
+    out = dict(SEED_USE_CASES)
+    for name, raw in (data.get("use_cases") or {}).items():
+        if isinstance(raw, (int, float)):
+            out[str(name)] = float(raw)
+        elif isinstance(raw, Mapping):
+            v = _num(raw, ("max_ppl_delta", "max_ppl_degradation", "ppl_delta", "threshold"))
+            if v is not None:
+                out[str(name)] = v
+    return out
+
+
+def quality_floor(workload: Workload) -> tuple[float, str]:
+    """(max perplexity increase, where it came from)."""
+    if workload.max_ppl_delta is not None:
+        return float(workload.max_ppl_delta), f"--max-ppl-delta {workload.max_ppl_delta:g}"
+    cases = use_case_thresholds()
+    case = workload.use_case or DEFAULT_USE_CASE
+    floor = cases.get(case, SEED_USE_CASES[DEFAULT_USE_CASE])
+    how = f"use case {case}" + ("" if workload.use_case else " (default)")
+    return floor, how
+
+
+def _proxy(method: str) -> str | None:
+    return facts.methods().get(method, {}).get("quality_proxy")
+
+
+def ppl_delta(method: str, params: int, kv_cache_dtype: str = "auto", model_id: str = "") -> Quality:
+    """Perplexity increase of `method` on a model of `params` parameters (same family's rows first)."""
+    m = facts.methods().get(method, {})
+    points = _table().get(method, [])
+    via = ""
+    if not points and _proxy(method):
+        points = _table().get(_proxy(method) or "", [])
+        via = f" (proxy: {_proxy(method)} deltas bound {method} from above; see methods.yaml)"
+    if not m.get("quantized", True):
+        return Quality(0.0, 0.005, "unquantized (16-bit reference)")
+    if not points:
+        return Quality(None, None, f"no perplexity figure for {method} in quality.yaml")
+    fam = family(model_id) if model_id else None
+    x = params / 1e9
+    same = [p for p in points if fam and family(p.model) == fam]
+    # The family's rows speak for this model only if one was measured at a similar size (within 3x).
+    if not any(1 / 3 <= p.params_b / x <= 3 for p in same):
+        same = []
+    used = same or points
+    where = f"{fam} rows" if same else "all families' rows"
+    by_size: dict[float, list[float]] = {}
+    for p in used:
+        by_size.setdefault(round(p.params_b, 1), []).append(p.delta)
+    sizes = sorted(by_size)
+    med = {sz: statistics.median(v) for sz, v in by_size.items()}
+    spread = {sz: (max(v) - min(v)) / 2 for sz, v in by_size.items()}
+    if x <= sizes[0] or len(sizes) == 1:
+        sz = sizes[0] if x <= sizes[0] else sizes[-1]
+        return Quality(med[sz], spread[sz] or None, f"{where} at {sz:g}B (nearest size){via}")
+    if x >= sizes[-1]:
+        sz = sizes[-1]
+        return Quality(med[sz], spread[sz] or None, f"{where} at {sz:g}B (nearest size){via}")
+    for lo, hi in zip(sizes, sizes[1:], strict=False):
+        if lo <= x <= hi:
+            t = (math.log(x) - math.log(lo)) / (math.log(hi) - math.log(lo))
+            delta = med[lo] + t * (med[hi] - med[lo])
+            unc = spread[lo] + t * (spread[hi] - spread[lo])
+            return Quality(delta, unc or None,
+                           f"{where}, interpolated in log(params) between {lo:g}B and {hi:g}B{via}")
+    sz = sizes[-1]
+    return Quality(med[sz], spread[sz] or None, where + via)

@@ -1,0 +1,31 @@
+"""`autoquant explain` through cli.main: regime, crossover, why, what flips it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from autoquant import cli
+
+LLAMA8 = str(Path(__file__).resolve().parents[1] / "fixtures" / "hf-configs" / "meta-llama__Llama-3.1-8B-Instruct")
+
+
+def test_explain_words(capsys):
+    rc = cli.main(["explain", LLAMA8, "--gpu", "H100-SXM:1", "--concurrency", "8"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "Regime:" in out and "Crossover batch on H100-SXM" in out and "B* =" in out
+    assert "Why it wins:" in out and "What would flip it:" in out
+    assert "more users" in out and "quality floor" in out and "GPU" in out
+
+
+def test_explain_json(capsys):
+    rc = cli.main(["explain", LLAMA8, "--gpu", "A100-80GB-SXM:1", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert rc == 0 and data["plan"]["chosen"] and data["explanation"]
+
+
+def test_explain_unknown_gpu_is_one_line_error(capsys):
+    rc = cli.main(["explain", LLAMA8, "--gpu", "H900"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("autoquant: error: unknown GPU")

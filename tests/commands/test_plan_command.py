@@ -1,0 +1,67 @@
+"""`autoquant plan` through cli.main, on a real config directory and a catalog-described node."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from autoquant import cli
+
+LLAMA70 = str(Path(__file__).resolve().parents[1] / "fixtures" / "hf-configs" / "meta-llama__Llama-3.1-70B-Instruct")
+
+
+def test_plan_human_output(capsys):
+    rc = cli.main(["plan", LLAMA70, "--gpu", "H100-SXM:2", "--concurrency", "128", "--isl", "512", "--osl", "256",
+                   "--use-case", "chat"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "chosen" in out and "alternatives (ranked)" in out and "rejected (" in out
+    assert "TTFT / TPOT" in out and "$" in out and "regime" in out
+
+
+def test_plan_json_is_the_plan_record(capsys):
+    rc = cli.main(["plan", LLAMA70, "--gpu", "H100-SXM:2", "--concurrency", "128", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    chosen = data["chosen"]
+    for key in ("engine", "method", "tp", "pp", "checkpoint", "command", "memory", "ttft_ms", "tpot_ms",
+                "output_tokens_per_s", "per_request_tokens_per_s", "ppl_delta", "cost_per_million_tokens", "regime",
+                "max_concurrency", "concurrency"):
+        assert key in chosen
+    assert chosen["command"] == []
+    assert all({"engine", "method", "reason"} <= set(r) for r in data["rejected"])
+    assert all(r["reason"] for r in data["rejected"])
+
+
+def test_plan_pins_narrow_the_space(capsys):
+    rc = cli.main(["plan", LLAMA70, "--gpu", "H100-SXM:4", "--engine", "vllm", "--method", "fp8", "--tp", "4",
+                   "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    assert (data["chosen"]["engine"], data["chosen"]["method"], data["chosen"]["tp"]) == ("vllm", "fp8", 4)
+    assert not data["alternatives"]
+
+
+def test_plan_unknown_method_is_one_line_error(capsys):
+    rc = cli.main(["plan", LLAMA70, "--gpu", "H100-SXM:2", "--method", "int3"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "unknown method 'int3'" in err
+
+
+def test_plan_bad_calibration_file_is_one_line_error(capsys, tmp_path):
+    bad = tmp_path / "cal.yaml"
+    bad.write_text("hello: 1\n")
+    rc = cli.main(["plan", LLAMA70, "--gpu", "H100-SXM:2", "--calibration", str(bad)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "not a calibration record" in err
+
+
+def test_plan_calibration_file_changes_the_estimate(capsys, tmp_path):
+    cal = tmp_path / "cal.yaml"
+    cal.write_text("kernels:\n  cutlass-fp8: {decode_bandwidth_efficiency: 0.2, prefill_compute_efficiency: 0.2}\n")
+    args = ["plan", LLAMA70, "--gpu", "H100-SXM:2", "--engine", "vllm", "--method", "fp8", "--tp", "2", "--json"]
+    cli.main(args)
+    base = json.loads(capsys.readouterr().out)["chosen"]["tpot_ms"]
+    cli.main([*args, "--calibration", str(cal)])
+    slow = json.loads(capsys.readouterr().out)["chosen"]["tpot_ms"]
+    assert slow > 2 * base

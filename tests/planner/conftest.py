@@ -1,0 +1,43 @@
+"""Shared fixtures for the planner tests: real published configs (tests/fixtures/hf-configs) and
+synthetic nodes from the GPU catalog. Nothing is faked: the planner is pure."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from autoquant.catalog.gpus import synthetic_node
+from autoquant.modelspec import from_hf_config
+from autoquant.records import ModelSpec, Node
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "hf-configs"
+
+
+def load_fixture(name: str) -> ModelSpec:
+    """ModelSpec of tests/fixtures/hf-configs/<org>__<name>/config.json."""
+    config = json.loads((FIXTURES / name / "config.json").read_text())
+    return from_hf_config(config, name.replace("__", "/"), "config")
+
+
+def apple_node(key: str, gib: int) -> Node:
+    node = synthetic_node(key)
+    node.apple.unified_memory_bytes = gib * 1024**3
+    node.ram_total_bytes = gib * 1024**3
+    return node
+
+
+@pytest.fixture(scope="session")
+def model():
+    return load_fixture
+
+
+@pytest.fixture(scope="session")
+def apple():
+    return apple_node
+
+
+@pytest.fixture(scope="session")
+def node():
+    return synthetic_node
