@@ -1,0 +1,75 @@
+"""Checkpoint resolution: from a base model and a method to a verified pre-quantized checkpoint.
+
+`resolve(...)` lists every candidate per method (verified, flagged, or rejected with a reason) and the
+one that would be used; `resolve_for_plan(...)` is the planner's view: method -> Checkpoint or None.
+Sources and their order are in resolve.py; verification rules in verify.py; docs/checkpoints.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from autoquant.checkpoints.hub import HubClient, HubSettings
+from autoquant.checkpoints.resolve import (
+    Resolution,
+    Resolver,
+    base_checkpoint,
+    capability_of,
+    check_disk,
+    how_to_make,
+    runtime_fp8_checkpoint,
+    validate_methods,
+)
+from autoquant.checkpoints.verify import Target
+from autoquant.records import Checkpoint, ModelSpec
+
+__all__ = [
+    "Resolution", "Resolver", "Target", "base_checkpoint", "check_disk", "how_to_make", "resolve",
+    "resolve_for_plan", "runtime_fp8_checkpoint", "validate_methods",
+]
+
+
+def _base_spec(model: ModelSpec | str) -> tuple[str, ModelSpec | None]:
+    if isinstance(model, ModelSpec):
+        return model.id, model
+    try:  # cache and bundled catalog only: resolving must not need the Hub to know the base's shape
+        from autoquant.probes.model import load_model
+
+        return model, load_model(model, offline=True)
+    except Exception:  # noqa: BLE001 - unknown offline: dimensions are then not compared
+        return model, None
+
+
+def resolve(model: ModelSpec | str, methods: Iterable[str] | None = None, *, node: object | None = None,
+            engine: str | None = None, tp: int = 1, client: HubClient | None = None, offline: bool | None = None,
+            checkpoint: str | None = None, local_dirs: Iterable[str] = (), settings: HubSettings | None = None,
+            notify: Callable[[str], None] | None = None) -> Resolution:
+    """All candidates for `model` per method (all methods found when `methods` is None), verified for
+    `engine` at `tp` on `node`'s GPUs when given."""
+    model_id, base = _base_spec(model)
+    resolver = Resolver(client=client, settings=settings, offline=offline, notify=notify, local_dirs=local_dirs)
+    target = Target(engine=engine, tp=tp, capability=capability_of(node))
+    return resolver.resolve(model_id, base, methods, target, checkpoint)
+
+
+def resolve_for_plan(model: ModelSpec, methods: Iterable[str], *, node: object | None, client: HubClient | None,
+                     offline: bool | None, checkpoint: str | None = None, engine: str | None = None, tp: int = 1,
+                     allow_runtime_quantization: bool = False,
+                     notify: Callable[[str], None] | None = None) -> dict[str, Checkpoint | None]:
+    """method -> the checkpoint the planner may use, or None (the planner rejects it; see `how_to_make`).
+
+    bf16/fp16 map to the base checkpoint. fp8 with no pre-quantized checkpoint maps to the base weights
+    with `runtime_quantization=True` when `allow_runtime_quantization` (vLLM `--quantization fp8`).
+    Registry entries that could not be verified offline are returned flagged (verified False,
+    status "unverified") when their published quant facts are recorded.
+    """
+    wanted = list(methods)
+    res = resolve(model, wanted, node=node, engine=engine, tp=tp, client=client, offline=offline,
+                  checkpoint=checkpoint, notify=notify)
+    out: dict[str, Checkpoint | None] = dict(res.chosen)
+    for m in wanted:
+        if out.get(m) is None and allow_runtime_quantization and m == "fp8" and engine in (None, "vllm") \
+                and (model.quantization is None):
+            out[m] = runtime_fp8_checkpoint(model, m)
+        out.setdefault(m, None)
+    return out

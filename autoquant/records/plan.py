@@ -72,6 +72,10 @@ class Checkpoint:
     tokenizer: str | None = None  # base repo for GGUF in vLLM
     size_bytes: int | None = None
     runtime_quantization: bool = False  # vLLM quantizes BF16 weights to FP8 at load time
+    # Added by checkpoint resolution (autoquant/checkpoints):
+    status: str = ""  # verified | unverified (registry facts, offline) | unconfirmed | rejected
+    base: str | None = None  # the base model id it was resolved for
+    local_path: str | None = None  # where it is on this machine (local folder/file, cache snapshot, assembled package)
 
 
 @dataclass

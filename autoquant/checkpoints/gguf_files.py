@@ -1,0 +1,253 @@
+"""GGUF files: names (quant type, gguf-split shards, raw `.partNofM` splits) and headers.
+
+Pure parsing plus one reader that streams the key/value header of a GGUF file and stops before the
+tensor table: the weights are never read. Name patterns are the ones seen on the Hub
+(docs: /work/shared/reference/checkpoints.md A7): `-` or `.` before the quant token, upper or lower
+case, bartowski/unsloth subfolders, `-00001-of-00003.gguf` gguf-split shards (llama.cpp follows
+these itself) and mradermacher's `.gguf.part1of2` byte splits (must be joined with `cat`).
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+# Longest alternatives first so Q4_K_M wins over Q4_K, IQ4_XS over IQ4 and Q4_0_4_8 over Q4_0.
+_QUANT = (
+    r"UD-(?:IQ[1-4]_(?:XXS|XS|S|M|NL)|Q[2-8]_K(?:_XL|_[SMLX]L?)?)"
+    r"|IQ[1-4]_(?:XXS|XS|NL|S|M)"
+    r"|Q4_0_[48]_[48]"
+    r"|Q[2-8]_K(?:_XL|_[SML])?"
+    r"|Q[1-8]_[01]"
+    r"|TQ[12]_0|MXFP4(?:_MOE)?"
+    r"|BF16|FP16|F16|F32"
+)
+QUANT_RE = re.compile(rf"(?:^|[-._/])(?P<quant>{_QUANT})(?=$|[-._/])", re.IGNORECASE)
+SHARD_RE = re.compile(r"^(?P<stem>.+)-(?P<i>\d{5})-of-(?P<n>\d{5})\.gguf$", re.IGNORECASE)
+PART_RE = re.compile(r"^(?P<stem>.+\.gguf)\.part(?P<i>\d+)of(?P<n>\d+)$", re.IGNORECASE)
+# Aliases llama.cpp's quantize accepts (tools/quantize/quantize.cpp): Q4_K = Q4_K_M and so on.
+QUANT_ALIASES = {"q3_k": "q3_k_m", "q4_k": "q4_k_m", "q5_k": "q5_k_m", "fp16": "f16"}
+SKIP_RE = re.compile(r"(^|/)mmproj[^/]*\.gguf$|\.mmproj[^/]*\.gguf$|\.imatrix$|imatrix\.dat$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class GGUFName:
+    """What a file's path says about itself."""
+
+    path: str
+    quant: str | None  # lower case, aliases resolved: "q4_k_m", "ud-q4_k_xl", "f16"
+    shard: tuple[int, int] | None = None  # gguf-split (index, count), 1-based
+    part: tuple[int, int] | None = None  # raw byte split (index, count), 1-based
+    group: str = ""  # files sharing a group form one model file
+
+
+@dataclass
+class GGUFVariant:
+    """One quant type in a repo: a single file, a gguf-split shard set, or raw parts to `cat`."""
+
+    quant: str
+    files: list[str] = field(default_factory=list)
+    kind: str = "single"  # single | split | parts
+    size_bytes: int | None = None
+    complete: bool = True
+    problem: str = ""  # why it cannot be used as is ("" when fine)
+
+    @property
+    def first_file(self) -> str:
+        return self.files[0]
+
+
+def normalize_quant(token: str) -> str:
+    q = token.lower()
+    return QUANT_ALIASES.get(q, q)
+
+
+def parse_name(path: str) -> GGUFName | None:
+    """The quant type and split facts of one file path, or None for non-weight files (mmproj, imatrix...)."""
+    if SKIP_RE.search(path):
+        return None
+    name = path.rsplit("/", 1)[-1]
+    shard = part = None
+    stem = name
+    if m := PART_RE.match(name):
+        part = (int(m["i"]), int(m["n"]))
+        stem = m["stem"]
+    elif m := SHARD_RE.match(name):
+        shard = (int(m["i"]), int(m["n"]))
+        stem = m["stem"] + ".gguf"
+    elif not name.lower().endswith(".gguf"):
+        return None
+    # Search the file name first, then the folder (bartowski's `Q8_0/...-00001-of-00002.gguf`).
+    quant = None
+    for text in (stem, path):
+        found = QUANT_RE.findall(text)
+        if found:
+            quant = normalize_quant(found[-1])
+            break
+    folder = path.rsplit("/", 1)[0] if "/" in path else ""
+    group = f"{folder}/{stem}".lower() if folder else stem.lower()
+    return GGUFName(path=path, quant=quant, shard=shard, part=part, group=group)
+
+
+def group_variants(files: Iterable[str | tuple[str, int | None]]) -> dict[str, GGUFVariant]:
+    """Group a repo's file list (paths, or (path, size) pairs) into one variant per quant type.
+
+    When a type appears more than once (a single file and a split copy), the single file wins.
+    """
+    sizes: dict[str, int | None] = {}
+    names: list[GGUFName] = []
+    for item in files:
+        path, size = (item, None) if isinstance(item, str) else item
+        parsed = parse_name(path)
+        if parsed and parsed.quant:
+            names.append(parsed)
+            sizes[path] = size
+    groups: dict[str, list[GGUFName]] = {}
+    for n in names:
+        groups.setdefault(n.group, []).append(n)
+    variants: dict[str, GGUFVariant] = {}
+    for members in groups.values():
+        members.sort(key=lambda n: (n.shard or n.part or (1, 1))[0])
+        first = members[0]
+        files_sorted = [n.path for n in members]
+        size_list = [sizes.get(p) for p in files_sorted]
+        size = sum(s for s in size_list if s is not None) if all(s is not None for s in size_list) else None
+        if first.part:
+            expected = first.part[1]
+            kind = "parts"
+        elif first.shard:
+            expected = first.shard[1]
+            kind = "split"
+        else:
+            expected = 1
+            kind = "single"
+        complete = len(members) == expected
+        v = GGUFVariant(quant=first.quant or "", files=files_sorted, kind=kind, size_bytes=size, complete=complete)
+        if not complete:
+            v.problem = f"incomplete {kind}: {len(members)} of {expected} files present"
+        elif kind == "parts":
+            v.problem = (
+                f"raw byte split ({expected} .partNofM files): needs `cat` merge into one .gguf before "
+                "llama.cpp or vLLM can load it"
+            )
+        current = variants.get(v.quant)
+        if current is None or _rank(v) < _rank(current):
+            variants[v.quant] = v
+    return variants
+
+
+def _rank(v: GGUFVariant) -> tuple[int, int]:
+    order = {"single": 0, "split": 1, "parts": 2}
+    return (0 if v.complete else 1, order[v.kind])
+
+
+# --- header ---------------------------------------------------------------------------------------
+
+GGUF_MAGIC = b"GGUF"
+_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+_STRING, _ARRAY = 8, 9
+_MAX_ARRAY_KEEP = 64  # keep small arrays; big ones (tokenizer vocab) are skipped, only their length kept
+
+
+class GGUFHeaderError(ValueError):
+    """Not a GGUF file, or a truncated / malformed header."""
+
+
+def read_header(path: str | Path | BinaryIO) -> dict[str, Any]:
+    """The metadata key/values of a GGUF file, plus `__version__` and `__tensor_count__`.
+
+    Streams only the header: works on the first chunk of a split or a `.part1ofN` raw split too.
+    """
+    if isinstance(path, (str, Path)):
+        with open(path, "rb") as fh:
+            return _read_header(fh, str(path))
+    return _read_header(path, getattr(path, "name", "<stream>"))
+
+
+def _read_header(fh: BinaryIO, where: str) -> dict[str, Any]:
+    def take(n: int) -> bytes:
+        data = fh.read(n)
+        if len(data) != n:
+            raise GGUFHeaderError(f"{where}: truncated GGUF header")
+        return data
+
+    def scalar(kind: int) -> Any:
+        fmt = _SCALARS[kind]
+        return struct.unpack(fmt, take(struct.calcsize(fmt)))[0]
+
+    def string() -> str:
+        (length,) = struct.unpack("<Q", take(8))
+        if length > 1 << 26:
+            raise GGUFHeaderError(f"{where}: implausible string length {length}")
+        return take(length).decode("utf-8", errors="replace")
+
+    def value(kind: int) -> Any:
+        if kind in _SCALARS:
+            return scalar(kind)
+        if kind == _STRING:
+            return string()
+        if kind == _ARRAY:
+            (item_kind,) = struct.unpack("<I", take(4))
+            (count,) = struct.unpack("<Q", take(8))
+            items = [value(item_kind) for _ in range(count)]
+            return items if count <= _MAX_ARRAY_KEEP else {"array_length": count}
+        raise GGUFHeaderError(f"{where}: unknown GGUF value type {kind}")
+
+    if fh.read(4) != GGUF_MAGIC:
+        raise GGUFHeaderError(f"{where}: not a GGUF file (bad magic)")
+    (version,) = struct.unpack("<I", take(4))
+    if version < 2:
+        raise GGUFHeaderError(f"{where}: GGUF version {version} is too old (need 2 or later)")
+    tensor_count, kv_count = struct.unpack("<QQ", take(16))
+    meta: dict[str, Any] = {"__version__": version, "__tensor_count__": tensor_count}
+    for _ in range(kv_count):
+        key = string()
+        (kind,) = struct.unpack("<I", take(4))
+        meta[key] = value(kind)
+    return meta
+
+
+def file_type_name(file_type: int | None) -> str | None:
+    """`general.file_type` (llama.cpp's LlamaFileType) as a lower-case quant name: 15 -> "q4_k_m"."""
+    if file_type is None:
+        return None
+    try:
+        from gguf import LlamaFileType
+
+        name = LlamaFileType(int(file_type)).name
+    except (ImportError, ValueError):
+        return None
+    if name == "ALL_F32":
+        return "f32"
+    return name.removeprefix("MOSTLY_").lower()
+
+
+def header_facts(meta: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a GGUF header that verification compares: architecture, quant type, dimensions."""
+    arch = meta.get("general.architecture")
+
+    def arch_key(suffix: str) -> Any:
+        return meta.get(f"{arch}.{suffix}") if arch else None
+
+    vocab = meta.get("tokenizer.ggml.tokens")
+    vocab_size = arch_key("vocab_size")
+    if vocab_size is None and isinstance(vocab, dict):
+        vocab_size = vocab.get("array_length")
+    return {
+        "architecture": arch,
+        "name": meta.get("general.name"),
+        "basename": meta.get("general.basename"),
+        "quant": file_type_name(meta.get("general.file_type")),
+        "num_layers": arch_key("block_count"),
+        "hidden_size": arch_key("embedding_length"),
+        "num_heads": arch_key("attention.head_count"),
+        "num_kv_heads": arch_key("attention.head_count_kv"),
+        "intermediate_size": arch_key("feed_forward_length"),
+        "vocab_size": vocab_size,
+        "context_length": arch_key("context_length"),
+        "split_count": meta.get("split.count"),
+    }

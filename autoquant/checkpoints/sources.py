@@ -1,0 +1,228 @@
+"""Where candidate checkpoints come from, apart from the Hub: explicit paths, local folders and GGUF
+files, the local Hugging Face cache, and Python packages that ship a GGUF.
+
+Each source yields `Found` objects: a repo or path, its file list, and readers for the small metadata
+files (config.json, hf_quant_config.json, quantize_config.json, quant_config.json, GGUF headers).
+Verification (verify.py) reads only through those readers, so a Hub candidate and a local folder are
+checked by the same code. Nothing here reads weights.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autoquant.checkpoints import gguf_files
+from autoquant.checkpoints.registry import PackageEntry, RegistryEntry
+from autoquant.errors import InputError
+
+CONFIG_FILES = ("config.json", "hf_quant_config.json", "quantize_config.json", "quant_config.json")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+
+JsonReader = Callable[[str], "dict[str, Any] | None"]
+HeaderReader = Callable[[str], "dict[str, Any] | None"]
+
+
+@dataclass
+class Found:
+    """A candidate checkpoint before verification."""
+
+    repo: str  # Hub id, local path, or "pkg:<distribution>"
+    source: str  # explicit | local | cache | registry | hub | package
+    files: list[tuple[str, int | None]] = field(default_factory=list)
+    revision: str | None = None
+    base_models: list[str] = field(default_factory=list)  # what its card / metadata says it derives from
+    read_json: JsonReader | None = None  # None: configs cannot be read (registry offline)
+    read_header: HeaderReader | None = None
+    registry: RegistryEntry | None = None
+    package: PackageEntry | None = None
+    local_path: str | None = None
+    gated: bool | str | None = None
+    downloads: int | None = None
+    note: str = ""
+
+    def file_names(self) -> list[str]:
+        return [p for p, _ in self.files]
+
+    @property
+    def is_gguf(self) -> bool:
+        return any(p.lower().endswith(".gguf") or ".gguf.part" in p.lower() for p in self.file_names())
+
+
+# ---------------------------------------------------------------------------------------------- local
+
+
+def _dir_files(root: Path) -> list[tuple[str, int | None]]:
+    out = []
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and ".cache" not in p.relative_to(root).parts:
+            try:
+                out.append((p.relative_to(root).as_posix(), p.stat().st_size))
+            except OSError:
+                continue
+    return out
+
+
+def _json_reader(root: Path) -> JsonReader:
+    def read(name: str) -> dict[str, Any] | None:
+        path = root / name
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputError(f"{path} is not valid JSON: {exc}") from None
+        return data if isinstance(data, dict) else None
+
+    return read
+
+
+def _header_reader(root: Path) -> HeaderReader:
+    def read(name: str) -> dict[str, Any] | None:
+        try:
+            return gguf_files.read_header(root / name)
+        except (OSError, gguf_files.GGUFHeaderError):
+            return None
+
+    return read
+
+
+def from_path(path: str | Path, source: str = "local") -> Found:
+    """A local model folder or a single .gguf file (InputError when missing or neither)."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise InputError(f"no such checkpoint path: {path} (give a model folder, a .gguf file, or a Hub id org/name)")
+    if p.is_file():
+        if not p.name.lower().endswith(".gguf") and not gguf_files.PART_RE.match(p.name):
+            raise InputError(f"{path} is not a .gguf file or a model folder")
+        root = p.parent
+        names = [p.name]
+        # a gguf-split first shard brings its siblings
+        if m := gguf_files.SHARD_RE.match(p.name):
+            names = sorted(x.name for x in root.glob(f"{m['stem']}-*-of-{m['n']}.gguf"))
+        files = [(n, (root / n).stat().st_size) for n in names]
+        return Found(repo=str(p), source=source, files=files, read_json=_json_reader(root),
+                     read_header=_header_reader(root), local_path=str(p))
+    if not p.is_dir():
+        raise InputError(f"{path} is not a .gguf file or a model folder")
+    if not any((p / c).is_file() for c in CONFIG_FILES) and not any(p.glob("*.gguf")):
+        raise InputError(f"{path} has no config.json and no .gguf file: not a model folder")
+    return Found(repo=str(p), source=source, files=_dir_files(p), read_json=_json_reader(p),
+                 read_header=_header_reader(p), local_path=str(p), base_models=card_base_models(p / "README.md"))
+
+
+def scan_dirs(dirs: Iterable[str | Path]) -> Iterator[Found]:
+    """Model folders and .gguf files directly inside each folder (and the folder itself if it is one)."""
+    for d in dirs:
+        root = Path(d).expanduser()
+        if not root.is_dir():
+            continue
+        children = [root, *sorted(c for c in root.iterdir() if c.is_dir())]
+        for c in children:
+            if any((c / n).is_file() for n in CONFIG_FILES):
+                yield from_path(c)
+        for g in sorted(root.glob("*.gguf")):
+            m = gguf_files.SHARD_RE.match(g.name)
+            if m and int(m["i"]) != 1:
+                continue
+            yield from_path(g)
+
+
+# ---------------------------------------------------------------------------------------------- HF cache
+
+
+def scan_cache(cache_dir: str | None, wanted: Callable[[str], bool]) -> Iterator[Found]:
+    """Cached Hub repos (huggingface_hub.scan_cache_dir) whose id `wanted(repo_id)` accepts."""
+    try:
+        from huggingface_hub import scan_cache_dir
+
+        info = scan_cache_dir(cache_dir)
+    except Exception:  # noqa: BLE001 - no cache folder, or unreadable: nothing cached
+        return
+    for repo in sorted(info.repos, key=lambda r: r.repo_id.lower()):
+        if repo.repo_type != "model" or not wanted(repo.repo_id):
+            continue
+        revisions = sorted(repo.revisions, key=lambda r: r.last_modified, reverse=True)
+        if not revisions:
+            continue
+        rev = next((r for r in revisions if "main" in r.refs), revisions[0])
+        snap = Path(rev.snapshot_path)
+        files = [(f.file_path.relative_to(snap).as_posix(), f.size_on_disk) for f in rev.files]
+        yield Found(repo=repo.repo_id, source="cache", files=files, revision=rev.commit_hash,
+                    read_json=_json_reader(snap), read_header=_header_reader(snap), local_path=str(snap),
+                    base_models=card_base_models(snap / "README.md"))
+
+
+def card_base_models(readme: Path) -> list[str]:
+    """`base_model` from a model card's YAML front matter (str or list), [] when absent or unreadable."""
+    try:
+        text = readme.read_text(encoding="utf-8")
+    except OSError:
+        return []
+    if not text.startswith("---"):
+        return []
+    end = text.find("\n---", 3)
+    if end < 0:
+        return []
+    import yaml
+
+    try:
+        meta = yaml.safe_load(text[3:end]) or {}
+    except yaml.YAMLError:
+        return []
+    value = meta.get("base_model") if isinstance(meta, dict) else None
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+# ---------------------------------------------------------------------------------------------- packages
+
+
+def package_installed(entry: PackageEntry) -> bool:
+    try:
+        return importlib.util.find_spec(entry.module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def from_package(entry: PackageEntry) -> Found | None:
+    """A GGUF shipped by an installed Python package (chunks joined on demand by its `assemble()`).
+
+    The header is read from the first chunk (it holds the whole key/value header), so nothing is
+    assembled until the file is actually needed (`materialize`).
+    """
+    if not package_installed(entry):
+        return None
+    mod = importlib.import_module(entry.module)
+    chunks = [Path(p) for p in mod.chunk_paths()] if hasattr(mod, "chunk_paths") else []
+    size = sum(p.stat().st_size for p in chunks if p.exists()) or None
+    assembled = Path(mod.default_output_path()) if hasattr(mod, "default_output_path") else None
+
+    def header(name: str) -> dict[str, Any] | None:
+        source = assembled if assembled and assembled.is_file() else (chunks[0] if chunks else None)
+        if source is None or not source.is_file():
+            return None
+        try:
+            return gguf_files.read_header(source)
+        except (OSError, gguf_files.GGUFHeaderError):
+            return None
+
+    return Found(repo=f"pkg:{entry.package}", source="package", files=[(entry.file, size)],
+                 read_header=header, package=entry,
+                 local_path=str(assembled) if assembled and assembled.is_file() else None,
+                 base_models=list(entry.bases))
+
+
+def materialize_package(entry_module: str, output_dir: str | Path | None = None) -> Path:
+    """Join a GGUF package's chunks into one file (its own `assemble()`, which checks the sha256)."""
+    mod = importlib.import_module(entry_module)
+    if output_dir is None:
+        return Path(mod.assemble())
+    out = Path(output_dir) / mod.MODEL_NAME
+    return Path(mod.assemble(out))

@@ -1,0 +1,418 @@
+"""Verification of a candidate checkpoint before anything is chosen.
+
+Predicates return `(ok, reason)` (the shape of vLLM's `_check_marlin_supported`). `verify_found` reads a
+candidate's metadata only (config.json, quantization json files, GGUF header; never weights) and returns
+one `Checkpoint` per method it provides, each `verified` or rejected with the first failing reason:
+
+1. its quantization, as `parse_quantization` reads it (method, bits, group, zero point/sym, act order);
+2. the base link: card `base_model` must name the requested model (aliases allowed), and an
+   -Instruct/-it name must match the request's (a quant of the base is not a quant of the Instruct);
+3. the architecture and dimensions equal the base's (layers, hidden, heads, KV heads, vocab);
+4. for a given engine: what it can load (TRT-LLM: ModelOpt/compressed-tensors/fp8, not AutoAWQ/AutoGPTQ;
+   vLLM: GPTQ 4/8-bit symmetric only, GGUF through vllm-gguf-plugin; llama.cpp: GGUF only);
+5. vLLM Marlin rules (planner.rules): group sizes and per-partition shapes at the given TP, computed from
+   the candidate's own config (a padded intermediate size passes where the base's would not).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from autoquant.checkpoints import gguf_files, registry
+from autoquant.checkpoints.sources import Found
+from autoquant.errors import InputError
+from autoquant.records import Checkpoint, ModelSpec, QuantSpec
+
+Result = tuple[bool, str | None]
+INSTRUCT_RE = re.compile(r"(?:^|[-_.])(instruct|it|chat)(?:[-_.]|$)", re.IGNORECASE)
+# Method ids a checkpoint of another method also serves (vLLM runs FP8 W8A8 weights as W8A16 below SM89).
+SERVES = {"fp8-weight-only": {"fp8", "fp8-weight-only"}}
+UNVERIFIED_OFFLINE = "registry (unverified: config not readable offline)"
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the checkpoint must run on: engine, TP and GPU compute capability (any may be unknown)."""
+
+    engine: str | None = None
+    tp: int = 1
+    capability: str | None = None  # "9.0"; None: no GPU known (kernel capability not checked)
+
+
+def serves(requested: str, actual: str) -> bool:
+    return actual == requested or actual in SERVES.get(requested, set())
+
+
+def short_name(repo: str) -> str:
+    return repo.rstrip("/").rsplit("/", 1)[-1]
+
+
+# ---------------------------------------------------------------------------------------------- predicates
+
+
+def check_base_link(base_models: Iterable[str], base_id: str) -> Result:
+    """The card's base_model, when present, must be the requested model (or an alias of it)."""
+    bases = [b for b in base_models if b]
+    if not bases:
+        return True, None
+    names = {a.lower() for a in registry.aliases(base_id)}
+    if any(b.lower() in names for b in bases):
+        return True, None
+    return False, f"its base_model is {', '.join(bases)}, not {base_id}"
+
+
+def check_name_suffix(repo: str, base_id: str) -> Result:
+    """-Instruct / -it / -chat in the quant's name must agree with the requested model's name."""
+    want = bool(INSTRUCT_RE.search(short_name(base_id)))
+    has = bool(INSTRUCT_RE.search(short_name(repo)))
+    if want and not has:
+        return False, f"name lacks the -Instruct/-it suffix of {short_name(base_id)}: a quant of the base model"
+    if has and not want:
+        return False, f"name has an -Instruct/-it suffix but {short_name(base_id)} is a base model"
+    return True, None
+
+
+DIMENSIONS = ("num_layers", "hidden_size", "num_heads", "num_kv_heads", "vocab_size")
+
+
+def check_dimensions(candidate: ModelSpec, base: ModelSpec) -> Result:
+    if candidate.architecture and base.architecture and candidate.architecture != base.architecture:
+        return False, f"architecture {candidate.architecture} differs from the base's {base.architecture}"
+    for name in DIMENSIONS:
+        a, b = getattr(candidate, name), getattr(base, name)
+        if a and b and a != b:
+            return False, f"{name} {a} differs from the base's {b}: not the same model"
+    return True, None
+
+
+def check_gguf_header(facts: dict[str, Any], gtype: str, base: ModelSpec | None) -> Result:
+    """GGUF header vs the file name's type and the base model's architecture and dimensions."""
+    header_type = facts.get("quant")
+    if header_type and not gtype.startswith("ud-") and header_type != gtype:
+        return False, f"header general.file_type is {header_type.upper()}, not {gtype.upper()} as named"
+    if base is None:
+        return True, None
+    arch = str(facts.get("architecture") or "")
+    want = registry.gguf_architecture(base.model_type)
+    if arch and arch.lower() != want and arch.lower() != base.model_type.lower():
+        return False, f"header architecture {arch} is not {want} ({base.id})"
+    pairs = (("num_layers", base.num_layers), ("hidden_size", base.hidden_size), ("num_heads", base.num_heads),
+             ("num_kv_heads", base.num_kv_heads))
+    for key, want_v in pairs:
+        got = facts.get(key)
+        if isinstance(got, int) and want_v and got != want_v:
+            return False, f"header {key} {got} differs from the base's {want_v}: not the same model"
+    return True, None
+
+
+def check_engine_loads(quant: QuantSpec, engine: str | None) -> Result:
+    """Can this engine load a checkpoint in this format at all? (reference/engine-flags.md 1.2, 1.5, 2.3, 5)"""
+    if engine is None:
+        return True, None
+    qm = quant.quant_method
+    if quant.container == "gguf":
+        if engine == "trtllm":
+            return False, "TensorRT-LLM cannot load GGUF"
+        return True, None
+    if engine == "llamacpp":
+        return False, f"llama.cpp loads GGUF files only, not {qm} safetensors"
+    if engine == "trtllm":
+        if qm in ("modelopt", "compressed-tensors", "fp8"):
+            if qm == "fp8" and quant.weight_block_size and list(quant.weight_block_size) != [128, 128]:
+                return False, f"TensorRT-LLM loads block FP8 only with 128x128 blocks, not {quant.weight_block_size}"
+            return True, None
+        return False, (f"TensorRT-LLM loads ModelOpt (hf_quant_config.json), compressed-tensors or fp8 checkpoints, "
+                       f"not {qm} (AutoAWQ/AutoGPTQ raise NotImplementedError)")
+    if engine == "vllm":
+        if qm == "gptq" or (qm.startswith("auto") and "round" in qm and quant.method.startswith("gptq")):
+            if quant.symmetric is False:
+                return False, "vLLM >= 0.22 loads only symmetric GPTQ (sym=false raises ValueError)"
+            if int(quant.weight_bits) not in (4, 8):
+                return False, f"vLLM >= 0.22 loads only 4/8-bit GPTQ, not {int(quant.weight_bits)}-bit"
+        if qm == "awq" and int(quant.weight_bits) != 4:
+            return False, f"vLLM loads only 4-bit AWQ, not {int(quant.weight_bits)}-bit"
+        if qm == "bitsandbytes":
+            return False, "bitsandbytes needs vllm-bnb-plugin (out of scope)"
+        return True, None
+    return True, None
+
+
+def _uses_marlin(quant: QuantSpec) -> bool:
+    if quant.container == "gguf" or quant.weight_type != "int":
+        return False
+    if quant.quant_method in ("awq", "gptq") or "round" in quant.quant_method:
+        return True
+    return quant.quant_method == "compressed-tensors" and quant.act_bits is None
+
+
+def check_kernel(quant: QuantSpec, shapes: ModelSpec | None, target: Target) -> Result:
+    """vLLM Marlin rules for 4/8-bit integer weights: bits/group/zero point, then shapes under TP."""
+    if target.engine != "vllm" or not _uses_marlin(quant):
+        return True, None
+    from autoquant.planner import facts, rules
+
+    bits = int(quant.weight_bits)
+    group = quant.group_size if quant.group_size is not None else -1
+    zero_point = bool(quant.zero_point) if quant.quant_method == "awq" else quant.symmetric is False
+    # No GPU known: check bits and group size at Marlin's minimum capability.
+    capability = target.capability or str(facts.marlin().get("min_capability", "7.5"))
+    ok, reason = rules.check_marlin_supported(bits, group, zero_point, capability)
+    if not ok:
+        tail = ("; vLLM would fall back to the slower non-Marlin AWQ kernel" if quant.quant_method == "awq"
+                else "")
+        return False, f"not Marlin-compatible: {reason}{tail}"
+    if shapes is not None:
+        ok, reason = rules.check_marlin_shapes(shapes, target.tp, group)
+        if not ok:
+            return False, f"not Marlin-compatible at TP={target.tp}: {reason} (use a smaller TP or another method)"
+    return True, None
+
+
+# ---------------------------------------------------------------------------------------------- candidates
+
+
+def _first_failure(*results: Result) -> str | None:
+    for ok, reason in results:
+        if not ok:
+            return reason or "rejected"
+    return None
+
+
+def _read(found: Found, name: str) -> dict[str, Any] | None:
+    return found.read_json(name) if found.read_json else None
+
+
+def _weights_bytes(found: Found) -> int | None:
+    sizes = [s for p, s in found.files if p.endswith((".safetensors", ".bin", ".pt", ".pth"))]
+    if not sizes or any(s is None for s in sizes):
+        return None
+    return sum(s for s in sizes if s is not None)
+
+
+def _candidate_spec(config: dict[str, Any], repo: str) -> ModelSpec | None:
+    from autoquant.modelspec import from_hf_config
+
+    try:
+        return from_hf_config(config, repo, "config")
+    except (InputError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _describe(quant: QuantSpec) -> str:
+    parts = [quant.quant_method, f"{quant.weight_bits:g}-bit"]
+    if quant.act_bits:
+        parts.append(f"A{quant.act_bits}")
+    if quant.group_size is not None:
+        parts.append("per-channel" if quant.group_size == -1 else f"g{quant.group_size}")
+    if quant.zero_point is not None:
+        parts.append("zero point" if quant.zero_point else "no zero point")
+    elif quant.symmetric is not None:
+        parts.append("sym" if quant.symmetric else "asym")
+    if quant.act_order:
+        parts.append("act-order")
+    if quant.dynamic_act is not None:
+        parts.append("dynamic act" if quant.dynamic_act else "static act")
+    if quant.format:
+        parts.append(str(quant.format))
+    return " ".join(parts)
+
+
+def verify_found(found: Found, base_id: str, base: ModelSpec | None, target: Target,
+                 methods: set[str] | None = None) -> list[Checkpoint]:
+    """One Checkpoint per method this candidate provides (only `methods` when given)."""
+    common = _common_checks(found, base_id)
+    if found.is_gguf:
+        return _verify_gguf(found, base_id, base, target, methods, common)
+    return _verify_safetensors(found, base_id, base, target, methods, common)
+
+
+def _common_checks(found: Found, base_id: str) -> str | None:
+    if found.package is not None:
+        return None  # the registry declares which bases a package serves
+    checks = [check_base_link(found.base_models, base_id)]
+    if found.source in ("hub", "cache", "registry"):
+        checks.append(check_name_suffix(found.repo, base_id))
+    return _first_failure(*checks)
+
+
+def _verify_safetensors(found: Found, base_id: str, base: ModelSpec | None, target: Target,
+                        methods: set[str] | None, common: str | None) -> list[Checkpoint]:
+    guess = found.registry.method if found.registry else guess_method(found.repo, [])
+    try:
+        config = _read(found, "config.json") or {}
+        quant_files = {n: _read(found, n) for n in ("hf_quant_config.json", "quantize_config.json", "quant_config.json")}
+    except InputError as exc:
+        return [_rejected(found, guess or "other", f"unreadable metadata: {exc}", base_id)]
+    from autoquant.quantconfig import parse_quantization
+
+    try:
+        quant = parse_quantization(config, quant_files["hf_quant_config.json"],
+                                   quant_files["quantize_config.json"], quant_files["quant_config.json"])
+    except InputError as exc:
+        return [_rejected(found, guess or "other", f"malformed quantization config: {exc}", base_id)]
+    if quant is None:
+        if not config:
+            return [_rejected(found, guess or "other", "no config.json: cannot verify", base_id)]
+        return [_rejected(found, guess or "bf16", "not quantized: no quantization_config", base_id)]
+    method = quant.method
+    if methods is not None and not any(serves(m, method) for m in methods):
+        if guess and guess in methods:
+            return [_rejected(found, guess, f"named like {guess} but its config says {method} ({_describe(quant)})",
+                              base_id, quant)]
+        return []
+    if method == "other":
+        return [_rejected(found, guess or "other", f"unsupported quantization ({_describe(quant)})", base_id, quant)]
+    spec = _candidate_spec(config, found.repo) if config else None
+    failure = common or _first_failure(
+        check_dimensions(spec, base) if spec and base else (True, None),
+        check_engine_loads(quant, target.engine),
+        check_kernel(quant, spec or base, target),
+    )
+    ckpt = Checkpoint(repo=found.repo, method=method, revision=found.revision, source=found.source,
+                      quant=quant, size_bytes=_weights_bytes(found))
+    _set_extra(ckpt, base=base_id, local_path=found.local_path)
+    if failure:
+        return [_finish(ckpt, False, failure, "rejected")]
+    note = f"verified: {_describe(quant)}"
+    if quant.act_order and target.engine == "vllm" and target.tp > 1:
+        note += " (act-order under TP runs Marlin's k-not-full path: correct, slower)"
+    if spec is None and base is not None:
+        note += "; dimensions not compared (config.json unreadable as a model config)"
+    return [_finish(ckpt, True, note, "verified")]
+
+
+def _verify_gguf(found: Found, base_id: str, base: ModelSpec | None, target: Target,
+                 methods: set[str] | None, common: str | None) -> list[Checkpoint]:
+    variants = gguf_files.group_variants(found.files)
+    out = []
+    for gtype, variant in sorted(variants.items()):
+        method = f"gguf-{gtype}"
+        if methods is not None and method not in methods:
+            continue
+        quant = QuantSpec(method=method, quant_method="gguf", weight_bits=_gguf_bits(gtype),
+                          format=gtype.upper(), producer="llama.cpp", container="gguf")
+        files = variant.files
+        ckpt = Checkpoint(repo=found.repo, method=method, revision=found.revision, files=list(files),
+                          source=found.source, quant=quant, tokenizer=_canonical(base_id),
+                          size_bytes=variant.size_bytes)
+        local = found.local_path
+        if found.source in ("cache", "local") and found.local_path and not found.local_path.endswith(".gguf"):
+            local = f"{found.local_path.rstrip('/')}/{files[0]}"
+        _set_extra(ckpt, base=base_id, local_path=local)
+        failure = common or (variant.problem or None)
+        if failure is None:
+            failure = _first_failure(check_engine_loads(quant, target.engine))
+        if failure:
+            out.append(_finish(ckpt, False, failure, "rejected"))
+            continue
+        header = found.read_header(files[0]) if found.read_header else None
+        if header is None:
+            out.append(_finish(ckpt, False, "GGUF header not readable: type taken from the file name only",
+                               "unverified"))
+            continue
+        facts = gguf_files.header_facts(header)
+        ok, reason = check_gguf_header(facts, gtype, base)
+        if not ok:
+            out.append(_finish(ckpt, False, reason or "header mismatch", "rejected"))
+            continue
+        note = f"verified by GGUF header: {facts.get('architecture')} {str(facts.get('quant') or gtype).upper()}"
+        if variant.kind == "split":
+            note += f", {len(files)} gguf-split shards (llama.cpp loads them from the first)"
+        if target.engine == "vllm":
+            note += f"; vLLM needs vllm-gguf-plugin and --tokenizer {_canonical(base_id)}"
+        out.append(_finish(ckpt, True, note, "verified"))
+    return out
+
+
+def verify_registry_offline(entry: registry.RegistryEntry, base_id: str, base: ModelSpec | None,
+                            target: Target) -> Checkpoint:
+    """A registry entry whose config cannot be read (offline): published facts only, flagged unverified."""
+    quant = entry.quant_spec()
+    ckpt = Checkpoint(repo=entry.repo, method=entry.method, revision=entry.revision, files=list(entry.files),
+                      source="registry", quant=quant,
+                      tokenizer=_canonical(base_id) if entry.method.startswith("gguf-") else None)
+    _set_extra(ckpt, base=base_id)
+    problems = [check_name_suffix(entry.repo, base_id), check_base_link([entry.base], base_id)]
+    if entry.method.startswith("gguf-"):
+        variant = gguf_files.group_variants(entry.files).get(entry.method.removeprefix("gguf-"))
+        if variant and variant.problem:
+            problems.append((False, variant.problem))
+    else:
+        problems.append(check_engine_loads(quant, target.engine) if quant.quant_method != "unknown" else (True, None))
+        # Shapes: the base's (the candidate's own config is not readable offline).
+        problems.append(check_kernel(quant, base, target) if quant.group_size is not None or
+                        quant.quant_method == "awq" else (True, None))
+    failure = _first_failure(*problems)
+    if failure:
+        suffix = " (shapes assumed from the base model)" if "Marlin" in failure else ""
+        return _finish(ckpt, False, f"{failure}{suffix}", "rejected")
+    if not entry.usable_offline:
+        why = "pattern-derived, existence unconfirmed" if entry.status != "seen" else "quant facts incomplete"
+        return _finish(ckpt, False, f"registry (unverified: {why}; config not readable offline)", "unconfirmed")
+    return _finish(ckpt, False, f"{UNVERIFIED_OFFLINE}; {entry.evidence}".rstrip("; "), "unverified")
+
+
+def _gguf_bits(gtype: str) -> float:
+    try:
+        from autoquant.quantconfig import nominal_gguf_bits
+
+        return nominal_gguf_bits(gtype.removeprefix("ud-"))
+    except Exception:  # noqa: BLE001
+        return 0.0
+
+
+def _canonical(base_id: str) -> str:
+    """The current id of a base repo (last alias listed: the new Llama-3.1-* names)."""
+    names = registry.aliases(base_id)
+    return names[-1] if len(names) > 1 and "meta-llama-3.1" in base_id.lower() else base_id
+
+
+def _rejected(found: Found, method: str, reason: str, base_id: str, quant: QuantSpec | None = None) -> Checkpoint:
+    ckpt = Checkpoint(repo=found.repo, method=method, revision=found.revision, source=found.source, quant=quant)
+    _set_extra(ckpt, base=base_id, local_path=found.local_path)
+    return _finish(ckpt, False, reason, "rejected")
+
+
+def _set_extra(ckpt: Checkpoint, **values: Any) -> None:
+    for key, value in values.items():
+        if hasattr(ckpt, key):
+            setattr(ckpt, key, value)
+
+
+def _finish(ckpt: Checkpoint, verified: bool, reason: str, status: str) -> Checkpoint:
+    ckpt.verified = verified
+    ckpt.reason = reason
+    _set_extra(ckpt, status=status)
+    return ckpt
+
+
+# ---------------------------------------------------------------------------------------------- names
+
+
+_NAME_METHODS = (
+    (re.compile(r"gguf", re.I), "gguf"),
+    (re.compile(r"nvfp4|[-_.]fp4(?:$|[-_.])", re.I), "nvfp4"),
+    (re.compile(r"awq", re.I), "awq-int4"),
+    (re.compile(r"gptq[-_.]?int8|w8a16", re.I), "gptq-int8"),
+    (re.compile(r"gptq|w4a16|int4", re.I), "gptq-int4"),
+    (re.compile(r"w8a8|int8", re.I), "int8-sq"),
+    (re.compile(r"fp8", re.I), "fp8"),
+)
+
+
+def guess_method(repo: str, tags: Iterable[str]) -> str | None:
+    """A hint from the name and tags (never trusted: the config decides). "gguf" for GGUF repos."""
+    name = short_name(repo)
+    tagset = {t.lower() for t in tags}
+    if "gguf" in tagset:
+        return "gguf"
+    for pattern, method in _NAME_METHODS:
+        if pattern.search(name):
+            return method
+    for tag, method in (("awq", "awq-int4"), ("gptq", "gptq-int4"), ("fp8", "fp8")):
+        if tag in tagset:
+            return method
+    return None
