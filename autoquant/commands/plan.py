@@ -105,6 +105,28 @@ def estimate_rows(e: Estimate) -> list[tuple[str, str]]:
     ]
 
 
+_SAME_WEIGHTS = ("bf16", "fp16")  # 16-bit twins: identical bytes, kernels and quality in the cost model
+
+
+def collapse_unquantized(alternatives: list) -> list[tuple]:
+    """Table rows for the alternatives; a bf16 row and an fp16 row with identical figures (same engine, TP,
+    PP, KV dtype, speed, quality, cost) become one 'bf16/fp16' row. --json keeps both."""
+    out: list[tuple] = []
+    index: dict[tuple, int] = {}
+    for a in alternatives:
+        row = (a.engine, a.method, a.tp, a.pp, a.kv_cache_dtype, round(a.ttft_ms), round(a.tpot_ms, 1),
+               round(a.output_tokens_per_s), a.gpus, a.ppl_delta, a.cost_per_million_tokens)
+        if a.method in _SAME_WEIGHTS:
+            key = (row[0], *row[2:])
+            if key in index:
+                j = index.pop(key)
+                out[j] = (out[j][0], "/".join(_SAME_WEIGHTS), *out[j][2:])
+                continue
+            index[key] = len(out)
+        out.append(row)
+    return out
+
+
 def render(p: Plan) -> str:
     from autoquant.output import key_values
 
@@ -123,9 +145,7 @@ def render(p: Plan) -> str:
         shown = p.alternatives[:MAX_ALTERNATIVES]
         more = len(p.alternatives) - len(shown)
         lines += ["", "alternatives (ranked)" + (f"; {more} more with --json" if more > 0 else "")]
-        rows = [(i + 1, a.engine, a.method, a.tp, a.pp, a.kv_cache_dtype, round(a.ttft_ms), round(a.tpot_ms, 1),
-                 round(a.output_tokens_per_s), a.gpus, a.ppl_delta, a.cost_per_million_tokens)
-                for i, a in enumerate(shown)]
+        rows = [(i + 1, *row) for i, row in enumerate(collapse_unquantized(shown))]
         lines.append(table(rows, ["#", "engine", "method", "tp", "pp", "kv", "ttft_ms", "tpot_ms", "tok/s", "gpus",
                                   "ppl+", "$/Mtok"]))
     if p.rejected:

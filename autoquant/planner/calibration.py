@@ -3,8 +3,18 @@
 Order (later wins): autoquant/data/kernels.yaml -> autoquant/data/calibration.yaml (fitted by
 benchmarks/accuracy.py) -> a `--calibration FILE` given by the user. Each layer may set, per kernel id,
 `decode_bandwidth_efficiency` and `prefill_compute_efficiency` (and per GPU under `by_gpu:`), and per
-engine `step_overhead_ms` (fixed scheduler/launch time per engine step).
+engine `step_overhead_ms` (fixed scheduler/launch time per engine step) and `compute_factor`.
 
+Whole-model compute efficiency = the GEMM efficiency of the kernel (a published micro-benchmark figure;
+a kernel whose own figure is whole-model, `prefill_level: model`, points at the GEMM kernel of its math
+with `gemm_efficiency_from`) x the engine's `compute_factor` (the share of a compute-bound step that is
+GEMM time: attention, norms, sampling and scheduling are the rest; perf._roofline adds that share as
+time), fitted per engine on all of that engine's rows. So every kernel of one engine is discounted
+alike, whether or not it has rows of its own.
+llama.cpp's kernel figures are llama-bench pp512 (whole-model) already; its factor stays 1 unless given.
+
+Per-GPU figures apply to that GPU; for a kernel with `by_gpu_scope: class` they also stand for GPUs of
+the same class (architecture + memory family: hopper-hbm, ada-gddr, ...) that have none of their own.
 A kernel without a figure borrows the nearest kernel's (same family or same math), and says so.
 """
 
@@ -43,6 +53,8 @@ class Efficiency:
     decode_bandwidth: float  # fraction of peak memory bandwidth decode steps reach
     prefill_compute: float  # fraction of peak tensor throughput GEMMs reach
     source: str = ""
+    # whole-model / GEMM: the share of a compute-bound step the engine spends in GEMMs (perf._roofline)
+    compute_factor: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -52,19 +64,37 @@ class Calibration:
     by_gpu: Mapping[tuple[str, str], Mapping[str, tuple[float, str]]] = field(default_factory=dict)
     step_overhead_ms: Mapping[str, float] = field(default_factory=dict)
     sources: tuple[str, ...] = ()
+    # engine -> (whole-model / GEMM compute factor, source)
+    compute_factor: Mapping[str, tuple[float, str]] = field(default_factory=dict)
+    gemm_from: Mapping[str, str] = field(default_factory=dict)  # kernel -> kernel holding its GEMM figure
+    class_scoped: frozenset[str] = frozenset()  # kernels whose by_gpu figures stand for the GPU's class
 
     def _field(self, kernel: str, name: str, gpu: str | None) -> tuple[float, str] | None:
+        if name == _FIELDS[1] and kernel in self.gemm_from:
+            via = self.gemm_from[kernel]
+            got = self._field(via, name, gpu)
+            return None if got is None else (got[0], f"{got[1]} (GEMM figure of {via})")
         chain = (kernel, *_FALLBACKS.get(kernel, ()))
+        cls = gpu_class(gpu) if gpu else None
         for i, k in enumerate(chain):
+            borrowed = "" if i == 0 else f" (borrowed from {k})"
             if gpu and name in self.by_gpu.get((k, gpu), {}):
                 v, src = self.by_gpu[(k, gpu)][name]
-                return v, src if i == 0 else f"{src} (borrowed from {k})"
+                return v, src + borrowed
+            if cls and k in self.class_scoped:
+                same = sorted(g for (kk, g) in self.by_gpu if kk == k and g != gpu and gpu_class(g) == cls
+                              and name in self.by_gpu[(kk, g)])
+                if same:
+                    v, src = self.by_gpu[(k, same[0])][name]
+                    return v, f"{src}, same GPU class {cls}{borrowed}"
             if name in self.values.get(k, {}):
                 v, src = self.values[k][name]
-                return v, src if i == 0 else f"{src} (borrowed from {k})"
+                return v, src + borrowed
         return None
 
-    def efficiency(self, kernel: str, gpu: str | None = None) -> Efficiency:
+    def efficiency(self, kernel: str, gpu: str | None = None, engine: str | None = None) -> Efficiency:
+        """Decode bandwidth and GEMM efficiency of `kernel` on `gpu`, with `engine`'s compute factor
+        (1 without an engine): compute-bound steps reach GEMM efficiency x factor of peak."""
         dec = self._field(kernel, _FIELDS[0], gpu)
         pre = self._field(kernel, _FIELDS[1], gpu)
         if dec is None or pre is None:
@@ -74,18 +104,29 @@ class Calibration:
             median = statistics.median(pool)
             dec = dec or (median, "median of all kernels' figures (none for this kernel)")
             pre = pre or (median, "median of all kernels' figures (none for this kernel)")
-        return Efficiency(dec[0], pre[0], f"decode: {dec[1]}; prefill: {pre[1]}")
+        factor, fsrc = self.compute_factor.get(engine, (1.0, "")) if engine else (1.0, "")
+        prefill_src = pre[1] + (f"; {engine} compute factor {factor:g} ({fsrc})" if fsrc else "")
+        return Efficiency(dec[0], pre[0], f"decode: {dec[1]}; prefill: {prefill_src}", factor)
 
     def overhead_ms(self, engine: str) -> float:
         return float(self.step_overhead_ms.get(engine, 0.0))
 
+    def engine_factor(self, engine: str) -> float:
+        return self.compute_factor.get(engine, (1.0, ""))[0]
+
     def merged(self, layer: Mapping[str, Any], name: str, gpu_key=None) -> Calibration:
         values = {k: dict(v) for k, v in self.values.items()}
         by_gpu = {k: dict(v) for k, v in self.by_gpu.items()}
+        gemm_from = dict(self.gemm_from)
+        scoped = set(self.class_scoped)
         for kid, raw in _kernel_entries(layer).items():
             if not isinstance(raw, Mapping):
                 continue
             src = str(raw.get("source") or name)
+            if raw.get("gemm_efficiency_from"):
+                gemm_from[kid] = str(raw["gemm_efficiency_from"])
+            if raw.get("by_gpu_scope") == "class":
+                scoped.add(kid)
             for f in _FIELDS:
                 v = _number(raw.get(f))
                 if v is not None:
@@ -102,11 +143,18 @@ class Calibration:
                     if v is not None:
                         by_gpu.setdefault((kid, key), {})[f] = (v, f"{src} ({gname})")
         overheads = dict(self.step_overhead_ms)
+        factors = dict(self.compute_factor)
         for engine, raw in (layer.get("engines") or {}).items():
-            v = _number(raw.get("step_overhead_ms")) if isinstance(raw, Mapping) else None
+            if not isinstance(raw, Mapping):
+                continue
+            v = _number(raw.get("step_overhead_ms"))
             if v is not None:
                 overheads[str(engine)] = v
-        return Calibration(values, by_gpu, overheads, (*self.sources, name))
+            f = _number(raw.get("compute_factor"))
+            if f is not None:
+                factors[str(engine)] = (f, str(raw.get("source") or layer.get("source") or name).split(" from ")[0])
+        return Calibration(values, by_gpu, overheads, (*self.sources, name), factors, gemm_from,
+                           frozenset(scoped))
 
 
 def _kernel_entries(layer: Mapping[str, Any]) -> dict[str, Any]:
@@ -137,6 +185,19 @@ def _catalog_key(name: str) -> str | None:
                 spec = s
                 break
     return spec.key if spec else None
+
+
+@functools.lru_cache(maxsize=64)
+def gpu_class(key: str) -> str | None:
+    """architecture + memory family of a catalog GPU ('hopper-hbm', 'ada-gddr'); None when unknown."""
+    from autoquant.catalog.gpus import default_catalog
+
+    spec = default_catalog().find(key)
+    if spec is None or not spec.architecture or not spec.memory_type:
+        return None
+    mem = str(spec.memory_type).lower()
+    family = next((f for f in ("hbm", "gddr", "lpddr") if mem.startswith(f)), mem.split()[0])
+    return f"{spec.architecture}-{family}"
 
 
 @functools.lru_cache(maxsize=1)

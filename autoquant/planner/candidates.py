@@ -116,10 +116,10 @@ def evaluate(config: Config, model: ModelSpec, device: Device, workload: Workloa
     context = workload.max_model_len or (workload.isl + workload.osl)
     engine = config.engine
     kernel = facts.kernel_for(config.method, engine, device.capability, device.kind)
-    eff = calibration.efficiency(kernel, device.key)
+    eff = calibration.efficiency(kernel, device.key, engine)
     math_p = facts.math_precision(config.method, device.capability)
     if device.kind == "cpu":
-        kernel, eff = "llamacpp-cpu", calibration.efficiency("llamacpp-cpu", None)
+        kernel, eff = "llamacpp-cpu", calibration.efficiency("llamacpp-cpu", None, engine)
     gpus = config.gpus if engine == "llamacpp" else config.tp * config.pp
     mem_tp, mem_pp = (1, max(1, config.gpus)) if engine == "llamacpp" else (config.tp, config.pp)
 
@@ -156,7 +156,7 @@ def evaluate(config: Config, model: ModelSpec, device: Device, workload: Workloa
     setup = perf.Setup(
         model=model, method=config.method, engine=engine, device=device,
         tp=1 if engine == "llamacpp" else config.tp, pp=1 if engine == "llamacpp" else config.pp,
-        kv_bytes=kv_bytes, eff=eff, cpu_eff=calibration.efficiency("llamacpp-cpu"), gpu_fraction=gpu_fraction,
+        kv_bytes=kv_bytes, eff=eff, cpu_eff=calibration.efficiency("llamacpp-cpu", None, engine), gpu_fraction=gpu_fraction,
         overhead_ms=calibration.overhead_ms(engine), math=math_p,
     )
     if not device.bandwidth_gbps:
@@ -169,6 +169,8 @@ def evaluate(config: Config, model: ModelSpec, device: Device, workload: Workloa
     q = quality.ppl_delta(config.method, model.total_params, config.kv_cache_dtype, model.id)
     if q.ppl_delta is None:
         notes.append(q.source)
+    kv_delta = quality.kv_cache_delta(config.kv_cache_dtype)  # None today: quality.yaml has no KV figure
+    ppl = q.ppl_delta + kv_delta if q.ppl_delta is not None and kv_delta else q.ppl_delta
     price = gpu_price(device, workload)
     cost = None
     if price is not None and sp.output_tps > 0:
@@ -181,7 +183,7 @@ def evaluate(config: Config, model: ModelSpec, device: Device, workload: Workloa
         engine=engine, method=config.method, tp=config.tp, pp=config.pp, memory=mem,
         max_concurrency=max_conc, concurrency=conc, ttft_ms=round(sp.ttft_ms, 3), tpot_ms=round(sp.tpot_ms, 3),
         output_tokens_per_s=round(sp.output_tps, 2), per_request_tokens_per_s=round(sp.per_request_tps, 2),
-        ppl_delta=q.ppl_delta, cost_per_million_tokens=None if cost is None else round(cost, 4),  # type: ignore[arg-type]
+        ppl_delta=ppl, cost_per_million_tokens=None if cost is None else round(cost, 4),
         regime=sp.regime, kernel=kernel, kv_cache_dtype=config.kv_cache_dtype, max_model_len=mml,
         max_num_seqs=max(conc, 1), gpus=max(1, gpus) if device.kind == "cuda" else (1 if device.kind == "apple" else 0),
         gpu=device.key, n_gpu_layers=config.n_gpu_layers if engine == "llamacpp" else None,

@@ -6,7 +6,7 @@ Objectives (lower score wins; docs/planner.md):
   latency     end-to-end request time = TTFT + OSL x TPOT
   balanced    (cost / best cost) x (latency / best latency): a 10% cheaper plan may be 10% slower
 Ties (scores within TIE_TOLERANCE of the best) go to the simpler plan: fewer GPUs, then no
-quantization, then vLLM over TensorRT-LLM, then the default KV-cache dtype.
+quantization, then a measured quality delta, then vLLM over TensorRT-LLM, then the default KV-cache dtype.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def _simplicity(e: Estimate) -> tuple:
     quantized = bool(facts.methods().get(e.method, {}).get("quantized", True))
     engine_order = {"vllm": 0, "trtllm": 1, "llamacpp": 2}.get(e.engine, 3)
     default_kv = e.kv_cache_dtype in ("auto", "f16")
-    return (max(e.gpus, 1), quantized, engine_order, not default_kv)
+    return (max(e.gpus, 1), quantized, e.ppl_delta is None, engine_order, not default_kv)
 
 
 def rank(feasible: list[Estimate], objective: str, osl: int) -> list[Estimate]:
@@ -79,6 +79,17 @@ def rank(feasible: list[Estimate], objective: str, osl: int) -> list[Estimate]:
     tied.sort(key=lambda i: (_simplicity(feasible[i]), sc[i]))
     rest = [i for i in order if i not in tied]
     return [feasible[i] for i in tied + rest]
+
+
+def checkpoint_model(model: ModelSpec, method: str,
+                     checkpoints: Mapping[str, Checkpoint | None] | None) -> ModelSpec:
+    """The model whose shapes a method's checkpoint really has: a verified checkpoint that carries its own
+    (e.g. padded) MLP width replaces the base model's for the shape rules and the memory estimate."""
+    ck = (checkpoints or {}).get(method)
+    if ck is None or ck.status != "verified" or not ck.intermediate_size \
+            or ck.intermediate_size == model.intermediate_size:
+        return model
+    return replace(model, intermediate_size=int(ck.intermediate_size))
 
 
 def _checkpoint_rejection(cfg: Config, model: ModelSpec, checkpoints: Mapping[str, Checkpoint | None] | None,
@@ -110,8 +121,21 @@ def _fit_reason(e: Estimate, workload: Workload) -> str:
     if m.weights_gb + m.overhead_gb >= m.capacity_gb:
         return (f"does not fit: weights {m.weights_gb:.1f} GB + overhead {m.overhead_gb:.1f} GB per GPU exceed "
                 f"the {m.capacity_gb:.1f} GB the engine may use")
+    kv = [n for n in e.notes if n.startswith("KV cache ")]
     return (f"does not fit: {e.concurrency} requests x {workload.max_model_len or workload.isl + workload.osl} "
-            f"tokens need {m.kv_cache_gb:.1f} GB of KV cache per GPU, room for {e.max_concurrency} requests")
+            f"tokens need {m.kv_cache_gb:.1f} GB of KV cache per GPU, room for {e.max_concurrency} requests"
+            + (f"; {kv[0]}" if kv else ""))
+
+
+def user_floor(workload: Workload) -> bool:
+    """Did the user set a quality floor (--use-case or --max-ppl-delta)? Without one, an unmeasured quality
+    delta is kept with a note instead of rejected."""
+    return workload.max_ppl_delta is not None or workload.use_case is not None
+
+
+def kv_quality_unmeasured(kv_cache_dtype: str) -> bool:
+    """A quantized KV cache whose perplexity cost quality.yaml does not give."""
+    return kv_cache_dtype not in ("auto", "f16") and quality.kv_cache_delta(kv_cache_dtype) is None
 
 
 def _slo_reason(e: Estimate, workload: Workload) -> str | None:
@@ -127,16 +151,31 @@ def _slo_reason(e: Estimate, workload: Workload) -> str | None:
 
 def _evaluate_with_kv_fallback(cfg: Config, model: ModelSpec, device: Device, workload: Workload,
                                cal: Calibration, kv_pinned: bool) -> Estimate:
+    """The default KV dtype first; the engine's quantized KV cache (vLLM/TRT-LLM fp8, llama.cpp q8_0) only
+    when the default cannot hold the workload. quality.yaml has no perplexity figure for a quantized KV
+    cache, so with a user-set quality floor the fallback is not taken, and the rejection says so."""
     est = cands.evaluate(cfg, model, device, workload, cal)
     if not est.memory.fits and not kv_pinned:
         alt = cands.fallback_kv(cfg)
         if alt:
             alt_cfg = Config(cfg.engine, cfg.method, cfg.tp, cfg.pp, alt, cfg.n_gpu_layers, cfg.gpus)
-            if cands.gate(alt_cfg, model, device) is None:
-                alt_est = cands.evaluate(alt_cfg, model, device, workload, cal)
-                if alt_est.memory.fits:
-                    alt_est.notes.append(f"KV cache {alt}: the default KV dtype does not hold the workload")
-                    return alt_est
+            rej = cands.gate(alt_cfg, model, device)
+            if rej is not None:
+                est.notes.append(f"KV cache {alt} not possible: {rej.reason}")
+                return est
+            alt_est = cands.evaluate(alt_cfg, model, device, workload, cal)
+            if not alt_est.memory.fits:
+                est.notes.append(f"KV cache {alt} tried too: room for {alt_est.max_concurrency} requests")
+            elif kv_quality_unmeasured(alt) and user_floor(workload):
+                est.notes.append(f"KV cache {alt} would hold it (room for {alt_est.max_concurrency} requests), but "
+                                 f"quality.yaml has no perplexity figure for a {alt} KV cache and a quality floor "
+                                 "is set, so the default KV dtype is kept")
+            else:
+                alt_est.notes.append(f"KV cache {alt}: the default KV dtype does not hold the workload")
+                if kv_quality_unmeasured(alt):
+                    alt_est.notes.append(f"quality not measured for a {alt} KV cache (quality.yaml has no "
+                                         "figure; no quality floor set, so it is kept)")
+                return alt_est
     return est
 
 
@@ -153,16 +192,22 @@ def plan(model: ModelSpec, node: Node, workload: Workload | None = None, *, engi
     cal = calibration or default_calibration()
     device = device_of(node)
     floor, floor_from = quality.quality_floor(workload)
+    has_floor = user_floor(workload)
     _validate_pins(engine, method, kv_cache_dtype)
     rejected: list[Rejection] = []
     feasible: list[Estimate] = []
     ckpts: dict[int, Checkpoint | None] = {}
     seen_engine_rules: set[tuple[str, str]] = set()
+    engine_rule_methods: dict[tuple[str, str], list[str]] = {}  # (engine, rule) -> the methods it rejected
     seen_method_rules: set[tuple[str, str, str]] = set()
     for cfg in cands.enumerate_configs(model, device, workload, engine, method, tp, pp, kv_cache_dtype):
-        rej = cands.gate(cfg, model, device)
+        cfg_model = checkpoint_model(model, cfg.method, checkpoints)
+        rej = cands.gate(cfg, cfg_model, device)
         if rej is not None:
             if rej.rule in _ENGINE_LEVEL_RULES:
+                listed = engine_rule_methods.setdefault((rej.engine, rej.rule), [])
+                if rej.method not in listed:
+                    listed.append(rej.method)
                 if (rej.engine, rej.rule) in seen_engine_rules:
                     continue
                 seen_engine_rules.add((rej.engine, rej.rule))
@@ -183,7 +228,10 @@ def plan(model: ModelSpec, node: Node, workload: Workload | None = None, *, engi
                 rejected.append(Rejection(rej.engine, rej.method, rej.reason, None, None, "checkpoint"))
             continue
         try:
-            est = _evaluate_with_kv_fallback(cfg, model, device, workload, cal, kv_cache_dtype is not None)
+            est = _evaluate_with_kv_fallback(cfg, cfg_model, device, workload, cal, kv_cache_dtype is not None)
+            if cfg_model is not model:
+                est.notes.append(f"shapes from the verified checkpoint {checkpoints[cfg.method].repo} "  # type: ignore[index,union-attr]
+                                 f"(MLP width {cfg_model.intermediate_size}, base {model.intermediate_size})")
         except UnknownSpeed as exc:
             rejected.append(Rejection(cfg.engine, cfg.method, f"{cfg.label}: {exc}", cfg.tp, cfg.pp, "speed"))
             continue
@@ -192,8 +240,14 @@ def plan(model: ModelSpec, node: Node, workload: Workload | None = None, *, engi
             why, rule = _fit_reason(est, workload), "memory"
         elif (slo := _slo_reason(est, workload)) is not None:
             why, rule = slo, "slo"
-        elif est.ppl_delta is None:
+        elif est.ppl_delta is None and has_floor:
             why, rule = f"quality unknown: {est.notes[-1] if est.notes else 'no perplexity figure'}", "quality"
+        elif est.ppl_delta is None:
+            est.notes.append("quality not measured: no perplexity figure, kept because no quality floor is set "
+                             "(--use-case / --max-ppl-delta)")
+        elif has_floor and kv_quality_unmeasured(est.kv_cache_dtype):
+            why, rule = (f"quality: a {est.kv_cache_dtype} KV cache has no perplexity figure in quality.yaml and a "
+                         f"quality floor is set ({floor_from})", "quality")
         elif est.ppl_delta > floor:
             why, rule = (f"quality: +{est.ppl_delta:.3f} ppl exceeds the {floor:g} floor ({floor_from})",
                          "quality")
@@ -202,6 +256,7 @@ def plan(model: ModelSpec, node: Node, workload: Workload | None = None, *, engi
             continue
         ckpts[id(est)] = ck
         feasible.append(est)
+    rejected = [_name_methods(r, engine_rule_methods) for r in rejected]
     ranked = rank(feasible, workload.objective, workload.osl)
     chosen = [_candidate(e, ckpts.get(id(e))) for e in ranked]
     reasons = why_chosen(ranked, workload, floor, floor_from)
@@ -210,6 +265,17 @@ def plan(model: ModelSpec, node: Node, workload: Workload | None = None, *, engi
     wl["quality_floor_from"] = floor_from
     return Plan(model=model.id, hardware=device.describe(), chosen=chosen[0] if chosen else None,
                 alternatives=chosen[1:], rejected=rejected, workload=wl, reasons=reasons)
+
+
+def _name_methods(rej: Rejection, listed: Mapping[tuple[str, str], list[str]]) -> Rejection:
+    """'llama.cpp loads GGUF files only' names the methods it turned away (the GGUF rules on vLLM and
+    TRT-LLM keep the 'gguf-*' pattern: every GGUF type, twelve of them)."""
+    methods = listed.get((rej.engine, rej.rule))
+    if rej.rule != "gguf-only-on-llamacpp" or not methods:
+        return rej
+    names = ", ".join(methods)
+    return Rejection(rej.engine, names, f"{names} on {facts.engine_label(rej.engine)}: {rej.reason}", None, None,
+                     rej.rule)
 
 
 def _pinned_workload(workload: Workload, max_model_len: int | None, max_num_seqs: int | None) -> Workload:
@@ -254,7 +320,10 @@ def why_chosen(ranked: list[Estimate], workload: Workload, floor: float, floor_f
     out.append(f"regime at concurrency {best.concurrency}: {best.regime}"
                + (f" (crossover batch B* = {best.crossover_batch:.0f} for {best.method} on {best.gpu})"
                   if best.crossover_batch else ""))
-    out.append(f"quality +{best.ppl_delta:.3f} ppl within the {floor:g} floor ({floor_from})")
+    if best.ppl_delta is None:
+        out.append("quality not measured (no perplexity figure); no quality floor was set")
+    else:
+        out.append(f"quality +{best.ppl_delta:.3f} ppl within the {floor:g} floor ({floor_from})")
     return out
 
 

@@ -31,7 +31,7 @@ def crossover_table(model: ModelSpec, node: Node, calibration: Calibration | Non
         bpw = memory.bits_per_weight(method, model)
         ideal = perf.crossover_batch(device, math_p, bpw, perf.Efficiency(1.0, 1.0))
         kernel = facts.kernel_for(method, "vllm", device.capability, device.kind)
-        real = perf.crossover_batch(device, math_p, bpw, cal.efficiency(kernel, device.key))
+        real = perf.crossover_batch(device, math_p, bpw, cal.efficiency(kernel, device.key, "vllm"))
         if ideal is not None and real is not None:
             out.append((label, ideal, real))
     return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from autoquant.errors import InputError
-from autoquant.records import CPUInfo, Node
+from autoquant.records import GPU, CPUInfo, MigSlice, Node
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,8 @@ class Device:
         if self.kind == "cpu":
             return f"CPU ({self.cpu.model}, {self.host_ram_gb or 0:.0f} GB RAM)"
         nodes = f" x {self.nodes} nodes" if self.nodes > 1 else ""
+        if " MIG " in self.label:
+            return f"1x {self.key} ({self.label.split(' MIG ', 1)[1]} MIG slice){nodes}"
         return f"{self.count}x {self.key}{nodes}"
 
 
@@ -66,7 +68,8 @@ def device_of(node: Node) -> Device:
         notes: list[str] = []
         if len(same) < len(node.gpus):
             notes.append(f"planning on the {len(same)} {spec.key} GPU(s); other or MIG GPUs ignored")
-        same = same or [first]
+        if not same:
+            return _mig_device(first, spec, node, host_gb)
         mem = min(g.memory_total_bytes for g in same) or int((spec.memory_gib or 0) * 1024**3)
         if not spec.memory_bandwidth_gbps:
             raise InputError(f"the GPU catalog has no memory bandwidth for {spec.key}; cannot estimate speed")
@@ -101,4 +104,36 @@ def device_of(node: Node) -> Device:
         kind="cpu", key="cpu", label=cpu.model, count=1, memory_gb=host_gb or 0.0,
         bandwidth_gbps=cpu.memory_bandwidth_gbps, peaks_tflops=peaks, cpu=cpu, host_ram_gb=host_gb,
         notes=tuple(notes),
+    )
+
+
+def _mig_device(gpu: GPU, spec, node: Node, host_gb: float | None) -> Device:
+    """Every GPU of the node is in MIG mode: plan for one MIG slice (the one CUDA_VISIBLE_DEVICES selected,
+    or the largest when the GPU lists several). A slice has its own memory and SMs: compute scales by
+    slice SMs / full SMs; bandwidth by slice memory / full memory (a MIG memory slice owns its share of
+    the memory controllers, NVIDIA MIG user guide). No NVLink peer traffic between slices: one device."""
+    if not gpu.mig_slices:
+        raise InputError(f"GPU {gpu.index} ({gpu.name}) is in MIG mode but lists no MIG instance; create one "
+                         "(nvidia-smi mig -cgi ... -C) or disable MIG")
+    if not spec.memory_bandwidth_gbps:
+        raise InputError(f"the GPU catalog has no memory bandwidth for {spec.key}; cannot estimate speed")
+    sl: MigSlice = max(gpu.mig_slices, key=lambda m: (m.memory_bytes, m.sm_count or 0))
+    full_mem = gpu.memory_total_bytes or int((spec.memory_gib or 0) * 1024**3)
+    full_sms = gpu.sm_count or spec.sm_count
+    notes = [f"MIG slice {sl.profile} of {spec.key}: {sl.memory_bytes / 1e9:.1f} GB"
+             + (f", {sl.sm_count} of {full_sms} SMs" if sl.sm_count and full_sms else "")]
+    if len(gpu.mig_slices) > 1:
+        notes.append(f"GPU {gpu.index} is in MIG mode with {len(gpu.mig_slices)} slices: planning for one slice "
+                     f"(the largest, {sl.profile}); select one with CUDA_VISIBLE_DEVICES=<MIG uuid>")
+    sm_frac = sl.sm_count / full_sms if sl.sm_count and full_sms else None
+    if sm_frac is None:
+        notes.append("MIG slice SM count unknown: compute taken as the whole GPU's (an upper bound)")
+    mem_frac = min(1.0, sl.memory_bytes / full_mem) if full_mem else 1.0
+    peaks = {k: v * (sm_frac or 1.0) for k, v in _spec_peaks(spec).items()}
+    return Device(
+        kind="cuda", key=spec.key, label=f"{spec.display_name} MIG {sl.profile}", count=1,
+        memory_gb=sl.memory_bytes / 1e9, bandwidth_gbps=spec.memory_bandwidth_gbps * mem_frac,
+        peaks_tflops=peaks, capability=gpu.compute_capability or spec.compute_capability,
+        architecture=spec.architecture, nvlink_gbps=None, pcie_gbps=spec.pcie_gbps, nvlink_domain=1,
+        nodes=max(1, node.nodes), cpu=node.cpu, host_ram_gb=host_gb, notes=tuple(notes),
     )

@@ -115,10 +115,14 @@ def comm_seconds(s: Setup, tokens: float) -> float:
 
 
 def _roofline(bytes_: float, flops: float, bw_gbps: float | None, peak_tflops: float | None,
-              eff: Efficiency) -> tuple[float, float]:
+              eff: Efficiency) -> tuple[float, float, float]:
+    """(memory time, GEMM time, busy time). Busy = the roofline of weight reads vs GEMMs, plus the engine's
+    non-GEMM work (attention, norms, sampling, scheduling), which scales with the step's tokens:
+    GEMM time x (1/compute_factor - 1). Compute-bound steps then run at GEMM efficiency x compute_factor
+    of peak; small decode batches pay almost nothing extra."""
     mem = bytes_ / (bw_gbps * 1e9 * eff.decode_bandwidth) if bw_gbps else 0.0
     comp = flops / (peak_tflops * 1e12 * eff.prefill_compute) if peak_tflops else 0.0
-    return mem, comp
+    return mem, comp, max(mem, comp) + comp * (1 / eff.compute_factor - 1)
 
 
 def stage_step(s: Setup, decode_tokens: float, decode_context: float, prefill_tokens: float,
@@ -138,18 +142,17 @@ def stage_step(s: Setup, decode_tokens: float, decode_context: float, prefill_to
               + prefill_tokens * attention_flops_per_token(m, prefill_context / 2)) / shard
     peak = s.device.peak(s.math)
     if s.gpu_fraction >= 1.0 or s.device.kind != "cuda":
-        mem, comp = _roofline(bytes_, flops, s.device.bandwidth_gbps, peak, s.eff)
-        busy = max(mem, comp)
+        mem, comp, busy = _roofline(bytes_, flops, s.device.bandwidth_gbps, peak, s.eff)
     else:  # llama.cpp partial offload: GPU layers, then CPU layers, one after the other
         f = s.gpu_fraction
-        gm, gc = _roofline(bytes_ * f, flops * f, s.device.bandwidth_gbps, peak, s.eff)
+        gm, gc, gb = _roofline(bytes_ * f, flops * f, s.device.bandwidth_gbps, peak, s.eff)
         if not s.device.cpu.memory_bandwidth_gbps:
             raise UnknownSpeed("speed unknown: the CPU layers of a partial offload need the CPU's memory "
                                "bandwidth (run `autoquant probe` on the machine to measure it)")
         cpu_peak = (s.device.cpu.matmul_gflops or 0) / 1000 or None
-        cm, cc = _roofline(bytes_ * (1 - f), flops * (1 - f), s.device.cpu.memory_bandwidth_gbps, cpu_peak,
+        cm, cc, cb = _roofline(bytes_ * (1 - f), flops * (1 - f), s.device.cpu.memory_bandwidth_gbps, cpu_peak,
                            s.cpu_eff or s.eff)
-        mem, comp, busy = gm + cm, gc + cc, max(gm, gc) + max(cm, cc)
+        mem, comp, busy = gm + cm, gc + cc, gb + cb
     comm = comm_seconds(s, tokens)
     return Step(busy + comm + s.overhead_ms / 1000, mem, comp, comm)
 

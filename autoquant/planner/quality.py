@@ -168,3 +168,21 @@ def ppl_delta(method: str, params: int, kv_cache_dtype: str = "auto", model_id: 
                            f"{where}, interpolated in log(params) between {lo:g}B and {hi:g}B{via}")
     sz = sizes[-1]
     return Quality(med[sz], spread[sz] or None, where + via)
+
+
+@functools.lru_cache(maxsize=8)
+def kv_cache_delta(kv_cache_dtype: str) -> float | None:
+    """Perplexity increase of a quantized KV cache (quality.yaml `kv_cache: {<dtype>: {delta: ...}}`);
+    None when quality.yaml does not give one (today it has none)."""
+    from autoquant.data import load
+
+    if kv_cache_dtype in ("auto", "f16"):
+        return 0.0
+    try:
+        data = load("quality") or {}
+    except FileNotFoundError:
+        return None
+    raw = (data.get("kv_cache") or {}).get(kv_cache_dtype)
+    if isinstance(raw, Mapping):
+        return _num(raw, ("delta", "ppl_delta"))
+    return float(raw) if isinstance(raw, (int, float)) and not isinstance(raw, bool) else None

@@ -41,7 +41,7 @@ class Estimate:
     tpot_ms: float
     output_tokens_per_s: float  # all requests together
     per_request_tokens_per_s: float
-    ppl_delta: float
+    ppl_delta: float | None  # None: not measured (kept only when the user set no quality floor)
     cost_per_million_tokens: float | None
     regime: str  # bandwidth_bound | transitional | compute_bound
     kernel: str = ""
@@ -76,6 +76,9 @@ class Checkpoint:
     status: str = ""  # verified | unverified (registry facts, offline) | unconfirmed | rejected
     base: str | None = None  # the base model id it was resolved for
     local_path: str | None = None  # where it is on this machine (local folder/file, cache snapshot, assembled package)
+    # Added for the planner: the checkpoint's own MLP width when it differs from the base model's (e.g. padded
+    # so Marlin's shape rules hold at a TP size); the planner checks shapes on it when status is "verified".
+    intermediate_size: int | None = None
 
 
 @dataclass

@@ -58,3 +58,13 @@ def test_estimate_missing_calibration_file(capsys, tmp_path):
     rc = cli.main(["estimate", LLAMA8, "--engine", "vllm", "--method", "bf16", "--gpu", "H100-SXM",
                    "--calibration", str(tmp_path / "none.yaml")])
     assert rc == 2 and "no such calibration file" in capsys.readouterr().err
+
+
+def test_estimate_json_with_unmeasured_quality_reads_back_as_an_estimate(capsys):
+    from autoquant.records import Estimate, from_dict
+
+    rc = cli.main(["estimate", LLAMA8, "--engine", "vllm", "--method", "nvfp4", "--gpu", "H100-SXM",
+                   "--concurrency", "8", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert rc == 0 and data["ppl_delta"] is None
+    assert from_dict(Estimate, data).ppl_delta is None
