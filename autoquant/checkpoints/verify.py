@@ -201,6 +201,16 @@ def _candidate_spec(config: dict[str, Any], repo: str) -> ModelSpec | None:
         return None
 
 
+def own_intermediate_size(spec: ModelSpec | None, base: ModelSpec | None) -> int | None:
+    """The checkpoint's MLP width when its config differs from the base's (e.g. Qwen2.5-72B quants padded
+    from 29568 to 29696 for Marlin at TP=4), so the planner uses the checkpoint's own shapes; else None."""
+    if spec is None or not spec.intermediate_size:
+        return None
+    if base is not None and spec.intermediate_size == base.intermediate_size:
+        return None
+    return int(spec.intermediate_size)
+
+
 def _describe(quant: QuantSpec) -> str:
     parts = [quant.quant_method, f"{quant.weight_bits:g}-bit"]
     if quant.act_bits:
@@ -272,7 +282,8 @@ def _verify_safetensors(found: Found, base_id: str, base: ModelSpec | None, targ
         check_kernel(quant, spec or base, target),
     )
     ckpt = Checkpoint(repo=found.repo, method=method, revision=found.revision, source=found.source,
-                      quant=quant, size_bytes=_weights_bytes(found))
+                      quant=quant, size_bytes=_weights_bytes(found),
+                      intermediate_size=own_intermediate_size(spec, base))
     _set_extra(ckpt, base=base_id, local_path=found.local_path)
     if failure:
         return [_finish(ckpt, False, failure, "rejected")]

@@ -12,6 +12,9 @@ GEMM time: attention, norms, sampling and scheduling are the rest; perf._rooflin
 time), fitted per engine on all of that engine's rows. So every kernel of one engine is discounted
 alike, whether or not it has rows of its own.
 llama.cpp's kernel figures are llama-bench pp512 (whole-model) already; its factor stays 1 unless given.
+An engine named in a kernel's `attention_kernel_of` (kernels.yaml `flash-attention`: vLLM, TRT-LLM) gets that
+kernel's figure as `attention_compute`: attention FLOPs then run at it, outside the engine factor. A kernel's
+`batched_decode_speedup` points (llama.cpp) bound what batching several decode slots gains (perf.batch_slowdown).
 
 Per-GPU figures apply to that GPU; for a kernel with `by_gpu_scope: class` they also stand for GPUs of
 the same class (architecture + memory family: hopper-hbm, ada-gddr, ...) that have none of their own.
@@ -55,6 +58,11 @@ class Efficiency:
     source: str = ""
     # whole-model / GEMM: the share of a compute-bound step the engine spends in GEMMs (perf._roofline)
     compute_factor: float = 1.0
+    # fraction of the 16-bit peak the engine's attention kernel reaches (FlashAttention); None: attention
+    # FLOPs are part of the whole-model figure (llama.cpp's pp512) and charged with the GEMMs
+    attention_compute: float | None = None
+    # llama.cpp: measured (batch, aggregate decode speedup over batch 1) points; empty: the roofline alone
+    batch_speedup: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,8 @@ class Calibration:
     compute_factor: Mapping[str, tuple[float, str]] = field(default_factory=dict)
     gemm_from: Mapping[str, str] = field(default_factory=dict)  # kernel -> kernel holding its GEMM figure
     class_scoped: frozenset[str] = frozenset()  # kernels whose by_gpu figures stand for the GPU's class
+    attention_kernel: Mapping[str, str] = field(default_factory=dict)  # engine -> its attention kernel id
+    batch_speedup: Mapping[str, tuple[tuple[float, float], ...]] = field(default_factory=dict)  # kernel -> points
 
     def _field(self, kernel: str, name: str, gpu: str | None) -> tuple[float, str] | None:
         if name == _FIELDS[1] and kernel in self.gemm_from:
@@ -106,7 +116,14 @@ class Calibration:
             pre = pre or (median, "median of all kernels' figures (none for this kernel)")
         factor, fsrc = self.compute_factor.get(engine, (1.0, "")) if engine else (1.0, "")
         prefill_src = pre[1] + (f"; {engine} compute factor {factor:g} ({fsrc})" if fsrc else "")
-        return Efficiency(dec[0], pre[0], f"decode: {dec[1]}; prefill: {prefill_src}", factor)
+        attention, att_src = None, ""
+        akernel = self.attention_kernel.get(engine or "")
+        if akernel:
+            got = self._field(akernel, _FIELDS[1], gpu)
+            if got is not None:
+                attention, att_src = got[0], f"; attention: {akernel} {got[0]:g} ({got[1]})"
+        return Efficiency(dec[0], pre[0], f"decode: {dec[1]}; prefill: {prefill_src}{att_src}", factor,
+                          attention, self.batch_speedup.get(kernel, ()))
 
     def overhead_ms(self, engine: str) -> float:
         return float(self.step_overhead_ms.get(engine, 0.0))
@@ -119,10 +136,18 @@ class Calibration:
         by_gpu = {k: dict(v) for k, v in self.by_gpu.items()}
         gemm_from = dict(self.gemm_from)
         scoped = set(self.class_scoped)
+        attention = dict(self.attention_kernel)
+        speedups = dict(self.batch_speedup)
         for kid, raw in _kernel_entries(layer).items():
             if not isinstance(raw, Mapping):
                 continue
             src = str(raw.get("source") or name)
+            for engine in raw.get("attention_kernel_of") or ():
+                attention[str(engine)] = kid
+            points = raw.get("batched_decode_speedup")
+            if isinstance(points, Mapping):
+                speedups[kid] = tuple(sorted((float(b), float(v)) for b, v in points.items()
+                                             if _number(b) and _number(v)))
             if raw.get("gemm_efficiency_from"):
                 gemm_from[kid] = str(raw["gemm_efficiency_from"])
             if raw.get("by_gpu_scope") == "class":
@@ -154,7 +179,7 @@ class Calibration:
             if f is not None:
                 factors[str(engine)] = (f, str(raw.get("source") or layer.get("source") or name).split(" from ")[0])
         return Calibration(values, by_gpu, overheads, (*self.sources, name), factors, gemm_from,
-                           frozenset(scoped))
+                           frozenset(scoped), attention, speedups)
 
 
 def _kernel_entries(layer: Mapping[str, Any]) -> dict[str, Any]:

@@ -114,15 +114,39 @@ def comm_seconds(s: Setup, tokens: float) -> float:
     return 2 * (s.model.num_layers / s.pp) * per_call
 
 
-def _roofline(bytes_: float, flops: float, bw_gbps: float | None, peak_tflops: float | None,
-              eff: Efficiency) -> tuple[float, float, float]:
-    """(memory time, GEMM time, busy time). Busy = the roofline of weight reads vs GEMMs, plus the engine's
-    non-GEMM work (attention, norms, sampling, scheduling), which scales with the step's tokens:
-    GEMM time x (1/compute_factor - 1). Compute-bound steps then run at GEMM efficiency x compute_factor
-    of peak; small decode batches pay almost nothing extra."""
-    mem = bytes_ / (bw_gbps * 1e9 * eff.decode_bandwidth) if bw_gbps else 0.0
-    comp = flops / (peak_tflops * 1e12 * eff.prefill_compute) if peak_tflops else 0.0
-    return mem, comp, max(mem, comp) + comp * (1 / eff.compute_factor - 1)
+def _roofline(weight_bytes: float, kv_bytes: float, flops: float, bw_gbps: float | None,
+              peak_tflops: float | None, eff: Efficiency, attn_flops: float = 0.0,
+              attn_peak_tflops: float | None = None) -> tuple[float, float, float]:
+    """(memory time, compute time, busy time) of one step. The GEMMs (weights vs their FLOPs) and the attention
+    kernels (KV-cache reads vs attention FLOPs) run one after the other, so each is its own roofline and the
+    step is their sum: a compute-bound prefill GEMM does not hide the decode tokens' KV reads. Attention FLOPs
+    run at the attention kernel's efficiency (FlashAttention) of the 16-bit peak; where the engine's figure is
+    whole-model (llama.cpp pp512, `attention_compute` None) the caller has put them into `flops`. On top comes
+    the engine's non-GEMM work (norms, activations, rope, sampling, scheduling), which scales with the step's
+    GEMM work: GEMM time x (1/compute_factor - 1). docs/planner.md 3."""
+    bw = bw_gbps * 1e9 * eff.decode_bandwidth if bw_gbps else 0.0
+    w_mem = weight_bytes / bw if bw else 0.0
+    kv_mem = kv_bytes / bw if bw else 0.0
+    gemm = flops / (peak_tflops * 1e12 * eff.prefill_compute) if peak_tflops else 0.0
+    attn = attn_flops / (attn_peak_tflops * 1e12 * eff.attention_compute) \
+        if attn_flops and attn_peak_tflops and eff.attention_compute else 0.0
+    busy = max(w_mem, gemm) + max(kv_mem, attn) + gemm * (1 / eff.compute_factor - 1)
+    return w_mem + kv_mem, gemm + attn, busy
+
+
+def batch_slowdown(points: tuple[tuple[float, float], ...], batch: float) -> float:
+    """Weight-streaming time of a B-slot decode step / that of a 1-slot step, B / speedup(B), from an engine's
+    measured batched-decode points (interpolated in log B; beyond the last point its B/speedup holds).
+    1.0 when no points are known or B <= 1."""
+    if not points or batch <= 1:
+        return 1.0
+    pts = [(1.0, 1.0), *[p for p in points if p[0] > 1]]
+    for (b0, s0), (b1, s1) in zip(pts, pts[1:], strict=False):
+        if batch <= b1:
+            t = math.log(batch / b0) / math.log(b1 / b0)
+            return batch / math.exp(math.log(s0) + t * (math.log(s1) - math.log(s0)))
+    b, sp = pts[-1]
+    return b / sp
 
 
 def stage_step(s: Setup, decode_tokens: float, decode_context: float, prefill_tokens: float,
@@ -135,23 +159,28 @@ def stage_step(s: Setup, decode_tokens: float, decode_context: float, prefill_to
     shard = s.tp * s.pp
     tokens = decode_tokens + prefill_tokens
     kv = memory.kv_bytes_per_request(m, int(max(decode_context, 1)), s.kv_bytes, s.tp, s.pp)
-    bytes_ = weight_bytes_read(s, tokens) + decode_tokens * kv
+    weights = weight_bytes_read(s, tokens) * batch_slowdown(s.eff.batch_speedup, decode_tokens)
+    kv_read = decode_tokens * kv
     body, logits = compute_params(m)
     flops = (2 * body * tokens + 2 * logits * decode_tokens) / shard
-    flops += (decode_tokens * attention_flops_per_token(m, decode_context)
-              + prefill_tokens * attention_flops_per_token(m, prefill_context / 2)) / shard
+    attn = (decode_tokens * attention_flops_per_token(m, decode_context)
+            + prefill_tokens * attention_flops_per_token(m, prefill_context / 2)) / shard
+    if s.eff.attention_compute is None:  # whole-model figure (llama.cpp): attention is inside it
+        flops, attn = flops + attn, 0.0
     peak = s.device.peak(s.math)
+    attn_peak = s.device.peak("fp16")  # attention runs in 16-bit whatever the weights' format
     if s.gpu_fraction >= 1.0 or s.device.kind != "cuda":
-        mem, comp, busy = _roofline(bytes_, flops, s.device.bandwidth_gbps, peak, s.eff)
+        mem, comp, busy = _roofline(weights, kv_read, flops, s.device.bandwidth_gbps, peak, s.eff, attn, attn_peak)
     else:  # llama.cpp partial offload: GPU layers, then CPU layers, one after the other
         f = s.gpu_fraction
-        gm, gc, gb = _roofline(bytes_ * f, flops * f, s.device.bandwidth_gbps, peak, s.eff)
+        gm, gc, gb = _roofline(weights * f, kv_read * f, flops * f, s.device.bandwidth_gbps, peak, s.eff, attn * f,
+                               attn_peak)
         if not s.device.cpu.memory_bandwidth_gbps:
             raise UnknownSpeed("speed unknown: the CPU layers of a partial offload need the CPU's memory "
                                "bandwidth (run `autoquant probe` on the machine to measure it)")
         cpu_peak = (s.device.cpu.matmul_gflops or 0) / 1000 or None
-        cm, cc, cb = _roofline(bytes_ * (1 - f), flops * (1 - f), s.device.cpu.memory_bandwidth_gbps, cpu_peak,
-                           s.cpu_eff or s.eff)
+        cm, cc, cb = _roofline(weights * (1 - f), kv_read * (1 - f), flops * (1 - f),
+                               s.device.cpu.memory_bandwidth_gbps, cpu_peak, s.cpu_eff or s.eff)
         mem, comp, busy = gm + cm, gc + cc, gb + cb
     comm = comm_seconds(s, tokens)
     return Step(busy + comm + s.overhead_ms / 1000, mem, comp, comm)

@@ -34,7 +34,7 @@ def test_available_checkpoint_is_attached(model, node):
     m = model("meta-llama__Llama-2-7b-hf")
     ck = Checkpoint(repo="TheBloke/Llama-2-7B-AWQ", method="awq-int4", verified=True)
     p = plan(m, node("A100-80GB-SXM:1"), Workload(concurrency=8, max_ppl_delta=0.3, objective="cost"),
-             engine="vllm", checkpoints={"awq-int4": ck})
+             checkpoints={"awq-int4": ck})
     assert p.chosen.method == "awq-int4" and p.chosen.checkpoint is ck
 
 
