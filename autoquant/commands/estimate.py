@@ -33,5 +33,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(key_values(estimate_rows(result)))
         for note in result.notes:
-            print(f"note: {note}")
+            if " requests run at once " not in note:  # shown as the "queueing" row
+                print(f"note: {note}")
     return 0

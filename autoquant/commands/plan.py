@@ -93,6 +93,7 @@ def estimate_rows(e: Estimate) -> list[tuple[str, str]]:
                            f"({'fits' if m.fits else 'does NOT fit'})"),
         ("limits", f"max concurrency {e.max_concurrency} at this context; max model len {e.max_model_len}; "
                    f"--max-num-seqs {e.max_num_seqs}"),
+        *[("queueing", n) for n in e.notes if " requests run at once " in n],
         ("TTFT / TPOT", f"{_fmt(e.ttft_ms, 0)} ms / {_fmt(e.tpot_ms, 1)} ms"),
         ("throughput", f"{_fmt(e.output_tokens_per_s, 0)} output tok/s at concurrency {e.concurrency} "
                        f"({_fmt(e.per_request_tokens_per_s, 1)} per request); {_fmt(e.output_tokens_per_s_at_max, 0)} "

@@ -108,9 +108,21 @@ def llamacpp_offload(model: ModelSpec, method: str, device: Device, gpus: int, c
     return min(layers, model.num_layers)
 
 
+def running_at_once(concurrency: int | None, kv_room: int, engine_cap: int, max_num_seqs: int | None) -> int:
+    """M, the requests the engine runs at once: all C when the KV cache (and a pinned --max-num-seqs / -np /
+    max_batch_size) holds them, else as many as it does; the rest queue. `concurrency=None` ("max"): as many
+    as fit, up to the engine's default batch cap (vLLM --max-num-seqs, TRT-LLM max_batch_size)."""
+    cap = engine_cap if concurrency is None else concurrency
+    if max_num_seqs is not None:
+        cap = min(cap, max_num_seqs)
+    return max(0, min(cap, kv_room))
+
+
 def evaluate(config: Config, model: ModelSpec, device: Device, workload: Workload,
-             calibration: Calibration) -> Estimate:
-    """Memory, speed, quality and cost of one configuration at the workload's concurrency."""
+             calibration: Calibration, max_num_seqs: int | None = None) -> Estimate:
+    """Memory, speed, quality and cost of one configuration at the workload's concurrency. When the KV cache
+    (or a pinned `max_num_seqs`) holds fewer than the workload's C requests, the engine runs M at a time and
+    the rest queue (perf.queued, docs/planner.md "Queueing beyond capacity")."""
     notes: list[str] = list(device.notes)
     kv_bytes = facts.kv_dtype_bytes().get(config.kv_cache_dtype, 2.0)
     context = workload.max_model_len or (workload.isl + workload.osl)
@@ -129,12 +141,14 @@ def evaluate(config: Config, model: ModelSpec, device: Device, workload: Workloa
     if engine == "llamacpp" and device.kind == "cuda" and config.gpus > 1:
         per_req /= config.gpus
     max_conc = memory.max_requests(budget.kv_space_gb, per_req, 10**9)
-    # "max": as many as fit, up to the engine's default batch cap (vLLM --max-num-seqs, TRT-LLM max_batch_size)
-    at_max_conc = max(1, min(max_conc, budget.max_num_seqs))
+    at_max_conc = max(1, running_at_once(None, max_conc, budget.max_num_seqs, max_num_seqs))
     conc = workload.concurrency if workload.concurrency is not None else at_max_conc
-    kv_gb = conc * per_req / 1e9
+    # Feasible when weights + overhead fit and the KV cache holds one request at the needed context;
+    # beyond M the engine's scheduler queues (it does not fail).
+    running = max(1, running_at_once(conc, max_conc, budget.max_num_seqs, max_num_seqs))
+    kv_gb = running * per_req / 1e9
     total = budget.weights_gb + budget.overhead_gb + kv_gb
-    fits = budget.kv_space_gb > 0 and max_conc >= conc
+    fits = budget.kv_space_gb > 0 and max_conc >= 1
     if budget.host_weights_gb > 0:  # llama.cpp partial offload: the rest of the weights live in host RAM
         reserve = float(facts.overheads().get("llamacpp", {}).get("host_reserve_gib", 2.0)) * facts.GIB_GB
         host = device.host_ram_gb
@@ -163,7 +177,12 @@ def evaluate(config: Config, model: ModelSpec, device: Device, workload: Workloa
         notes.append("no memory bandwidth figure for this device: speed unknown")
     if not device.peak(math_p):
         notes.append(f"no {math_p} compute figure for {device.key}: prefill/TTFT counts memory time only (a lower bound)")
-    sp = perf.speed(setup, conc, workload.isl, workload.osl, budget.batched_tokens)
+    sp = perf.speed(setup, running, workload.isl, workload.osl, budget.batched_tokens)
+    if running < conc:
+        sp, wait = perf.queued(sp, conc, running, workload.osl)
+        limit = "KV room" if max_num_seqs is None or max_conc < max_num_seqs else "--max-num-seqs"
+        notes.append(f"{running} of {conc} requests run at once ({limit}); the rest queue ~{wait:.1f} s "
+                     f"(Little's law: TTFT includes the wait, output {sp.output_tps:.0f} tok/s)")
     at_max = perf.speed(setup, at_max_conc, workload.isl, workload.osl, budget.batched_tokens).output_tps \
         if max_conc >= 1 else 0.0
     q = quality.ppl_delta(config.method, model.total_params, config.kv_cache_dtype, model.id)
@@ -185,7 +204,7 @@ def evaluate(config: Config, model: ModelSpec, device: Device, workload: Workloa
         output_tokens_per_s=round(sp.output_tps, 2), per_request_tokens_per_s=round(sp.per_request_tps, 2),
         ppl_delta=ppl, cost_per_million_tokens=None if cost is None else round(cost, 4),
         regime=sp.regime, kernel=kernel, kv_cache_dtype=config.kv_cache_dtype, max_model_len=mml,
-        max_num_seqs=max(conc, 1), gpus=max(1, gpus) if device.kind == "cuda" else (1 if device.kind == "apple" else 0),
+        max_num_seqs=running, gpus=max(1, gpus) if device.kind == "cuda" else (1 if device.kind == "apple" else 0),
         gpu=device.key, n_gpu_layers=config.n_gpu_layers if engine == "llamacpp" else None,
         output_tokens_per_s_at_max=round(at_max, 2), ppl_delta_uncertainty=q.uncertainty,
         crossover_batch=None if (c := perf.crossover_batch(device, math_p, bpw, eff)) is None else round(c, 1),
@@ -227,12 +246,18 @@ def _llamacpp_configs(model: ModelSpec, device: Device, workload: Workload, meth
             continue
         for g in sorted({1, device.count}):
             kvb = facts.kv_dtype_bytes().get(kv, 2.0)
-            ngl = llamacpp_offload(model, meth, device, g, context, kvb, conc)
-            yield Config("llamacpp", meth, kv_cache_dtype=kv, n_gpu_layers=ngl, gpus=g)
+            # Layers on the GPU(s) for the KV of all C requests, and for one: with fewer slots (-np) the
+            # rest queue, which may beat moving layers to the CPU; both are candidates, the ranking decides.
+            ngls = [llamacpp_offload(model, meth, device, g, context, kvb, conc)]
+            if conc > 1:
+                ngls.append(llamacpp_offload(model, meth, device, g, context, kvb, 1))
+            for ngl in dict.fromkeys(ngls):
+                yield Config("llamacpp", meth, kv_cache_dtype=kv, n_gpu_layers=ngl, gpus=g)
 
 
 def needs_kv_fallback(est: Estimate) -> bool:
-    return not est.memory.fits and est.max_concurrency < est.concurrency
+    """The default KV dtype does not run every request at once (it does not fit, or the rest queue)."""
+    return not est.memory.fits or est.max_concurrency < est.concurrency
 
 
 def fallback_kv(config: Config) -> str | None:

@@ -122,8 +122,9 @@ def _fit_reason(e: Estimate, workload: Workload) -> str:
         return (f"does not fit: weights {m.weights_gb:.1f} GB + overhead {m.overhead_gb:.1f} GB per GPU exceed "
                 f"the {m.capacity_gb:.1f} GB the engine may use")
     kv = [n for n in e.notes if n.startswith("KV cache ")]
-    return (f"does not fit: {e.concurrency} requests x {workload.max_model_len or workload.isl + workload.osl} "
-            f"tokens need {m.kv_cache_gb:.1f} GB of KV cache per GPU, room for {e.max_concurrency} requests"
+    return (f"does not fit: the KV cache cannot hold one request of "
+            f"{workload.max_model_len or workload.isl + workload.osl} tokens (it needs {m.kv_cache_gb:.2f} GB per "
+            f"GPU, {max(0.0, m.capacity_gb - m.weights_gb - m.overhead_gb):.2f} GB left after weights and overhead)"
             + (f"; {kv[0]}" if kv else ""))
 
 
@@ -140,7 +141,9 @@ def kv_quality_unmeasured(kv_cache_dtype: str) -> bool:
 
 def _slo_reason(e: Estimate, workload: Workload) -> str | None:
     if workload.ttft_ms is not None and e.ttft_ms > workload.ttft_ms:
-        return f"misses the TTFT SLO: {e.ttft_ms:.0f} ms > {workload.ttft_ms:g} ms"
+        queued = (f" ({e.max_num_seqs} of {e.concurrency} requests run at once; the rest wait in the queue)"
+                  if 0 < e.max_num_seqs < e.concurrency else "")
+        return f"misses the TTFT SLO: {e.ttft_ms:.0f} ms > {workload.ttft_ms:g} ms{queued}"
     if workload.tpot_ms is not None and e.tpot_ms > workload.tpot_ms:
         return f"misses the TPOT SLO: {e.tpot_ms:.1f} ms > {workload.tpot_ms:g} ms"
     if workload.min_tps is not None and e.per_request_tokens_per_s < workload.min_tps:
@@ -150,33 +153,41 @@ def _slo_reason(e: Estimate, workload: Workload) -> str | None:
 
 
 def _evaluate_with_kv_fallback(cfg: Config, model: ModelSpec, device: Device, workload: Workload,
-                               cal: Calibration, kv_pinned: bool) -> Estimate:
+                               cal: Calibration, kv_pinned: bool, max_num_seqs: int | None = None) -> list[Estimate]:
     """The default KV dtype first; the engine's quantized KV cache (vLLM/TRT-LLM fp8, llama.cpp q8_0) only
-    when the default cannot hold the workload. quality.yaml has no perplexity figure for a quantized KV
-    cache, so with a user-set quality floor the fallback is not taken, and the rejection says so."""
-    est = cands.evaluate(cfg, model, device, workload, cal)
-    if not est.memory.fits and not kv_pinned:
-        alt = cands.fallback_kv(cfg)
-        if alt:
-            alt_cfg = Config(cfg.engine, cfg.method, cfg.tp, cfg.pp, alt, cfg.n_gpu_layers, cfg.gpus)
-            rej = cands.gate(alt_cfg, model, device)
-            if rej is not None:
-                est.notes.append(f"KV cache {alt} not possible: {rej.reason}")
-                return est
-            alt_est = cands.evaluate(alt_cfg, model, device, workload, cal)
-            if not alt_est.memory.fits:
-                est.notes.append(f"KV cache {alt} tried too: room for {alt_est.max_concurrency} requests")
-            elif kv_quality_unmeasured(alt) and user_floor(workload):
-                est.notes.append(f"KV cache {alt} would hold it (room for {alt_est.max_concurrency} requests), but "
-                                 f"quality.yaml has no perplexity figure for a {alt} KV cache and a quality floor "
-                                 "is set, so the default KV dtype is kept")
-            else:
-                alt_est.notes.append(f"KV cache {alt}: the default KV dtype does not hold the workload")
-                if kv_quality_unmeasured(alt):
-                    alt_est.notes.append(f"quality not measured for a {alt} KV cache (quality.yaml has no "
-                                         "figure; no quality floor set, so it is kept)")
-                return alt_est
-    return est
+    when the default cannot run every request at once. When the default does not fit at all, the fallback
+    replaces it; when the default fits but queues, the fallback (more at once, less KV precision) is a
+    second candidate and the ranking decides. quality.yaml has no perplexity figure for a quantized KV
+    cache, so with a user-set quality floor the fallback is not taken, and the estimate says so."""
+    est = cands.evaluate(cfg, model, device, workload, cal, max_num_seqs)
+    kv_limited = est.max_concurrency < est.concurrency and (max_num_seqs is None or est.max_concurrency < max_num_seqs)
+    if kv_pinned or not (not est.memory.fits or kv_limited):
+        return [est]
+    alt = cands.fallback_kv(cfg)
+    if not alt:
+        return [est]
+    alt_cfg = Config(cfg.engine, cfg.method, cfg.tp, cfg.pp, alt, cfg.n_gpu_layers, cfg.gpus)
+    rej = cands.gate(alt_cfg, model, device)
+    if rej is not None:
+        est.notes.append(f"KV cache {alt} not possible: {rej.reason}")
+        return [est]
+    alt_est = cands.evaluate(alt_cfg, model, device, workload, cal, max_num_seqs)
+    held = "would hold it" if alt_est.max_concurrency >= alt_est.concurrency else "would hold more"
+    if not alt_est.memory.fits:
+        est.notes.append(f"KV cache {alt} tried too: room for {alt_est.max_concurrency} requests")
+    elif kv_quality_unmeasured(alt) and user_floor(workload):
+        est.notes.append(f"KV cache {alt} {held} (room for {alt_est.max_concurrency} requests), but "
+                         f"quality.yaml has no perplexity figure for a {alt} KV cache and a quality floor "
+                         "is set, so the default KV dtype is kept")
+    else:
+        alt_est.notes.append(f"KV cache {alt}: the default KV dtype "
+                             + ("does not hold the workload" if not est.memory.fits else
+                                f"runs {est.max_concurrency} of {est.concurrency} requests at once"))
+        if kv_quality_unmeasured(alt):
+            alt_est.notes.append(f"quality not measured for a {alt} KV cache (quality.yaml has no "
+                                 "figure; no quality floor set, so it is kept)")
+        return [alt_est] if not est.memory.fits else [est, alt_est]
+    return [est]
 
 
 def plan(model: ModelSpec, node: Node, workload: Workload | None = None, *, engine: str | None = None,
@@ -188,7 +199,7 @@ def plan(model: ModelSpec, node: Node, workload: Workload | None = None, *, engi
 
     `max_model_len` / `max_num_seqs` are pins from engine flags the user gave (serve): the context every
     request must reach, and a cap on concurrent requests."""
-    workload = _pinned_workload(workload or Workload(), max_model_len, max_num_seqs)
+    workload = _pinned_workload(workload or Workload(), max_model_len)
     cal = calibration or default_calibration()
     device = device_of(node)
     floor, floor_from = quality.quality_floor(workload)
@@ -228,34 +239,16 @@ def plan(model: ModelSpec, node: Node, workload: Workload | None = None, *, engi
                 rejected.append(Rejection(rej.engine, rej.method, rej.reason, None, None, "checkpoint"))
             continue
         try:
-            est = _evaluate_with_kv_fallback(cfg, cfg_model, device, workload, cal, kv_cache_dtype is not None)
-            if cfg_model is not model:
-                est.notes.append(f"shapes from the verified checkpoint {checkpoints[cfg.method].repo} "  # type: ignore[index,union-attr]
-                                 f"(MLP width {cfg_model.intermediate_size}, base {model.intermediate_size})")
+            ests = _evaluate_with_kv_fallback(cfg, cfg_model, device, workload, cal, kv_cache_dtype is not None,
+                                              max_num_seqs)
         except UnknownSpeed as exc:
             rejected.append(Rejection(cfg.engine, cfg.method, f"{cfg.label}: {exc}", cfg.tp, cfg.pp, "speed"))
             continue
-        why = None
-        if not est.memory.fits:
-            why, rule = _fit_reason(est, workload), "memory"
-        elif (slo := _slo_reason(est, workload)) is not None:
-            why, rule = slo, "slo"
-        elif est.ppl_delta is None and has_floor:
-            why, rule = f"quality unknown: {est.notes[-1] if est.notes else 'no perplexity figure'}", "quality"
-        elif est.ppl_delta is None:
-            est.notes.append("quality not measured: no perplexity figure, kept because no quality floor is set "
-                             "(--use-case / --max-ppl-delta)")
-        elif has_floor and kv_quality_unmeasured(est.kv_cache_dtype):
-            why, rule = (f"quality: a {est.kv_cache_dtype} KV cache has no perplexity figure in quality.yaml and a "
-                         f"quality floor is set ({floor_from})", "quality")
-        elif est.ppl_delta > floor:
-            why, rule = (f"quality: +{est.ppl_delta:.3f} ppl exceeds the {floor:g} floor ({floor_from})",
-                         "quality")
-        if why is not None:
-            rejected.append(Rejection(est.engine, est.method, f"{_cfg_label(est)}: {why}", est.tp, est.pp, rule))
-            continue
-        ckpts[id(est)] = ck
-        feasible.append(est)
+        for est in ests:
+            if cfg_model is not model:
+                est.notes.append(f"shapes from the verified checkpoint {checkpoints[cfg.method].repo} "  # type: ignore[index,union-attr]
+                                 f"(MLP width {cfg_model.intermediate_size}, base {model.intermediate_size})")
+            _admit(est, workload, floor, floor_from, has_floor, ck, ckpts, feasible, rejected)
     rejected = [_name_methods(r, engine_rule_methods) for r in rejected]
     ranked = rank(feasible, workload.objective, workload.osl)
     chosen = [_candidate(e, ckpts.get(id(e))) for e in ranked]
@@ -265,6 +258,33 @@ def plan(model: ModelSpec, node: Node, workload: Workload | None = None, *, engi
     wl["quality_floor_from"] = floor_from
     return Plan(model=model.id, hardware=device.describe(), chosen=chosen[0] if chosen else None,
                 alternatives=chosen[1:], rejected=rejected, workload=wl, reasons=reasons)
+
+
+def _admit(est: Estimate, workload: Workload, floor: float, floor_from: str, has_floor: bool,
+           ck: Checkpoint | None, ckpts: dict[int, Checkpoint | None], feasible: list[Estimate],
+           rejected: list[Rejection]) -> None:
+    """fits -> meets the SLOs -> meets the quality floor: into `feasible`, or a Rejection saying why not."""
+    why, rule = None, ""
+    if not est.memory.fits:
+        why, rule = _fit_reason(est, workload), "memory"
+    elif (slo := _slo_reason(est, workload)) is not None:
+        why, rule = slo, "slo"
+    elif est.ppl_delta is None and has_floor:
+        why, rule = f"quality unknown: {est.notes[-1] if est.notes else 'no perplexity figure'}", "quality"
+    elif est.ppl_delta is None:
+        est.notes.append("quality not measured: no perplexity figure, kept because no quality floor is set "
+                         "(--use-case / --max-ppl-delta)")
+    elif has_floor and kv_quality_unmeasured(est.kv_cache_dtype):
+        why, rule = (f"quality: a {est.kv_cache_dtype} KV cache has no perplexity figure in quality.yaml and a "
+                     f"quality floor is set ({floor_from})", "quality")
+    elif est.ppl_delta > floor:
+        why, rule = (f"quality: +{est.ppl_delta:.3f} ppl exceeds the {floor:g} floor ({floor_from})",
+                     "quality")
+    if why is not None:
+        rejected.append(Rejection(est.engine, est.method, f"{_cfg_label(est)}: {why}", est.tp, est.pp, rule))
+        return
+    ckpts[id(est)] = ck
+    feasible.append(est)
 
 
 def _name_methods(rej: Rejection, listed: Mapping[tuple[str, str], list[str]]) -> Rejection:
@@ -278,15 +298,12 @@ def _name_methods(rej: Rejection, listed: Mapping[tuple[str, str], list[str]]) -
                      rej.rule)
 
 
-def _pinned_workload(workload: Workload, max_model_len: int | None, max_num_seqs: int | None) -> Workload:
-    if max_model_len is None and max_num_seqs is None:
+def _pinned_workload(workload: Workload, max_model_len: int | None) -> Workload:
+    """A pinned --max-model-len is the context every request must reach. (A pinned --max-num-seqs does not
+    change the workload: it caps the requests run at once, and the rest queue.)"""
+    if max_model_len is None:
         return workload
-    w = replace(workload)
-    if max_model_len is not None:
-        w.max_model_len = max_model_len
-    if max_num_seqs is not None and (w.concurrency is None or w.concurrency > max_num_seqs):
-        w.concurrency = max_num_seqs
-    return w
+    return replace(workload, max_model_len=max_model_len)
 
 
 def _cfg_label(e: Estimate) -> str:
@@ -350,9 +367,10 @@ def estimate(model: ModelSpec, node: Node, workload: Workload | None = None, *, 
             raise RuleError(f"{gpus} GPUs asked, this node has {device.count}")
         cfg = Config(engine, method, 1, 1, kv, n_gpu_layers, gpus)
         if device.kind == "cuda" and n_gpu_layers is None:
+            # As many layers on the GPU(s) as leave room for one request's KV: the slots (-np) the rest of
+            # the KV holds run at once, the other requests queue (moving layers to the CPU is slower).
             ngl = cands.llamacpp_offload(model, method, device, gpus, workload.max_model_len or
-                                         workload.isl + workload.osl, facts.kv_dtype_bytes().get(kv, 2.0),
-                                         workload.concurrency or 1)
+                                         workload.isl + workload.osl, facts.kv_dtype_bytes().get(kv, 2.0), 1)
             cfg = Config(engine, method, 1, 1, kv, ngl, gpus)
     else:
         cfg = Config(engine, method, tp, pp, kv)

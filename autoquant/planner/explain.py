@@ -75,7 +75,9 @@ def flips(model: ModelSpec, node: Node, workload: Workload, base: Plan, **kwargs
                        f"{_label(p.chosen)}")
             break
     else:
-        out.append(f"more users: the choice holds up to {conc * 32} concurrent requests (32x)")
+        out.append(f"more users: the choice holds up to {conc * 32} concurrent requests (32x)"
+                   + (f"; beyond {chosen.max_num_seqs} at once the rest queue (KV room)"
+                      if chosen is not None and 0 < chosen.max_num_seqs < conc * 32 else ""))
     if conc > 1:
         w = replace(workload, concurrency=max(1, conc // 8))
         p = plan(model, node, w, **kwargs)
@@ -132,6 +134,7 @@ def explain(model: ModelSpec, node: Node, workload: Workload | None = None, **kw
                  f"in all, {chosen.memory.total_gb:.1f} of {chosen.memory.capacity_gb:.1f} GB per GPU"
                  + (f", ${chosen.cost_per_million_tokens:.2f} per million output tokens"
                     if chosen.cost_per_million_tokens is not None else "") + ".")
+    lines.extend(f"Queueing: {n}." for n in chosen.notes if " requests run at once " in n)
     lines.append("What would flip it:")
     lines.extend(f"  - {s}" for s in flips(model, node, workload, base, **kwargs))
     return base, lines

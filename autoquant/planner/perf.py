@@ -249,3 +249,20 @@ def crossover_batch(device: Device, math_precision: str, bpw: float, eff: Effici
     if not peak or not device.bandwidth_gbps:
         return None
     return (peak * 1e12 * eff.prefill_compute) / (device.bandwidth_gbps * 1e9 * eff.decode_bandwidth) * (bpw / 8) / 2
+
+
+def queued(sp: Speed, concurrency: int, running: int, osl: int) -> tuple[Speed, float]:
+    """(speed, wait in s) of a closed loop of `concurrency` users on an engine that runs `running` requests at
+    once and queues the rest (vLLM max_num_seqs / KV blocks, TRT-LLM max_batch_size, llama.cpp -np slots).
+
+    `sp` is the steady state at batch M = running. A request's service time is T = TTFT_M + OSL x TPOT_M;
+    Little's law gives the throughput X = M / T requests/s, and a closed loop of C users cycles every C / X,
+    so each waits W = C / X - T = T x (C/M - 1) before it starts: TTFT = TTFT_M + W, TPOT = TPOT_M."""
+    if running <= 0 or concurrency <= running:
+        return sp, 0.0
+    service = sp.ttft_ms / 1000 + max(1, osl) * sp.tpot_ms / 1000
+    requests_per_s = running / service
+    wait = service * (concurrency / running - 1)
+    return Speed(ttft_ms=sp.ttft_ms + wait * 1000, tpot_ms=sp.tpot_ms, per_request_tps=sp.per_request_tps,
+                 output_tps=requests_per_s * max(1, osl), regime=sp.regime,
+                 compute_to_memory=sp.compute_to_memory), wait

@@ -68,3 +68,11 @@ def test_estimate_json_with_unmeasured_quality_reads_back_as_an_estimate(capsys)
     data = json.loads(capsys.readouterr().out)
     assert rc == 0 and data["ppl_delta"] is None
     assert from_dict(Estimate, data).ppl_delta is None
+
+
+def test_estimate_over_kv_capacity_reports_the_queue_once(capsys):
+    rc = cli.main(["estimate", LLAMA8, "--engine", "llamacpp", "--method", "gguf-q4_k_m", "--gpu", "RTX4090",
+                   "--concurrency", "64", "--isl", "30000", "--osl", "2000"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "(fits)" in out
+    assert out.count("of 64 requests run at once (KV room); the rest queue") == 1

@@ -29,3 +29,16 @@ def test_explain_unknown_gpu_is_one_line_error(capsys):
     rc = cli.main(["explain", LLAMA8, "--gpu", "H900"])
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("autoquant: error: unknown GPU")
+
+
+LLAMA70 = str(Path(__file__).resolve().parents[1] / "fixtures" / "hf-configs" / "meta-llama__Llama-3.1-70B-Instruct")
+
+
+def test_explain_70b_on_2_h100_flips_stay_on_datacenter_engines(capsys):
+    # before queueing, 512 users flipped to llama.cpp Q3_K_S (TPOT 1.5 s) and a tighter floor to Q4_K_S
+    rc = cli.main(["explain", LLAMA70, "--gpu", "H100-SXM:2", "--concurrency", "128", "--isl", "512", "--osl", "256",
+                   "--use-case", "chat"])
+    out = capsys.readouterr().out
+    flips = out.split("What would flip it:")[1]
+    assert rc == 0 and "llama.cpp" not in flips
+    assert "the choice becomes bf16 on TensorRT-LLM TP=2" in flips

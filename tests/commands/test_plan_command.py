@@ -65,3 +65,17 @@ def test_plan_calibration_file_changes_the_estimate(capsys, tmp_path):
     cli.main([*args, "--calibration", str(cal)])
     slow = json.loads(capsys.readouterr().out)["chosen"]["tpot_ms"]
     assert slow > 2 * base
+
+
+def test_plan_over_kv_capacity_queues_on_a_datacenter_engine(capsys):
+    # 512 users of a 70B on 2x H100: no engine holds all 512 KV caches; the plan runs what fits and queues
+    rc = cli.main(["plan", LLAMA70, "--gpu", "H100-SXM:2", "--concurrency", "512", "--isl", "512", "--osl", "256",
+                   "--use-case", "chat", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    c = data["chosen"]
+    assert rc == 0 and c["engine"] in ("vllm", "trtllm") and c["tp"] == 2
+    assert c["concurrency"] == 512 and c["max_num_seqs"] < 512
+    rc = cli.main(["plan", LLAMA70, "--gpu", "H100-SXM:2", "--concurrency", "512", "--isl", "512", "--osl", "256",
+                   "--use-case", "chat"])
+    out = capsys.readouterr().out
+    assert rc == 0 and f"queueing         {c['max_num_seqs']} of 512 requests run at once (KV room)" in out
