@@ -74,23 +74,23 @@ def from_hf_config(config: Mapping[str, Any], model_id: str, source: str) -> Mod
     layers = _int(text, "num_hidden_layers", where, alt=("n_layer", "num_layers"))
     heads = _int(text, "num_attention_heads", where, alt=("n_head",))
     vocab = _int(text, "vocab_size", where)
-    kv_heads = _as_int(first_present(text, KV_HEAD_KEYS), "num_key_value_heads", where) or heads
-    head_dim = _as_int(first_present(text, ("head_dim", "hidden_size_per_head")), "head_dim", where)
+    kv_heads = config_int(first_present(text, KV_HEAD_KEYS), "num_key_value_heads", where) or heads
+    head_dim = config_int(first_present(text, ("head_dim", "hidden_size_per_head")), "head_dim", where)
     if not head_dim:
         if text.get("kv_lora_rank") and text.get("qk_rope_head_dim") is not None:
             # MLA: the q/k head width (nope + rope); KV size comes from kv_bytes_per_token, not this
             head_dim = int(text.get("qk_nope_head_dim") or 0) + int(text["qk_rope_head_dim"])
         else:
             head_dim = hidden // heads
-    num_experts = _as_int(first_present(text, EXPERT_KEYS), "num_experts", where) or None
-    intermediate = _as_int(first_present(text, ("intermediate_size", "ffn_hidden_size", "n_inner")),
+    num_experts = config_int(first_present(text, EXPERT_KEYS), "num_experts", where) or None
+    intermediate = config_int(first_present(text, ("intermediate_size", "ffn_hidden_size", "n_inner")),
                            "intermediate_size", where) or 4 * hidden
     moe_inter = None
     if num_experts:
         # Mixtral has no moe_intermediate_size: its intermediate_size is the per-expert width.
-        moe_inter = _as_int(text.get("moe_intermediate_size"), "moe_intermediate_size", where) or intermediate
-    shared = _as_int(text.get("n_shared_experts"), "n_shared_experts", where)
-    shared_inter = _as_int(text.get("shared_expert_intermediate_size"), "shared_expert_intermediate_size", where)
+        moe_inter = config_int(text.get("moe_intermediate_size"), "moe_intermediate_size", where) or intermediate
+    shared = config_int(text.get("n_shared_experts"), "n_shared_experts", where)
+    shared_inter = config_int(text.get("shared_expert_intermediate_size"), "shared_expert_intermediate_size", where)
     if shared_inter and not shared:
         shared = 1
     if shared and not shared_inter and moe_inter:
@@ -124,17 +124,17 @@ def from_hf_config(config: Mapping[str, Any], model_id: str, source: str) -> Mod
         sliding_window_layers=sliding_layers,
         native_dtype=_dtype(config, text),
         num_experts=num_experts,
-        experts_per_token=_as_int(first_present(text, ("num_experts_per_tok", "moe_top_k", "num_experts_per_token")),
+        experts_per_token=config_int(first_present(text, ("num_experts_per_tok", "moe_top_k", "num_experts_per_token")),
                                   "num_experts_per_tok", where) if num_experts else None,
         moe_intermediate_size=moe_inter,
         num_shared_experts=shared,
         shared_expert_intermediate_size=shared_inter,
         first_k_dense_layers=int(text.get("first_k_dense_replace") or 0) if num_experts else 0,
-        kv_lora_rank=_as_int(text.get("kv_lora_rank"), "kv_lora_rank", where),
-        q_lora_rank=_as_int(text.get("q_lora_rank"), "q_lora_rank", where),
-        qk_rope_head_dim=_as_int(text.get("qk_rope_head_dim"), "qk_rope_head_dim", where),
-        qk_nope_head_dim=_as_int(text.get("qk_nope_head_dim"), "qk_nope_head_dim", where),
-        v_head_dim=_as_int(text.get("v_head_dim"), "v_head_dim", where),
+        kv_lora_rank=config_int(text.get("kv_lora_rank"), "kv_lora_rank", where),
+        q_lora_rank=config_int(text.get("q_lora_rank"), "q_lora_rank", where),
+        qk_rope_head_dim=config_int(text.get("qk_rope_head_dim"), "qk_rope_head_dim", where),
+        qk_nope_head_dim=config_int(text.get("qk_nope_head_dim"), "qk_nope_head_dim", where),
+        v_head_dim=config_int(text.get("v_head_dim"), "v_head_dim", where),
         multimodal=multimodal,
     )
     counted = count_params(spec, text, config.get("vision_config") if multimodal else None)
@@ -325,14 +325,15 @@ def kv_bytes_per_token(spec: ModelSpec, dtype_bytes: float = 2.0) -> float:
 def _int(config: Mapping[str, Any], key: str, where: str, alt: tuple[str, ...] = ()) -> int:
     for k in (key, *alt):
         if config.get(k) is not None:
-            value = _as_int(config[k], k, where)
+            value = config_int(config[k], k, where)
             if value is None or value <= 0:
                 raise InputError(f"{where}: '{k}' must be a positive integer, got {config[k]!r}")
             return value
     raise InputError(f"{where} has no '{key}': not a decoder language model config, or a truncated file")
 
 
-def _as_int(value: Any, key: str, where: str) -> int | None:
+def config_int(value: Any, key: str, where: str) -> int | None:
+    """A config.json integer (1.0 is 1; true, "8" or 1.5 are errors), None when absent."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:

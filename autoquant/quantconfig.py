@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from autoquant.errors import InputError
+from autoquant.modelspec import config_int
 from autoquant.records import QuantSpec
 
 # ModelOpt quant_algo -> (method, weight_bits, weight_type, act_bits, group_size)
@@ -96,7 +97,7 @@ def _modelopt(data: Mapping[str, Any], where: str) -> QuantSpec:
         weight_bits=float(bits),
         weight_type=wtype,
         act_bits=act,
-        group_size=_opt_int(q.get("group_size"), "group_size", where) or group,
+        group_size=config_int(q.get("group_size"), "group_size", where) or group,
         kv_cache=str(kv).lower() if kv else None,
         ignore=_str_list(q.get("exclude_modules") or q.get("ignore"), "exclude_modules", where),
         format=algo,
@@ -112,7 +113,7 @@ def _awq(qc: Mapping[str, Any], where: str) -> QuantSpec:
         quant_method="awq",
         weight_bits=float(bits),
         weight_type="int",
-        group_size=_opt_int(_first(qc, ("group_size", "q_group_size")), "group_size", where),
+        group_size=config_int(_first(qc, ("group_size", "q_group_size")), "group_size", where),
         zero_point=_opt_bool(qc.get("zero_point"), "zero_point", where),
         symmetric=None if qc.get("zero_point") is None else not bool(qc.get("zero_point")),
         ignore=_str_list(qc.get("modules_to_not_convert"), "modules_to_not_convert", where),
@@ -130,7 +131,7 @@ def _gptq(qc: Mapping[str, Any], where: str) -> QuantSpec:
         quant_method="gptq",
         weight_bits=float(bits),
         weight_type="int",
-        group_size=_opt_int(qc.get("group_size"), "group_size", where),
+        group_size=config_int(qc.get("group_size"), "group_size", where),
         symmetric=_opt_bool(qc.get("sym"), "sym", where),
         act_order=_opt_bool(qc.get("desc_act"), "desc_act", where),
         ignore=_str_list(qc.get("modules_to_not_convert"), "modules_to_not_convert", where),
@@ -196,7 +197,7 @@ def _auto_round(qc: Mapping[str, Any], where: str) -> QuantSpec:
         quant_method=str(qc.get("quant_method")),
         weight_bits=float(bits),
         weight_type="int",
-        group_size=_opt_int(qc.get("group_size"), "group_size", where),
+        group_size=config_int(qc.get("group_size"), "group_size", where),
         symmetric=_opt_bool(qc.get("sym"), "sym", where),
         format=packing,
         producer="auto-round",
@@ -218,7 +219,7 @@ def _compressed_tensors(qc: Mapping[str, Any], where: str) -> QuantSpec:
         raise InputError(f"{where}: compressed-tensors group has no weights scheme")
     bits = _req_int(weights, ("num_bits",), f"{where} weights")
     wtype = str(weights.get("type") or "int").lower()
-    act_bits = _opt_int(acts.get("num_bits"), "num_bits", where) if acts else None
+    act_bits = config_int(acts.get("num_bits"), "num_bits", where) if acts else None
     act_type = str(acts.get("type") or "int").lower() if acts else None
     fmt = str(qc.get("format") or "")
     strategy = str(weights.get("strategy") or "")
@@ -235,7 +236,7 @@ def _compressed_tensors(qc: Mapping[str, Any], where: str) -> QuantSpec:
     else:
         method = "other"
 
-    group_size = _opt_int(weights.get("group_size"), "group_size", where)
+    group_size = config_int(weights.get("group_size"), "group_size", where)
     if strategy in ("channel",) and group_size is None:
         group_size = -1
     kv = qc.get("kv_cache_scheme")
@@ -365,17 +366,9 @@ def _req_int(qc: Mapping[str, Any], keys: tuple[str, ...], where: str) -> int:
     value = _first(qc, keys)
     if value is None:
         raise InputError(f"{where}: missing '{keys[0]}' (bits per weight)")
-    result = _opt_int(value, keys[0], where)
+    result = config_int(value, keys[0], where)
     assert result is not None
     return result
-
-
-def _opt_int(value: Any, key: str, where: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
-        raise InputError(f"{where}: '{key}' must be an integer, got {value!r}")
-    return int(value)
 
 
 def _opt_bool(value: Any, key: str, where: str) -> bool | None:

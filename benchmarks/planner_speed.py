@@ -78,9 +78,11 @@ def main(argv: list[str] | None = None) -> int:
         + ("met." if eight[4] + rows[0][3] < 300 else "NOT met."),
         "",
         "Growth: the configurations are engines x methods x TP (1,2,4,8 up to the GPUs per node) x PP (1..nodes),"
-        " plus one llama.cpp placement per GGUF type and GPU count; time is linear in that count (a roughly "
-        "constant cost per configuration: gate, memory, two roofline steps, quality lookup). KV-cache fp8 is only "
-        "evaluated for configurations that do not fit with the default KV dtype.",
+        " plus up to two llama.cpp placements per GGUF type and GPU count (GPU layers sized for the KV of all "
+        "requests, and of one: fewer slots, the rest queue); time is linear in that count (a roughly constant "
+        "cost per configuration: gate, memory, two roofline steps, quality lookup). KV-cache fp8 (q8_0 for "
+        "llama.cpp) is only evaluated for configurations whose default KV dtype does not fit or does not run "
+        "every request at once.",
         "",
     ]
     report = "\n".join(lines)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from autoquant.argtypes import positive_int
 from autoquant.errors import UsageError
 
 from .base import ServeOptions
@@ -111,15 +112,15 @@ def _apply(flag: str, given: str, value: str, pins: Pins, opts: ServeOptions) ->
             opts.unmapped_quantization = value
             _pin(pins, "engine", "vllm", given)
     elif flag == "--tensor-parallel-size":
-        _pin(pins, "tp", _int(given, value), given)
+        _pin(pins, "tp", positive_int(value, given), given)
     elif flag == "--pipeline-parallel-size":
-        _pin(pins, "pp", _int(given, value), given)
+        _pin(pins, "pp", positive_int(value, given), given)
     elif flag == "--kv-cache-dtype":
         _pin(pins, "kv_cache_dtype", value, given)
     elif flag == "--max-model-len":
         _pin(pins, "max_model_len", parse_human_int(given, value), given)
     elif flag == "--max-num-seqs":
-        _pin(pins, "max_num_seqs", _int(given, value), given)
+        _pin(pins, "max_num_seqs", positive_int(value, given), given)
     elif flag == "--dtype":
         if value not in DTYPES:
             raise UsageError(f"--dtype must be one of {', '.join(DTYPES)}, not {value!r}")
@@ -135,7 +136,7 @@ def _apply(flag: str, given: str, value: str, pins: Pins, opts: ServeOptions) ->
     elif flag == "--host":
         opts.host = value
     elif flag == "--port":
-        port = _int(given, value)
+        port = positive_int(value, given)
         if not 0 < port < 65536:
             raise UsageError(f"--port must be 1-65535, not {value}")
         opts.port = port
@@ -149,16 +150,6 @@ def _pin(pins: Pins, name: str, value, flag: str) -> None:
         raise UsageError(f"{flag} {value} conflicts with {pins.sources.get(name)} {old}")
     setattr(pins, name, value)
     pins.sources[name] = flag
-
-
-def _int(flag: str, value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise UsageError(f"{flag} expects an integer, not {value!r}") from None
-    if n < 1:
-        raise UsageError(f"{flag} must be at least 1, not {n}")
-    return n
 
 
 def parse_human_int(flag: str, value: str) -> int:
@@ -179,10 +170,10 @@ def parse_human_int(flag: str, value: str) -> int:
 
 def flag_names(argv: list[str]) -> list[str]:
     """The flag tokens of a passthrough list (`--a=1` -> `--a`)."""
-    return [t.partition("=")[0] for t in argv if t.startswith("-") and not _is_number(t)]
+    return [t.partition("=")[0] for t in argv if t.startswith("-") and not is_number(t)]
 
 
-def _is_number(token: str) -> bool:
+def is_number(token: str) -> bool:
     try:
         float(token)
         return True

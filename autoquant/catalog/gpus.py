@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from autoquant.argtypes import positive_int
 from autoquant.errors import InputError, NotFoundError, UsageError
 from autoquant.records.node import GPU, AppleSilicon, CPUInfo, Node
 
@@ -270,13 +271,7 @@ def parse_gpu_flag(text: str) -> tuple[str, int | None]:
     count_text = count_text.strip()
     if not name:
         raise UsageError(f"--gpu {text!r}: missing the GPU name before ':' (e.g. H100-SXM:8)")
-    try:
-        count = int(count_text)
-    except ValueError:
-        raise UsageError(f"--gpu {text!r}: COUNT must be a positive integer, not {count_text!r}") from None
-    if count < 1:
-        raise UsageError(f"--gpu {text!r}: COUNT must be at least 1, not {count}")
-    return name, count
+    return name, positive_int(count_text, f"--gpu {text!r}: COUNT")
 
 
 def synthetic_node(text: str, catalog: Catalog | None = None) -> Node:

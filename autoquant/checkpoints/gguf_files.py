@@ -1,20 +1,20 @@
-"""GGUF files: names (quant type, gguf-split shards, raw `.partNofM` splits) and headers.
+"""GGUF files: names (quant type, gguf-split shards, raw `.partNofM` splits) and header facts.
 
-Pure parsing plus one reader that streams the key/value header of a GGUF file and stops before the
-tensor table: the weights are never read. Name patterns are the ones seen on the Hub
-(docs: /work/shared/reference/checkpoints.md A7): `-` or `.` before the quant token, upper or lower
-case, bartowski/unsloth subfolders, `-00001-of-00003.gguf` gguf-split shards (llama.cpp follows
-these itself) and mradermacher's `.gguf.part1of2` byte splits (must be joined with `cat`).
+Pure: the header itself is read by `autoquant.probes.gguf_file.read_header`. Name patterns are the
+ones seen on the Hub (docs: /work/shared/reference/checkpoints.md A7): `-` or `.` before the quant
+token, upper or lower case, bartowski/unsloth subfolders, `-00001-of-00003.gguf` gguf-split shards
+(llama.cpp follows these itself) and mradermacher's `.gguf.part1of2` byte splits (must be joined
+with `cat`).
 """
 
 from __future__ import annotations
 
 import re
-import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
+
+from autoquant.probes.gguf_file import SkippedArray
 
 # Longest alternatives first so Q4_K_M wins over Q4_K, IQ4_XS over IQ4 and Q4_0_4_8 over Q4_0.
 _QUANT = (
@@ -145,70 +145,7 @@ def _rank(v: GGUFVariant) -> tuple[int, int]:
     return (0 if v.complete else 1, order[v.kind])
 
 
-# --- header ---------------------------------------------------------------------------------------
-
-GGUF_MAGIC = b"GGUF"
-_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
-_STRING, _ARRAY = 8, 9
-_MAX_ARRAY_KEEP = 64  # keep small arrays; big ones (tokenizer vocab) are skipped, only their length kept
-
-
-class GGUFHeaderError(ValueError):
-    """Not a GGUF file, or a truncated / malformed header."""
-
-
-def read_header(path: str | Path | BinaryIO) -> dict[str, Any]:
-    """The metadata key/values of a GGUF file, plus `__version__` and `__tensor_count__`.
-
-    Streams only the header: works on the first chunk of a split or a `.part1ofN` raw split too.
-    """
-    if isinstance(path, (str, Path)):
-        with open(path, "rb") as fh:
-            return _read_header(fh, str(path))
-    return _read_header(path, getattr(path, "name", "<stream>"))
-
-
-def _read_header(fh: BinaryIO, where: str) -> dict[str, Any]:
-    def take(n: int) -> bytes:
-        data = fh.read(n)
-        if len(data) != n:
-            raise GGUFHeaderError(f"{where}: truncated GGUF header")
-        return data
-
-    def scalar(kind: int) -> Any:
-        fmt = _SCALARS[kind]
-        return struct.unpack(fmt, take(struct.calcsize(fmt)))[0]
-
-    def string() -> str:
-        (length,) = struct.unpack("<Q", take(8))
-        if length > 1 << 26:
-            raise GGUFHeaderError(f"{where}: implausible string length {length}")
-        return take(length).decode("utf-8", errors="replace")
-
-    def value(kind: int) -> Any:
-        if kind in _SCALARS:
-            return scalar(kind)
-        if kind == _STRING:
-            return string()
-        if kind == _ARRAY:
-            (item_kind,) = struct.unpack("<I", take(4))
-            (count,) = struct.unpack("<Q", take(8))
-            items = [value(item_kind) for _ in range(count)]
-            return items if count <= _MAX_ARRAY_KEEP else {"array_length": count}
-        raise GGUFHeaderError(f"{where}: unknown GGUF value type {kind}")
-
-    if fh.read(4) != GGUF_MAGIC:
-        raise GGUFHeaderError(f"{where}: not a GGUF file (bad magic)")
-    (version,) = struct.unpack("<I", take(4))
-    if version < 2:
-        raise GGUFHeaderError(f"{where}: GGUF version {version} is too old (need 2 or later)")
-    tensor_count, kv_count = struct.unpack("<QQ", take(16))
-    meta: dict[str, Any] = {"__version__": version, "__tensor_count__": tensor_count}
-    for _ in range(kv_count):
-        key = string()
-        (kind,) = struct.unpack("<I", take(4))
-        meta[key] = value(kind)
-    return meta
+# --- header facts (the reader is autoquant.probes.gguf_file.read_header) -------------------------
 
 
 def file_type_name(file_type: int | None) -> str | None:
@@ -235,8 +172,8 @@ def header_facts(meta: dict[str, Any]) -> dict[str, Any]:
 
     vocab = meta.get("tokenizer.ggml.tokens")
     vocab_size = arch_key("vocab_size")
-    if vocab_size is None and isinstance(vocab, dict):
-        vocab_size = vocab.get("array_length")
+    if vocab_size is None and isinstance(vocab, (list, SkippedArray)):
+        vocab_size = vocab.count if isinstance(vocab, SkippedArray) else len(vocab)
     return {
         "architecture": arch,
         "name": meta.get("general.name"),

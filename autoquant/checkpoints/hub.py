@@ -235,18 +235,18 @@ class HfHubClient:
 
     def gguf_header(self, repo: str, filename: str, revision: str | None = None) -> dict[str, Any] | None:
         # HfFileSystem reads by HTTP range: only the header blocks are fetched, never the tensors.
-        from autoquant.checkpoints.gguf_files import GGUFHeaderError, read_header
+        from autoquant.probes.gguf_file import GGUFError, read_header
 
         def read() -> Any:
             from huggingface_hub import HfFileSystem
 
             fs = HfFileSystem()
             with fs.open(f"{repo}/{filename}", "rb", revision=revision, block_size=1 << 20) as fh:
-                return read_header(fh)
+                return read_header(fh).meta
 
         try:
             return self._call(repo, read)
-        except GGUFHeaderError:
+        except GGUFError:
             return None
 
     def download(self, repo: str, *, revision: str | None = None, allow_patterns: list[str] | None = None,

@@ -20,6 +20,7 @@ from typing import Any
 from autoquant.checkpoints import gguf_files
 from autoquant.checkpoints.registry import PackageEntry, RegistryEntry
 from autoquant.errors import InputError
+from autoquant.probes.gguf_file import GGUFError, read_header
 
 CONFIG_FILES = ("config.json", "hf_quant_config.json", "quantize_config.json", "quant_config.json")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
@@ -84,12 +85,17 @@ def _json_reader(root: Path) -> JsonReader:
 
 def _header_reader(root: Path) -> HeaderReader:
     def read(name: str) -> dict[str, Any] | None:
-        try:
-            return gguf_files.read_header(root / name)
-        except (OSError, gguf_files.GGUFHeaderError):
-            return None
+        return gguf_metadata(root / name)
 
     return read
+
+
+def gguf_metadata(path: Path) -> dict[str, Any] | None:
+    """A GGUF file's metadata (long arrays skipped), or None when it is unreadable or not GGUF."""
+    try:
+        return read_header(path).meta
+    except (OSError, GGUFError):
+        return None
 
 
 def from_path(path: str | Path, source: str = "local") -> Found:
@@ -208,10 +214,7 @@ def from_package(entry: PackageEntry) -> Found | None:
         source = assembled if assembled and assembled.is_file() else (chunks[0] if chunks else None)
         if source is None or not source.is_file():
             return None
-        try:
-            return gguf_files.read_header(source)
-        except (OSError, gguf_files.GGUFHeaderError):
-            return None
+        return gguf_metadata(source)
 
     return Found(repo=f"pkg:{entry.package}", source="package", files=[(entry.file, size)],
                  read_header=header, package=entry,

@@ -11,6 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
+from autoquant.argtypes import positive_float, positive_int
 from autoquant.errors import InputError, UsageError
 from autoquant.records import Node, Workload, from_dict
 from autoquant.records.workload import OBJECTIVES
@@ -26,11 +27,11 @@ def add_hardware_options(parser: argparse.ArgumentParser) -> None:
         metavar="NAME[:COUNT]",
         help="describe a machine you are not on, e.g. H100-SXM:8, a100-80gb, 'NVIDIA L40S:4', M2-Max, cpu",
     )
-    g.add_argument("--nodes", type=_positive_int, default=None, help="identical nodes available (default 1)")
+    g.add_argument("--nodes", type=positive_int, default=None, help="identical nodes available (default 1)")
     g.add_argument(
         "--cpu-bandwidth",
         metavar="GBPS",
-        type=_positive_float,
+        type=positive_float,
         default=None,
         help="CPU memory bandwidth in GB/s, instead of the measured (or catalog) figure",
     )
@@ -39,17 +40,17 @@ def add_hardware_options(parser: argparse.ArgumentParser) -> None:
 def add_workload_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("workload")
     g.add_argument("--concurrency", default=None, metavar="N|max", help="concurrent requests (default 1)")
-    g.add_argument("--isl", type=_positive_int, default=None, help="input tokens per request (default 512)")
-    g.add_argument("--osl", type=_positive_int, default=None, help="output tokens per request (default 256)")
+    g.add_argument("--isl", type=positive_int, default=None, help="input tokens per request (default 512)")
+    g.add_argument("--osl", type=positive_int, default=None, help="output tokens per request (default 256)")
     g.add_argument("--traffic", metavar="FILE", help="a traffic sample (CSV/JSONL trace) to profile")
-    g.add_argument("--max-model-len", type=_positive_int, default=None, help="context each request must reach")
-    g.add_argument("--ttft-ms", type=_positive_float, default=None, help="time-to-first-token SLO")
-    g.add_argument("--tpot-ms", type=_positive_float, default=None, help="time-per-output-token SLO")
-    g.add_argument("--min-tps", type=_positive_float, default=None, help="per-request output tokens/s floor")
+    g.add_argument("--max-model-len", type=positive_int, default=None, help="context each request must reach")
+    g.add_argument("--ttft-ms", type=positive_float, default=None, help="time-to-first-token SLO")
+    g.add_argument("--tpot-ms", type=positive_float, default=None, help="time-per-output-token SLO")
+    g.add_argument("--min-tps", type=positive_float, default=None, help="per-request output tokens/s floor")
     g.add_argument("--use-case", choices=USE_CASES, default=None, help="quality floor from the use case")
-    g.add_argument("--max-ppl-delta", type=_positive_float, default=None, help="max perplexity increase")
+    g.add_argument("--max-ppl-delta", type=positive_float, default=None, help="max perplexity increase")
     g.add_argument("--objective", choices=OBJECTIVES, default=None, help="what to optimise (default balanced)")
-    g.add_argument("--gpu-hour-cost", type=_positive_float, default=None, help="USD per GPU-hour")
+    g.add_argument("--gpu-hour-cost", type=positive_float, default=None, help="USD per GPU-hour")
 
 
 def resolve_node(args: argparse.Namespace) -> Node:
@@ -113,32 +114,7 @@ def resolve_workload(args: argparse.Namespace) -> Workload:
 
 
 def parse_concurrency(text: str) -> int | None:
+    """`max` (None: as many as the configuration runs at once) or a positive integer."""
     if str(text).lower() == "max":
         return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise UsageError(f"--concurrency must be a positive integer or 'max', not {text!r}") from None
-    if value < 1:
-        raise UsageError(f"--concurrency must be at least 1, not {value}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+    return positive_int(text, "--concurrency")

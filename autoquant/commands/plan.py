@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 
+from autoquant.argtypes import positive_int
 from autoquant.commands._options import (
     add_hardware_options,
     add_workload_options,
@@ -32,8 +33,8 @@ def add_pin_options(parser: argparse.ArgumentParser, required: bool = False) -> 
     g.add_argument("--engine", choices=ENGINES, required=required, default=None)
     g.add_argument("--method", required=required, default=None,
                    help="bf16, fp16, fp8, fp8-weight-only, int8-sq, awq-int4, gptq-int4, nvfp4, gguf-<type>")
-    g.add_argument("--tp", type=_positive_int, default=None, help="tensor-parallel size")
-    g.add_argument("--pp", type=_positive_int, default=None, help="pipeline-parallel size (nodes)")
+    g.add_argument("--tp", type=positive_int, default=None, help="tensor-parallel size")
+    g.add_argument("--pp", type=positive_int, default=None, help="pipeline-parallel size (nodes)")
     g.add_argument("--kv-cache-dtype", default=None, help="auto, fp8 (vLLM/TRT-LLM); f16, q8_0 (llama.cpp)")
 
 
@@ -156,13 +157,3 @@ def render(p: Plan) -> str:
             lead = "" if (r.method in said and r.method != "*") else f"{r.method} on {r.engine}: "
             lines.append(f"  - {lead}{r.reason}")
     return "\n".join(lines)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value

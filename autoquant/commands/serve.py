@@ -20,9 +20,8 @@ import shlex
 import sys
 from collections.abc import Callable, Mapping
 
+from autoquant.argtypes import positive_float, positive_int
 from autoquant.commands._options import (
-    _positive_float,
-    _positive_int,
     add_hardware_options,
     add_workload_options,
     parse_concurrency,
@@ -58,19 +57,19 @@ ENV_OPTIONS: dict[str, tuple[str, Callable[[str], object]]] = {
     "AUTOQUANT_CHECKPOINT": ("checkpoint", str),
     "AUTOQUANT_PLAN": ("plan", str),
     "AUTOQUANT_CONCURRENCY": ("concurrency", str),
-    "AUTOQUANT_ISL": ("isl", _positive_int),
-    "AUTOQUANT_OSL": ("osl", _positive_int),
+    "AUTOQUANT_ISL": ("isl", positive_int),
+    "AUTOQUANT_OSL": ("osl", positive_int),
     "AUTOQUANT_MAX_MODEL_LEN": ("max_model_len", str),
-    "AUTOQUANT_TTFT_MS": ("ttft_ms", _positive_float),
-    "AUTOQUANT_TPOT_MS": ("tpot_ms", _positive_float),
-    "AUTOQUANT_MIN_TPS": ("min_tps", _positive_float),
+    "AUTOQUANT_TTFT_MS": ("ttft_ms", positive_float),
+    "AUTOQUANT_TPOT_MS": ("tpot_ms", positive_float),
+    "AUTOQUANT_MIN_TPS": ("min_tps", positive_float),
     "AUTOQUANT_USE_CASE": ("use_case", str),
-    "AUTOQUANT_MAX_PPL_DELTA": ("max_ppl_delta", _positive_float),
+    "AUTOQUANT_MAX_PPL_DELTA": ("max_ppl_delta", positive_float),
     "AUTOQUANT_OBJECTIVE": ("objective", str),
     "AUTOQUANT_TRAFFIC": ("traffic", str),
     "AUTOQUANT_HARDWARE": ("hardware", str),
     "AUTOQUANT_MAX_RETRIES": ("max_retries", int),
-    "AUTOQUANT_READY_TIMEOUT": ("ready_timeout", _positive_float),
+    "AUTOQUANT_READY_TIMEOUT": ("ready_timeout", positive_float),
     "AUTOQUANT_PORT": ("v_port", str),
     "AUTOQUANT_HOST": ("v_host", str),
 }
@@ -102,7 +101,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="stay the engine's parent: wait for readiness, forward signals, fall back on OOM")
     g.add_argument("--max-retries", type=int, default=None, metavar="N",
                    help="with --supervise: next-ranked candidates to try after a startup failure (default 2)")
-    g.add_argument("--ready-timeout", type=_positive_float, default=None, metavar="S",
+    g.add_argument("--ready-timeout", type=positive_float, default=None, metavar="S",
                    help="with --supervise: seconds to wait for the engine to be ready (default 1800)")
     g.add_argument("--no-cache", action="store_true", help="plan again even if this node has a cached decision")
     v = parser.add_argument_group("vLLM flags autoquant reads (all other vLLM flags pass through)")
@@ -320,11 +319,13 @@ def _is_checkpoint(ckpt: Checkpoint | None, value: str) -> bool:
 
 
 def _server_batch_cap(c: Candidate, pins) -> None:
-    """The planner's max_num_seqs is the expected concurrency; a vLLM/TRT-LLM server should admit as many
-    requests as fit in the KV cache (max_concurrency, already capped at the engine's own default), so bursts
-    above the expected concurrency are batched instead of queued. A pinned --max-num-seqs wins."""
-    if pins.max_num_seqs is None and c.engine in ("vllm", "trtllm") and c.max_concurrency > c.max_num_seqs:
-        c.max_num_seqs = c.max_concurrency
+    """The plan's max_num_seqs is M, the requests running at once at the expected concurrency; a vLLM/TRT-LLM
+    server should not turn bursts above it away into the queue while the KV cache has room, so unless the user
+    pinned --max-num-seqs it admits `max_running`: up to max_concurrency (the KV room), but no more than the
+    engine's default batch cap, which the plan's memory budget (sampler logits, activations) assumes.
+    llama.cpp keeps M: each -np slot takes its share of n_ctx."""
+    if pins.max_num_seqs is None and c.engine in ("vllm", "trtllm") and c.max_running > c.max_num_seqs:
+        c.max_num_seqs = c.max_running
 
 
 def demo_plan(pins) -> Plan:

