@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from autoquant.checkpoints import gguf_files, registry
+from autoquant.checkpoints.recipes import short_name
 from autoquant.checkpoints.sources import Found
 from autoquant.errors import InputError
 from autoquant.records import Checkpoint, ModelSpec, QuantSpec
@@ -44,10 +45,6 @@ class Target:
 
 def serves(requested: str, actual: str) -> bool:
     return actual == requested or actual in SERVES.get(requested, set())
-
-
-def short_name(repo: str) -> str:
-    return repo.rstrip("/").rsplit("/", 1)[-1]
 
 
 # ---------------------------------------------------------------------------------------------- predicates

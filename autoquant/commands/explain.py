@@ -19,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
     from autoquant.planner.explain import explain
 
     model, node, workload, calibration = load_inputs(args)
-    result, lines = explain(model, node, workload, **plan_kwargs(args, calibration))
+    result, lines = explain(model, node, workload, **plan_kwargs(args, calibration, model, node))
     if args.json:
         print(json.dumps({"plan": to_dict(result), "explanation": lines}, indent=2))
     else:

@@ -43,6 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_pin_options(parser)
     parser.add_argument("--allow-runtime-quantization", action="store_true",
                         help="let vLLM quantize BF16 weights to FP8 at load time when no FP8 checkpoint exists")
+    parser.add_argument("--checkpoint", metavar="REPO|PATH", default=None,
+                        help="use this checkpoint (HF repo, local directory or .gguf file) for its method")
+    parser.add_argument("--any-checkpoint", action="store_true",
+                        help="what-if: plan as if every method had a checkpoint (skip checkpoint resolution)")
     add_hardware_options(parser)
     add_workload_options(parser)
 
@@ -59,17 +63,33 @@ def load_inputs(args: argparse.Namespace):
     return model, node, workload, calibration
 
 
-def plan_kwargs(args: argparse.Namespace, calibration) -> dict:
-    return dict(engine=args.engine, method=args.method, tp=args.tp, pp=args.pp, kv_cache_dtype=args.kv_cache_dtype,
-                allow_runtime_quantization=bool(getattr(args, "allow_runtime_quantization", False)),
-                calibration=calibration)
+def plan_kwargs(args: argparse.Namespace, calibration, model=None, node=None) -> dict:
+    """Keyword arguments for planner.plan; with `model` and `node`, the checkpoints it may use too."""
+    kwargs = dict(engine=args.engine, method=args.method, tp=args.tp, pp=args.pp, kv_cache_dtype=args.kv_cache_dtype,
+                  allow_runtime_quantization=bool(getattr(args, "allow_runtime_quantization", False)),
+                  calibration=calibration)
+    if model is not None and node is not None and not getattr(args, "any_checkpoint", False):
+        import sys
+
+        from autoquant.api import available_checkpoints
+
+        kwargs["checkpoints"] = available_checkpoints(
+            model, node, method=args.method, engine=args.engine, tp=args.tp,
+            checkpoint=getattr(args, "checkpoint", None),
+            allow_runtime_quantization=kwargs["allow_runtime_quantization"],
+            offline=True if getattr(args, "offline", False) else None,
+            notify=lambda msg: print(f"autoquant: {msg}", file=sys.stderr),
+        )
+    return kwargs
 
 
 def run(args: argparse.Namespace) -> int:
+    from autoquant.api import attach_commands
     from autoquant.planner import plan
 
     model, node, workload, calibration = load_inputs(args)
-    result = plan(model, node, workload, **plan_kwargs(args, calibration))
+    result = plan(model, node, workload, **plan_kwargs(args, calibration, model, node))
+    attach_commands(result, args.model)
     if args.json:
         print_json(result)
     else:
@@ -143,6 +163,16 @@ def render(p: Plan) -> str:
         lines.append(key_values(estimate_rows(p.chosen)))
         lines.append("")
         lines.extend(f"  * {r}" for r in p.reasons)
+        ckpt = p.chosen.checkpoint
+        if ckpt is not None:
+            where = ckpt.repo + (f" ({', '.join(ckpt.files)})" if ckpt.files else "")
+            lines += ["", f"checkpoint  {where} [{ckpt.status or ckpt.source}]"]
+        if p.chosen.command:
+            import shlex
+
+            lines.append(f"command     {shlex.join(p.chosen.command)}")
+        else:
+            lines.extend(f"command     ({n})" for n in p.chosen.notes if n.startswith("command not built"))
     if p.alternatives:
         shown = p.alternatives[:MAX_ALTERNATIVES]
         more = len(p.alternatives) - len(shown)

@@ -286,23 +286,15 @@ def make_plan(args: argparse.Namespace, pins) -> tuple[Plan, str, dict]:
 
 
 def plan_with_planner(model: str, node, workload, pins, args) -> Plan:
-    """probes.model -> checkpoints.resolve_for_plan -> planner.plan, with the user's pins as constraints."""
-    from autoquant.checkpoints import resolve_for_plan
-    from autoquant.checkpoints.resolve import known_methods
-    from autoquant.planner import plan as planner_plan
+    """probes.model -> checkpoints -> planner (autoquant.api.plan_model), with the user's pins as constraints."""
+    from autoquant.api import plan_model
     from autoquant.probes.model import load_model
 
-    spec = load_model(model)
-    methods = [pins.method] if pins.method else known_methods()
-    checkpoints = resolve_for_plan(
-        spec, methods, node=node, client=None, offline=None, checkpoint=args.checkpoint, engine=pins.engine,
-        tp=pins.tp or 1, allow_runtime_quantization=bool(args.allow_runtime_quantization),
-        notify=lambda msg: print(f"autoquant: {msg}", file=sys.stderr),
-    )
-    kwargs = {k: v for k, v in pins.as_kwargs().items() if k in ("engine", "method", "tp", "pp", "kv_cache_dtype")}
     # max_model_len reaches the planner through the workload (resolve_workload); max_num_seqs after planning
-    return planner_plan(spec, node, workload, checkpoints=checkpoints,
-                        allow_runtime_quantization=bool(args.allow_runtime_quantization), **kwargs)
+    kwargs = {k: v for k, v in pins.as_kwargs().items() if k in ("engine", "method", "tp", "pp", "kv_cache_dtype")}
+    return plan_model(load_model(model), node, workload, checkpoint=args.checkpoint,
+                      allow_runtime_quantization=bool(args.allow_runtime_quantization),
+                      notify=lambda msg: print(f"autoquant: {msg}", file=sys.stderr), **kwargs)
 
 
 def _apply_pins(chosen: Candidate, pins) -> None:
@@ -319,13 +311,9 @@ def _is_checkpoint(ckpt: Checkpoint | None, value: str) -> bool:
 
 
 def _server_batch_cap(c: Candidate, pins) -> None:
-    """The plan's max_num_seqs is M, the requests running at once at the expected concurrency; a vLLM/TRT-LLM
-    server should not turn bursts above it away into the queue while the KV cache has room, so unless the user
-    pinned --max-num-seqs it admits `max_running`: up to max_concurrency (the KV room), but no more than the
-    engine's default batch cap, which the plan's memory budget (sampler logits, activations) assumes.
-    llama.cpp keeps M: each -np slot takes its share of n_ctx."""
-    if pins.max_num_seqs is None and c.engine in ("vllm", "trtllm") and c.max_running > c.max_num_seqs:
-        c.max_num_seqs = c.max_running
+    from autoquant.launchers.build import server_batch_cap
+
+    server_batch_cap(c, pinned=pins.max_num_seqs is not None)
 
 
 def demo_plan(pins) -> Plan:
@@ -407,16 +395,9 @@ def _threads(node=None) -> int | None:
 
 # -- launching -------------------------------------------------------------------------------------------
 def build_spec(candidate: Candidate, options, model: str, threads: int | None = None):
-    from autoquant.launchers import llamacpp, trtllm, vllm
+    from autoquant.launchers.build import build
 
-    if candidate.engine == "vllm":
-        spec = vllm.build(candidate, options, model)
-    elif candidate.engine == "trtllm":
-        spec = trtllm.build(candidate, options, model)
-    elif candidate.engine == "llamacpp":
-        spec = llamacpp.build(candidate, options, model, threads=threads)
-    else:
-        raise UsageError(f"unknown engine {candidate.engine!r} in the plan: choose one of {', '.join(ENGINES)}")
+    spec = build(candidate, options, model, threads=threads)
     spec.secrets += secret_values(options.passthrough, os.environ)
     return spec
 

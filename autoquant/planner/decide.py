@@ -107,7 +107,9 @@ def _checkpoint_rejection(cfg: Config, model: ModelSpec, checkpoints: Mapping[st
         return Rejection(cfg.engine, cfg.method,
                          f"no FP8 checkpoint found for {model.id}: vLLM can quantize BF16 weights to FP8 at load "
                          "time: pass --allow-runtime-quantization", cfg.tp, cfg.pp, "checkpoint"), None
-    how = facts.methods().get(cfg.method, {}).get("quantize_with", "quantize it yourself")
+    from autoquant.checkpoints.recipes import how_to_make
+
+    how = how_to_make(cfg.method, model.id)
     label = facts.method_label(cfg.method).split(" (")[0]
     return Rejection(cfg.engine, cfg.method, f"no {label} checkpoint found for {model.id}: {how}",
                      cfg.tp, cfg.pp, "checkpoint"), None

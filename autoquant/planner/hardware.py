@@ -96,6 +96,9 @@ def device_of(node: Node) -> Device:
             architecture=spec.architecture, cpu=node.cpu, host_ram_gb=mem / 1e9,
         )
     cpu = node.cpu
+    if not host_gb:
+        raise InputError("this CPU-only node's RAM is unknown (`--gpu cpu` describes no machine): run "
+                         "`autoquant probe --save node.json` there and plan with --hardware node.json")
     peaks = {"gguf": cpu.matmul_gflops / 1000.0} if cpu.matmul_gflops else {}
     notes = []
     if not cpu.memory_bandwidth_gbps:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from autoquant import cli
 
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
 LLAMA8 = str(Path(__file__).resolve().parents[1] / "fixtures" / "hf-configs" / "meta-llama__Llama-3.1-8B-Instruct")
 FIELDS = ("memory", "max_concurrency", "concurrency", "ttft_ms", "tpot_ms", "output_tokens_per_s",
           "per_request_tokens_per_s", "ppl_delta", "cost_per_million_tokens", "regime")
@@ -48,8 +50,20 @@ def test_estimate_human_output(capsys):
     assert rc == 0 and "memory per GPU" in out and "llamacpp / gguf-q4_k_m" in out
 
 
-def test_estimate_on_unmeasured_cpu_is_one_line_error(capsys):
+def test_estimate_on_undescribed_cpu_is_one_line_error(capsys):
+    # `--gpu cpu` says nothing about RAM or bandwidth: the error says how to describe the machine.
     rc = cli.main(["estimate", LLAMA8, "--engine", "llamacpp", "--method", "gguf-q4_k_m", "--gpu", "cpu"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "RAM is unknown" in err and "--hardware" in err
+
+
+def test_estimate_on_unmeasured_cpu_is_one_line_error(capsys, tmp_path):
+    # A saved CPU node whose bandwidth was never measured: speed cannot be estimated, said in one line.
+    node = json.loads((FIXTURES / "nodes" / "cpu-2core.json").read_text())
+    node["cpu"]["memory_bandwidth_gbps"] = None
+    path = tmp_path / "node.json"
+    path.write_text(json.dumps(node))
+    rc = cli.main(["estimate", LLAMA8, "--engine", "llamacpp", "--method", "gguf-q4_k_m", "--hardware", str(path)])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "memory bandwidth" in err
 

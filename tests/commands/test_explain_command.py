@@ -36,8 +36,9 @@ LLAMA70 = str(Path(__file__).resolve().parents[1] / "fixtures" / "hf-configs" / 
 
 def test_explain_70b_on_2_h100_flips_stay_on_datacenter_engines(capsys):
     # before queueing, 512 users flipped to llama.cpp Q3_K_S (TPOT 1.5 s) and a tighter floor to Q4_K_S
+    # --any-checkpoint: the fixture is a local BF16 directory with no quantized siblings; plan the whole space
     rc = cli.main(["explain", LLAMA70, "--gpu", "H100-SXM:2", "--concurrency", "128", "--isl", "512", "--osl", "256",
-                   "--use-case", "chat"])
+                   "--use-case", "chat", "--any-checkpoint"])
     out = capsys.readouterr().out
     flips = out.split("What would flip it:")[1]
     assert rc == 0 and "llama.cpp" not in flips

@@ -28,18 +28,35 @@ def test_plan_json_is_the_plan_record(capsys):
                 "output_tokens_per_s", "per_request_tokens_per_s", "ppl_delta", "cost_per_million_tokens", "regime",
                 "max_concurrency", "concurrency"):
         assert key in chosen
-    assert chosen["command"] == []
+    # The chosen configuration names a checkpoint it can get and the exact command `serve` would run.
+    assert chosen["checkpoint"]["repo"] and chosen["checkpoint"]["method"] == chosen["method"]
+    assert chosen["command"][0] in ("vllm", "trtllm-serve") and chosen["checkpoint"]["repo"] in chosen["command"]
     assert all({"engine", "method", "reason"} <= set(r) for r in data["rejected"])
     assert all(r["reason"] for r in data["rejected"])
 
 
 def test_plan_pins_narrow_the_space(capsys):
     rc = cli.main(["plan", LLAMA70, "--gpu", "H100-SXM:4", "--engine", "vllm", "--method", "fp8", "--tp", "4",
-                   "--json"])
+                   "--allow-runtime-quantization", "--json"])
     data = json.loads(capsys.readouterr().out)
     assert rc == 0
     assert (data["chosen"]["engine"], data["chosen"]["method"], data["chosen"]["tp"]) == ("vllm", "fp8", 4)
     assert not data["alternatives"]
+    # No FP8 checkpoint of a local BF16 directory: vLLM quantizes at load time, and the command says so.
+    assert data["chosen"]["checkpoint"]["runtime_quantization"] is True
+    assert data["chosen"]["command"][data["chosen"]["command"].index("--quantization") + 1] == "fp8"
+
+
+def test_plan_without_a_checkpoint_says_how_to_make_one(capsys):
+    rc = cli.main(["plan", LLAMA70, "--gpu", "H100-SXM:4", "--engine", "vllm", "--method", "awq-int4", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert rc == 1 and data["chosen"] is None
+    reasons = [r["reason"] for r in data["rejected"] if r["method"] == "awq-int4"]
+    assert reasons and all("no AWQ" in r and "AutoAWQ" in r for r in reasons)
+    # --any-checkpoint plans as if it existed (what-if)
+    rc = cli.main(["plan", LLAMA70, "--gpu", "H100-SXM:4", "--engine", "vllm", "--method", "awq-int4",
+                   "--any-checkpoint", "--max-ppl-delta", "1", "--json"])
+    assert rc == 0 and json.loads(capsys.readouterr().out)["chosen"]["method"] == "awq-int4"
 
 
 def test_plan_unknown_method_is_one_line_error(capsys):
@@ -59,7 +76,8 @@ def test_plan_bad_calibration_file_is_one_line_error(capsys, tmp_path):
 def test_plan_calibration_file_changes_the_estimate(capsys, tmp_path):
     cal = tmp_path / "cal.yaml"
     cal.write_text("kernels:\n  cutlass-fp8: {decode_bandwidth_efficiency: 0.2, prefill_compute_efficiency: 0.2}\n")
-    args = ["plan", LLAMA70, "--gpu", "H100-SXM:2", "--engine", "vllm", "--method", "fp8", "--tp", "2", "--json"]
+    args = ["plan", LLAMA70, "--gpu", "H100-SXM:2", "--engine", "vllm", "--method", "fp8", "--tp", "2", "--json",
+            "--any-checkpoint"]
     cli.main(args)
     base = json.loads(capsys.readouterr().out)["chosen"]["tpot_ms"]
     cli.main([*args, "--calibration", str(cal)])

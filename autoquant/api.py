@@ -1,0 +1,88 @@
+"""Library entry points that chain the stages: model -> checkpoints -> planner -> launch commands.
+
+`plan` and `serve` (and any script) call these, so the chain is written once. Each stage stays
+replaceable: the planner is pure, checkpoint resolution and command building are edges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from autoquant.errors import AutoquantError
+from autoquant.records import ModelSpec, Node, Plan, Workload
+
+
+def plan_model(
+    model: ModelSpec,
+    node: Node,
+    workload: Workload,
+    *,
+    engine: str | None = None,
+    method: str | None = None,
+    tp: int | None = None,
+    pp: int | None = None,
+    kv_cache_dtype: str | None = None,
+    max_model_len: int | None = None,
+    max_num_seqs: int | None = None,
+    checkpoint: str | None = None,
+    allow_runtime_quantization: bool = False,
+    calibration=None,
+    offline: bool | None = None,
+    resolve_checkpoints: bool = True,
+    notify: Callable[[str], None] | None = None,
+) -> Plan:
+    """The plan for `model` on `node`: only methods with a checkpoint it can get survive (unless
+    `resolve_checkpoints` is False, e.g. for what-if planning), each chosen candidate names it."""
+    from autoquant.planner import plan
+
+    checkpoints = None
+    if resolve_checkpoints:
+        checkpoints = available_checkpoints(
+            model, node, method=method, engine=engine, tp=tp, checkpoint=checkpoint,
+            allow_runtime_quantization=allow_runtime_quantization, offline=offline, notify=notify,
+        )
+    return plan(model, node, workload, engine=engine, method=method, tp=tp, pp=pp, kv_cache_dtype=kv_cache_dtype,
+                checkpoints=checkpoints, allow_runtime_quantization=allow_runtime_quantization,
+                calibration=calibration, max_model_len=max_model_len, max_num_seqs=max_num_seqs)
+
+
+def available_checkpoints(
+    model: ModelSpec,
+    node: Node,
+    *,
+    method: str | None = None,
+    engine: str | None = None,
+    tp: int | None = None,
+    checkpoint: str | None = None,
+    allow_runtime_quantization: bool = False,
+    offline: bool | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> dict:
+    """method -> the verified Checkpoint the planner may use, or None (the planner then rejects the
+    method with the way to make one)."""
+    from autoquant.checkpoints import resolve_for_plan
+    from autoquant.checkpoints.resolve import known_methods
+
+    methods = [method] if method else known_methods()
+    return resolve_for_plan(
+        model, methods, node=node, client=None, offline=offline, checkpoint=checkpoint, engine=engine,
+        tp=tp or 1, allow_runtime_quantization=allow_runtime_quantization, notify=notify,
+    )
+
+
+def attach_commands(plan: Plan, served_model: str, options=None, threads: int | None = None) -> None:
+    """Fill `command` (secrets redacted) on the chosen candidate and the alternatives.
+
+    A candidate whose command cannot be built here (e.g. a GGUF not downloaded yet) keeps an empty
+    command and gets a note saying why; the plan itself stays valid."""
+    from autoquant.launchers.base import ServeOptions
+    from autoquant.launchers.build import build, server_batch_cap
+
+    options = options or ServeOptions()
+    for cand in [c for c in [plan.chosen, *plan.alternatives] if c is not None]:
+        server_batch_cap(cand, pinned=False)  # what `serve` would run
+        try:
+            cand.command = build(cand, options, served_model, threads=threads).redacted_argv()
+        except AutoquantError as exc:
+            cand.command = []
+            cand.notes.append(f"command not built: {exc}")
