@@ -47,7 +47,7 @@ def build(
 ) -> LaunchSpec:
     which = which or flavor()
     rules = load("engines_flags")["llamacpp"]
-    path = gguf_path(candidate, model)
+    path, remote = gguf_source(candidate, model)
     if options.dtype not in (None, "auto"):
         raise UsageError(f"--dtype {options.dtype} has no llama.cpp equivalent (GGUF weights carry their type)")
     if options.gpu_memory_utilization is not None:
@@ -62,7 +62,7 @@ def build(
     layers = candidate.n_gpu_layers
     if layers is None:
         layers = 0 if (candidate.gpu in ("", "cpu") or candidate.gpus == 0) else -1
-    chat = _chat_format(path, which, rules)
+    chat = _chat_format(path, which, rules) if remote is None else None  # a remote GGUF's template is unread
     host = options.host or "0.0.0.0"
     env: dict[str, str] = {}
     secrets: list[str] = []
@@ -70,8 +70,16 @@ def build(
     if which == "python":
         if version is None:
             version = versions.engine_version("llamacpp")
+        if remote is None:
+            source = ["--model", path]
+        else:  # llama-cpp-python downloads it through huggingface_hub (Llama.from_pretrained)
+            repo, files = remote
+            if len(files) > 1:
+                raise InputError(f"{repo}: a split GGUF ({len(files)} shards) needs llama-server or a download "
+                                 f"first (`autoquant pull {model} --method {candidate.method}`)")
+            source = ["--hf_model_repo_id", repo, "--model", files[0]]
         argv = [engine_binary("llamacpp_python", sys.executable), "-m", "llama_cpp.server",
-                "--model", path, "--model_alias", names[0], "--host", host, "--port", str(options.port),
+                *source, "--model_alias", names[0], "--host", host, "--port", str(options.port),
                 "--n_gpu_layers", str(layers)]
         if candidate.max_model_len:
             argv += ["--n_ctx", str(candidate.max_model_len)]
@@ -94,7 +102,9 @@ def build(
             env["API_KEY"] = options.api_key  # pydantic-settings: every server field can come from its env var
         flavor_name = "llama-cpp-python"
     else:
-        argv = [engine_binary("llamacpp", "llama-server"), "-m", path, "--alias", ",".join(names),
+        # -hfr/-hff: llama-server downloads the file (and the other shards of a split GGUF) itself
+        source = ["-m", path] if remote is None else ["-hfr", remote[0], "-hff", remote[1][0]]
+        argv = [engine_binary("llamacpp", "llama-server"), *source, "--alias", ",".join(names),
                 "--host", host, "--port", str(options.port), "-ngl", "999" if layers < 0 else str(layers)]
         slots = candidate.max_num_seqs or 1
         argv += ["-np", str(slots)]
@@ -122,6 +132,21 @@ def build(
         engine="llamacpp", argv=argv, env=env, version=version, flavor=flavor_name, host=host, port=options.port,
         ready_path=ready_path, ready_headers=headers, secrets=secrets, notes=notes,
     )
+
+
+def gguf_source(candidate: Candidate, model: str) -> tuple[str, tuple[str, list[str]] | None]:
+    """(local path, None) when the GGUF is on this machine, else ("", (Hub repo, files)) for a checkpoint
+    resolved on the Hub or in the registry, which the engine downloads itself."""
+    try:
+        return gguf_path(candidate, model), None
+    except InputError:
+        ckpt = candidate.checkpoint
+        # only checkpoints resolved on the Hub or from the registry name a repo the engine can fetch;
+        # raw `.partNofM` splits need a `cat` merge first
+        if ckpt is None or ckpt.source not in ("hub", "registry") or not ckpt.files \
+                or any(".part" in f for f in ckpt.files):
+            raise
+        return "", (ckpt.repo, list(ckpt.files))
 
 
 def gguf_path(candidate: Candidate, model: str) -> str:

@@ -86,3 +86,29 @@ def test_flavor_selection(monkeypatch):
     assert llamacpp.flavor({"AUTOQUANT_ENGINE_BIN_LLAMACPP": "/x/llama-server"}) == "server"
     monkeypatch.setattr(llamacpp.shutil, "which", lambda name: None)
     assert llamacpp.flavor({}) == "python"
+
+
+def _remote(candidate, files):
+    ck = Checkpoint(repo="bartowski/Meta-Llama-3.1-8B-Instruct-GGUF", method="gguf-q4_k_m", files=files,
+                    source="registry")
+    return candidate(engine="llamacpp", method="gguf-q4_k_m", gpu="RTX4090", gpus=1, checkpoint=ck, max_num_seqs=1)
+
+
+def test_remote_gguf_is_downloaded_by_the_engine(candidate):
+    # A registry/Hub GGUF not on this machine: the engine fetches it (no separate pull needed).
+    c = _remote(candidate, ["Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf"])
+    server = llamacpp.build(c, ServeOptions(), "meta-llama/Llama-3.1-8B-Instruct", which="server").argv
+    assert server[server.index("-hfr") + 1] == "bartowski/Meta-Llama-3.1-8B-Instruct-GGUF"
+    assert server[server.index("-hff") + 1] == "Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf" and "-m" not in server
+    py = llamacpp.build(c, ServeOptions(), "meta-llama/Llama-3.1-8B-Instruct", which="python").argv
+    assert py[py.index("--hf_model_repo_id") + 1] == "bartowski/Meta-Llama-3.1-8B-Instruct-GGUF"
+    assert py[py.index("--model") + 1] == "Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf"
+
+
+def test_remote_split_gguf_needs_llama_server_or_a_pull(candidate):
+    shards = [f"Q8_0/Meta-Llama-3.1-70B-Instruct-Q8_0-0000{i}-of-00002.gguf" for i in (1, 2)]
+    c = _remote(candidate, shards)
+    server = llamacpp.build(c, ServeOptions(), "m", which="server").argv
+    assert server[server.index("-hff") + 1] == shards[0]  # llama-server follows the -0000N-of-0000M shards
+    with pytest.raises(InputError, match="split GGUF"):
+        llamacpp.build(c, ServeOptions(), "m", which="python")
