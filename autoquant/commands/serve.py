@@ -28,7 +28,7 @@ from autoquant.commands._options import (
     resolve_node,
     resolve_workload,
 )
-from autoquant.errors import InputError, RuleError, UsageError
+from autoquant.errors import AutoquantError, InputError, RuleError, UsageError
 from autoquant.records import Candidate, Checkpoint, Plan, from_dict, to_dict
 
 ACCEPTS_EXTRA_ARGS = True
@@ -249,16 +249,17 @@ def _vllm_tokens(args: argparse.Namespace) -> list[str]:
 def make_plan(args: argparse.Namespace, pins) -> tuple[Plan, str, dict]:
     """The plan to launch: from --plan, the node's decision cache, the demo, or the planner."""
     from autoquant.launchers import cache
+    from autoquant.launchers.llamacpp import threads_for
 
-    context: dict = {"threads": _threads()}
+    context: dict = {"threads": threads_for()}
     if args.plan:
         plan = _load_plan_file(args.plan)
         model = args.model or plan.model
         context.update(source=f"plan file {args.plan}", served_model=model)
         return plan, model, context
     if not args.model:
-        plan = demo_plan(pins)
-        context.update(source="demo", served_model=_demo_name())
+        plan, source = plan_demo(args, pins)
+        context.update(source=source, served_model=_demo_name())
         return plan, plan.model, context
 
     model = args.model
@@ -279,7 +280,7 @@ def make_plan(args: argparse.Namespace, pins) -> tuple[Plan, str, dict]:
     plan = plan_with_planner(model, node, workload, pins, args)
     context["source"] = "planner"
     if node.cpu and node.cpu.physical_cores:
-        context["threads"] = _threads(node)
+        context["threads"] = threads_for(node)
     if key is not None and plan.chosen is not None:
         cache.save_plan(key, plan)
     return plan, model, context
@@ -314,6 +315,30 @@ def _server_batch_cap(c: Candidate, pins) -> None:
     from autoquant.launchers.build import server_batch_cap
 
     server_batch_cap(c, pinned=pins.max_num_seqs is not None)
+
+
+def plan_demo(args: argparse.Namespace, pins) -> tuple[Plan, str]:
+    """No MODEL: the demo model (Gemma 3 270M Q4_K_M, shipped as a Python package) planned like any other
+    model, pinned to llama.cpp and its packaged GGUF, so context, slots and threads fit this node. When the
+    planner cannot place it (no RAM figure, say), the fixed demo plan still serves it."""
+    from autoquant.launchers.llamacpp import DEMO_BASE_MODEL
+
+    if pins.engine not in (None, "llamacpp"):
+        raise UsageError(f"the demo model (no MODEL given) runs on llama.cpp, not {pins.engine}: give a MODEL")
+    if pins.method not in (None, "gguf-q4_k_m"):
+        raise UsageError(f"the demo model is gguf-q4_k_m, not {pins.method}: give a MODEL")
+    pins.engine, pins.method = "llamacpp", "gguf-q4_k_m"
+    try:
+        plan = plan_with_planner(DEMO_BASE_MODEL, resolve_node(args), resolve_workload(args), pins, args)
+    except AutoquantError as exc:
+        why = str(exc)
+    else:
+        if plan.chosen is not None and plan.chosen.checkpoint is not None:
+            return plan, "planner (demo model)"
+        why = plan.rejected[0].reason if plan.rejected else "no configuration"
+    print(f"autoquant: the planner could not place the demo model here ({why}); using its fixed plan",
+          file=sys.stderr)
+    return demo_plan(pins), "demo (fixed plan)"
 
 
 def demo_plan(pins) -> Plan:
@@ -373,24 +398,6 @@ def _explicit_checkpoint(value: str, chosen: Candidate) -> Checkpoint:
                       tokenizer=chosen.checkpoint.tokenizer if chosen.checkpoint else None,
                       quant=chosen.checkpoint.quant if chosen.checkpoint else None,
                       reason="given with --checkpoint")
-
-
-def _threads(node=None) -> int | None:
-    """llama.cpp threads: physical cores, within the CPUs this process may use (affinity, cgroup quota)."""
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    physical = None
-    if node is not None and node.cpu and node.cpu.physical_cores:
-        physical = node.cpu.physical_cores
-        if node.cgroup and node.cgroup.cpu_limit_cores:
-            usable = min(usable, max(1, int(node.cgroup.cpu_limit_cores)))
-    else:
-        try:
-            import psutil
-
-            physical = psutil.cpu_count(logical=False)
-        except ImportError:  # pragma: no cover
-            physical = None
-    return max(1, min(usable, physical or usable))
 
 
 # -- launching -------------------------------------------------------------------------------------------

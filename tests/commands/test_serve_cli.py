@@ -97,7 +97,17 @@ def test_demo_dry_run_on_cpu(capsys, demo_gguf, monkeypatch):
     monkeypatch.setenv("AUTOQUANT_LLAMACPP_FLAVOR", "python")
     assert main(["serve", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "decided by     demo" in out and "llama_cpp.server" in out and "--chat_format gemma" in out
+    assert "decided by     planner (demo model)" in out and "llama_cpp.server" in out
+    assert "--chat_format gemma" in out and "--n_ctx" in out  # the planner sized the context for this node
+
+
+def test_demo_falls_back_to_its_fixed_plan_when_the_node_is_undescribed(capsys, demo_gguf, monkeypatch):
+    # `--gpu cpu` gives the planner no RAM figure: the demo still serves, with the fixed plan, and says why.
+    monkeypatch.setenv("AUTOQUANT_LLAMACPP_FLAVOR", "python")
+    assert main(["serve", "--gpu", "cpu", "--dry-run"]) == 0
+    captured = capsys.readouterr()
+    assert "decided by     demo (fixed plan)" in captured.out and "llama_cpp.server" in captured.out
+    assert "could not place the demo model" in captured.err and "RAM is unknown" in captured.err
 
 
 def test_demo_refuses_other_engine(capsys):
