@@ -93,6 +93,9 @@ def build(
             argv += ["--split_mode", "2"]  # LLAMA_SPLIT_MODE_ROW: tensors split across GPUs
         if chat:
             argv += ["--chat_format", chat]
+        if not any(t.split("=")[0] == "--logits_all" for t in options.passthrough):
+            # the server's default (true) keeps n_ctx x vocab float32 scores: 32 GiB for Gemma 3 at 32k
+            argv += ["--logits_all", "false"]
         if cache_type != "f16":
             ggml = rules["ggml_types"][cache_type]
             # a quantized V cache needs flash attention (llama-context.cpp)

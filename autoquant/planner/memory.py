@@ -141,12 +141,10 @@ def gpu_budget(engine: str, model: ModelSpec, method: str, device: Device, tp: i
     seqs, tokens = engine_batch_limits(engine, device)
     if engine == "llamacpp":
         total_w = weight_bytes_total(model, method) / 1e9
-        if device.kind == "cpu":
-            reserve = float(over.get("llamacpp", {}).get("host_reserve_gib", 2.0)) * GIB_GB
-            cap = device.memory_gb
-            return Budget(cap, total_w, reserve, 0.0, cap - total_w - reserve, seqs, tokens)
-        if device.kind == "apple":
-            reserve = float(over.get("llamacpp", {}).get("host_reserve_gib", 2.0)) * GIB_GB
+        if device.kind in ("cpu", "apple"):  # host (unified) memory: process reserve + the logits buffer
+            lc = over.get("llamacpp", {})
+            logits = float(lc.get("logits_rows", 512)) * model.vocab_size * float(lc.get("logits_bytes", 4)) / 1e9
+            reserve = float(lc.get("host_reserve_gib", 2.0)) * GIB_GB + logits
             cap = device.memory_gb
             return Budget(cap, total_w, reserve, 0.0, cap - total_w - reserve, seqs, tokens)
         reserve = float(over.get("llamacpp", {}).get("gpu_reserve_mib", 1024)) * 1024**2 / 1e9

@@ -37,7 +37,7 @@ def server(tmp_path_factory):
     env["AUTOQUANT_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
     proc = subprocess.Popen(
         [sys.executable, "-m", "autoquant", "serve", "--supervise", "--host", "127.0.0.1", "--port", str(port),
-         "--max-model-len", "2048", "--ready-timeout", str(READY_TIMEOUT_S)],
+         "--ready-timeout", str(READY_TIMEOUT_S)],  # exactly the README run command, plus a port
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     lines: queue.Queue = queue.Queue()

@@ -112,3 +112,12 @@ def test_remote_split_gguf_needs_llama_server_or_a_pull(candidate):
     assert server[server.index("-hff") + 1] == shards[0]  # llama-server follows the -0000N-of-0000M shards
     with pytest.raises(InputError, match="split GGUF"):
         llamacpp.build(c, ServeOptions(), "m", which="python")
+
+
+def test_python_server_turns_off_logits_all_unless_asked(candidate, demo_gguf):
+    # logits_all (the server's default) keeps n_ctx x vocab float32 scores: 32 GiB for Gemma 3 at 32k context
+    a = llamacpp.build(_cand(candidate, demo_gguf), ServeOptions(), "m", which="python").argv
+    assert a[a.index("--logits_all") + 1] == "false"
+    _p, opts = split_passthrough(["--logits_all", "true"])
+    a = llamacpp.build(_cand(candidate, demo_gguf), opts, "m", which="python").argv
+    assert a.count("--logits_all") == 1 and a[a.index("--logits_all") + 1] == "true"

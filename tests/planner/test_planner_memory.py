@@ -81,3 +81,17 @@ def test_seed_memory_table_recomputed():
     weights = 8.0 * 16 / 8
     kv = 2 * 32 * 8 * 128 * 2 * 4096 * 8 / 1e9
     assert weights + kv + 1.5 == pytest.approx(21.8, abs=0.05)
+
+
+def test_llamacpp_host_budget_counts_the_logits_buffer(model):
+    # llama-cpp-python keeps n_batch x vocab float32 scores (512 x 128256 x 4 B = 0.26 GB for Llama 3);
+    # before this was modelled, the demo at n_ctx 32768 (logits_all on) asked for 32 GiB and died.
+    from autoquant.planner.hardware import Device
+    from autoquant.records import CPUInfo
+
+    m = model("meta-llama__Llama-3.1-8B-Instruct")
+    cpu = Device(kind="cpu", key="cpu", label="cpu", count=1, memory_gb=32.0, bandwidth_gbps=50.0,
+                 peaks_tflops={"gguf": 0.5}, cpu=CPUInfo(), host_ram_gb=32.0)
+    budget = memory.gpu_budget("llamacpp", m, "gguf-q4_k_m", cpu, 1, 1)
+    reserve = 2.0 * 1024**3 / 1e9
+    assert budget.overhead_gb == pytest.approx(reserve + 512 * 128256 * 4 / 1e9, rel=1e-6)
