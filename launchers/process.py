@@ -150,7 +150,10 @@ class Supervisor:
         try:
             proc = subprocess.Popen(
                 spec.argv, env=spec.full_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, bufsize=0,
+                stdin=subprocess.DEVNULL,
+                # buffered: readline() takes what the pipe holds instead of one read(2) per byte; lines
+                # still arrive as soon as they are written
+                bufsize=-1,
                 # own session: a terminal's Ctrl-C reaches autoquant once and is forwarded once
                 start_new_session=True, preexec_fn=_die_with_parent,
             )
