@@ -227,7 +227,7 @@ def enumerate_configs(model: ModelSpec, device: Device, workload: Workload,
                 if not meth.startswith("gguf-"):
                     yield Config(eng, meth, kv_cache_dtype=kvs[0])
                     continue
-                yield from _llamacpp_configs(model, device, workload, meth, kvs, kv_cache_dtype is None)
+                yield from _llamacpp_configs(model, device, workload, meth, kvs, kv_cache_dtype is None, tp)
                 continue
             tps = [tp] if tp else tp_options(device)
             pps = [pp] if pp else pp_options(device)
@@ -238,14 +238,15 @@ def enumerate_configs(model: ModelSpec, device: Device, workload: Workload,
 
 
 def _llamacpp_configs(model: ModelSpec, device: Device, workload: Workload, meth: str, kvs: list[str],
-                      may_add_q8: bool) -> Iterator[Config]:
+                      may_add_q8: bool, tp: int | None = None) -> Iterator[Config]:
     context = workload.max_model_len or (workload.isl + workload.osl)
     conc = workload.concurrency or 1
     for kv in kvs:
         if device.kind != "cuda":
             yield Config("llamacpp", meth, kv_cache_dtype=kv)
             continue
-        for g in sorted({1, device.count}):
+        # a TP pin means "this many GPUs" to llama.cpp (it splits the model across them)
+        for g in ([tp] if tp else sorted({1, device.count})):
             kvb = facts.kv_dtype_bytes().get(kv, 2.0)
             # Layers on the GPU(s) for the KV of all C requests, and for one: with fewer slots (-np) the
             # rest queue, which may beat moving layers to the CPU; both are candidates, the ranking decides.

@@ -204,6 +204,7 @@ def plan(model: ModelSpec, node: Node, workload: Workload | None = None, *, engi
     workload = _pinned_workload(workload or Workload(), max_model_len)
     cal = calibration or default_calibration()
     device = device_of(node)
+    _validate_parallel_pins(device, tp, pp)
     floor, floor_from = quality.quality_floor(workload)
     has_floor = user_floor(workload)
     _validate_pins(engine, method, kv_cache_dtype)
@@ -344,6 +345,15 @@ def why_chosen(ranked: list[Estimate], workload: Workload, floor: float, floor_f
     else:
         out.append(f"quality +{best.ppl_delta:.3f} ppl within the {floor:g} floor ({floor_from})")
     return out
+
+
+def _validate_parallel_pins(device, tp: int | None, pp: int | None) -> None:
+    """A TP/PP pin the node cannot host is the user's error, not a plan without that pin."""
+    gpus = device.count if device.kind == "cuda" else 0
+    if tp and tp > 1 and tp > gpus:
+        raise RuleError(f"TP={tp} needs {tp} GPUs, this node has {gpus}" + ("" if gpus else " (no CUDA GPU)"))
+    if pp and pp > max(1, device.nodes):
+        raise RuleError(f"PP={pp} spans {pp} nodes, {max(1, device.nodes)} given (--nodes)")
 
 
 def _validate_pins(engine: str | None, method: str | None, kv: str | None) -> None:

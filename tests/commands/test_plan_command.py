@@ -97,3 +97,18 @@ def test_plan_over_kv_capacity_queues_on_a_datacenter_engine(capsys):
                    "--use-case", "chat"])
     out = capsys.readouterr().out
     assert rc == 0 and f"queueing         {c['max_num_seqs']} of 512 requests run at once (KV room)" in out
+
+
+def test_plan_with_tp_larger_than_the_node_is_one_line_error(capsys):
+    # Before, the pin only narrowed vLLM/TRT-LLM, so llama.cpp on 1 GPU was "chosen" for --tp 4 on 2 GPUs.
+    rc = cli.main(["plan", LLAMA70, "--gpu", "H100-SXM:2", "--tp", "4", "--any-checkpoint"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err == ["autoquant: error: TP=4 needs 4 GPUs, this node has 2"]
+
+
+def test_tp_pin_means_gpu_count_for_llamacpp(capsys):
+    rc = cli.main(["plan", LLAMA70, "--gpu", "H100-SXM:4", "--tp", "2", "--engine", "llamacpp", "--any-checkpoint",
+                   "--max-ppl-delta", "5", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    assert all(c["gpus"] == 2 for c in [data["chosen"], *data["alternatives"]])
