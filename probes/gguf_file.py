@@ -14,6 +14,7 @@ import io
 import math
 import os
 import struct
+import types
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,7 +75,7 @@ def read_gguf(path: str | Path) -> ModelSpec:
         header = read_header(path, tensors=True)
     except GGUFError as exc:
         raise InputError(str(exc)) from None
-    tokens = header.meta.pop("tokenizer.ggml.tokens", None)
+    tokens = header.meta.get("tokenizer.ggml.tokens")  # a shared, cached record: read, never mutate
     meta = {k: v for k, v in header.meta.items() if not k.startswith("tokenizer.ggml.")}
     n_tokens = tokens.count if isinstance(tokens, SkippedArray) else (len(tokens) if tokens else None)
     return spec_from_gguf_metadata(meta, n_tokens, header.tensors, str(path), file_bytes=path.stat().st_size)
@@ -151,7 +152,9 @@ def _read_path(path: str, size: int, mtime_ns: int, tensors: bool) -> GGUFHeader
     process, and walking a 262k-token vocabulary costs ~0.2 s in Python. Callers get a shared record:
     they must not mutate it."""
     with open(path, "rb") as fh:
-        return _read(_Buffer(fh, path), None, (), tensors)
+        header = _read(_Buffer(fh, path), None, (), tensors)
+    header.meta = types.MappingProxyType(header.meta)  # shared across callers: mutation must fail loudly
+    return header
 
 
 def _read(buf: _Buffer, keys: Collection[str] | None, arrays: Collection[str], tensors: bool) -> GGUFHeader:
