@@ -10,6 +10,9 @@ PLAN_SCHEMA_VERSION = 1
 
 REGIMES = ("bandwidth_bound", "transitional", "compute_bound")
 
+# Canonical engine ids (design.md contract); import this instead of spelling the tuple again.
+ENGINES = ("vllm", "trtllm", "llamacpp")
+
 
 @dataclass
 class Memory:
