@@ -16,8 +16,8 @@ from autoquant.commands._options import (
 )
 from autoquant.output import print_json, table
 from autoquant.records import Estimate, Plan
+from autoquant.records.plan import ENGINES
 
-ENGINES = ("vllm", "trtllm", "llamacpp")
 MAX_ALTERNATIVES = 10
 
 

@@ -18,7 +18,7 @@ kernel's figure as `attention_compute`: attention FLOPs then run at it, outside 
 
 Per-GPU figures apply to that GPU; for a kernel with `by_gpu_scope: class` they also stand for GPUs of
 the same class (architecture + memory family: hopper-hbm, ada-gddr, ...) that have none of their own.
-A kernel without a figure borrows the nearest kernel's (same family or same math), and says so.
+A kernel without a figure borrows from the kernels its kernels.yaml `borrow_from:` list names, in order, and says so.
 """
 
 from __future__ import annotations
@@ -32,21 +32,6 @@ from typing import Any
 
 from autoquant.errors import InputError
 
-_FALLBACKS = {
-    "marlin-fp8": ("marlin-int4", "cublas-bf16"),
-    "machete-int4": ("marlin-int4", "cublas-bf16"),
-    "marlin-fp4": ("marlin-int4",),
-    "cutlass-nvfp4": ("trtllm-nvfp4", "cutlass-fp8"),
-    "trtllm-nvfp4": ("cutlass-fp8", "trtllm-fp8", "cublas-bf16"),
-    "trtllm-fp8": ("cutlass-fp8", "trtllm-bf16", "cublas-bf16"),
-    "cutlass-fp8": ("trtllm-fp8", "cublas-bf16"),
-    "cutlass-int8": ("cutlass-fp8", "cublas-bf16"),
-    "trtllm-bf16": ("cublas-bf16",),
-    "cublas-bf16": ("trtllm-bf16",),
-    "llamacpp-metal": ("llamacpp-cuda", "llamacpp-cpu"),
-    "llamacpp-cuda": ("llamacpp-metal",),
-    "llamacpp-cpu": ("llamacpp-metal", "llamacpp-cuda"),
-}
 _FIELDS = ("decode_bandwidth_efficiency", "prefill_compute_efficiency")
 _SHORT = {"decode": "decode_bandwidth_efficiency", "prefill": "prefill_compute_efficiency"}
 
@@ -71,20 +56,20 @@ class Calibration:
     values: Mapping[str, Mapping[str, tuple[float, str]]] = field(default_factory=dict)
     by_gpu: Mapping[tuple[str, str], Mapping[str, tuple[float, str]]] = field(default_factory=dict)
     step_overhead_ms: Mapping[str, float] = field(default_factory=dict)
-    sources: tuple[str, ...] = ()
     # engine -> (whole-model / GEMM compute factor, source)
     compute_factor: Mapping[str, tuple[float, str]] = field(default_factory=dict)
     gemm_from: Mapping[str, str] = field(default_factory=dict)  # kernel -> kernel holding its GEMM figure
     class_scoped: frozenset[str] = frozenset()  # kernels whose by_gpu figures stand for the GPU's class
     attention_kernel: Mapping[str, str] = field(default_factory=dict)  # engine -> its attention kernel id
     batch_speedup: Mapping[str, tuple[tuple[float, float], ...]] = field(default_factory=dict)  # kernel -> points
+    borrow_from: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # kernel -> kernels whose figures it borrows
 
     def _field(self, kernel: str, name: str, gpu: str | None) -> tuple[float, str] | None:
         if name == _FIELDS[1] and kernel in self.gemm_from:
             via = self.gemm_from[kernel]
             got = self._field(via, name, gpu)
             return None if got is None else (got[0], f"{got[1]} (GEMM figure of {via})")
-        chain = (kernel, *_FALLBACKS.get(kernel, ()))
+        chain = (kernel, *self.borrow_from.get(kernel, ()))
         cls = gpu_class(gpu) if gpu else None
         for i, k in enumerate(chain):
             borrowed = "" if i == 0 else f" (borrowed from {k})"
@@ -138,9 +123,12 @@ class Calibration:
         scoped = set(self.class_scoped)
         attention = dict(self.attention_kernel)
         speedups = dict(self.batch_speedup)
+        borrow = dict(self.borrow_from)
         for kid, raw in _kernel_entries(layer).items():
             if not isinstance(raw, Mapping):
                 continue
+            if raw.get("borrow_from"):
+                borrow[kid] = tuple(str(k) for k in raw["borrow_from"])
             src = str(raw.get("source") or name)
             for engine in raw.get("attention_kernel_of") or ():
                 attention[str(engine)] = kid
@@ -178,8 +166,8 @@ class Calibration:
             f = _number(raw.get("compute_factor"))
             if f is not None:
                 factors[str(engine)] = (f, str(raw.get("source") or layer.get("source") or name).split(" from ")[0])
-        return Calibration(values, by_gpu, overheads, (*self.sources, name), factors, gemm_from,
-                           frozenset(scoped), attention, speedups)
+        return Calibration(values, by_gpu, overheads, factors, gemm_from, frozenset(scoped), attention, speedups,
+                           borrow)
 
 
 def _kernel_entries(layer: Mapping[str, Any]) -> dict[str, Any]:
@@ -198,17 +186,11 @@ def _number(value: Any) -> float | None:
 
 
 def _catalog_key(name: str) -> str | None:
-    """kernels.yaml names GPUs loosely ('A100-SXM-80GB', 'RTX-4090'): map them to catalog keys."""
-    from autoquant.catalog.gpus import default_catalog, normalize
+    """kernels.yaml names GPUs by catalog key or alias ('A100-SXM-80GB', 'RTX-4090'): the catalog key,
+    matched exactly through the catalog's names (no fuzzy matching: 'H001-SXM' is no GPU)."""
+    from autoquant.catalog.gpus import default_catalog
 
-    cat = default_catalog()
-    spec = cat.find(name)
-    if spec is None:
-        norm = normalize(name)
-        for s in cat.specs.values():
-            if sorted(normalize(s.key)) == sorted(norm) and len(normalize(s.key)) == len(norm):
-                spec = s
-                break
+    spec = default_catalog().find(name)
     return spec.key if spec else None
 
 

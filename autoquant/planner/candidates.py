@@ -4,7 +4,6 @@ rules, and evaluate each one (memory, speed, quality, cost) into an `Estimate`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -12,8 +11,8 @@ from autoquant.planner import facts, memory, perf, quality, rules
 from autoquant.planner.calibration import Calibration
 from autoquant.planner.hardware import Device
 from autoquant.records import Estimate, Memory, ModelSpec, Rejection, Workload
+from autoquant.records.plan import ENGINES
 
-ENGINES = ("vllm", "trtllm", "llamacpp")
 TP_SIZES = (1, 2, 4, 8)
 
 
@@ -61,7 +60,7 @@ def gate(config: Config, model: ModelSpec, device: Device) -> Rejection | None:
     if not ok:
         return Rejection(config.engine, config.method, reason or "ruled out", config.tp, config.pp, rule)
     if config.engine in ("vllm", "trtllm"):
-        if config.tp * 1 > device.count:
+        if config.tp > device.count:
             return Rejection(config.engine, config.method,
                              f"TP={config.tp} needs {config.tp} GPUs per node, this node has {device.count}",
                              config.tp, config.pp, "tp-gpus")
@@ -96,7 +95,7 @@ def _llamacpp_layer_bytes(model: ModelSpec, method: str) -> float:
 def llamacpp_offload(model: ModelSpec, method: str, device: Device, gpus: int, context_tokens: int,
                      kv_bytes: float, concurrency: int) -> int | None:
     """-ngl for llama.cpp on CUDA: None when every layer fits on the GPUs, else the layers that fit."""
-    reserve = float(facts.overheads().get("llamacpp", {}).get("gpu_reserve_mib", 1024)) * 1024**2 / 1e9
+    reserve = memory.llamacpp_gpu_reserve_gb()
     total = memory.weight_bytes_total(model, method) / 1e9
     kv = memory.kv_bytes_per_request(model, context_tokens, kv_bytes) * concurrency / 1e9
     room = device.memory_gb * gpus - reserve * gpus
@@ -106,6 +105,14 @@ def llamacpp_offload(model: ModelSpec, method: str, device: Device, gpus: int, c
     kv_layer = kv / model.num_layers
     layers = int(max(0, room) // (per_layer + kv_layer))
     return min(layers, model.num_layers)
+
+
+def llamacpp_layers(model: ModelSpec, method: str, device: Device, gpus: int, workload: Workload, kv: str,
+                    requests: int) -> int | None:
+    """-ngl that leaves room on the GPU(s) for the KV cache of `requests` requests at the workload's context
+    (None: every layer fits). The planner tries C requests and one; `estimate` takes one (the rest queue)."""
+    context = workload.max_model_len or (workload.isl + workload.osl)
+    return llamacpp_offload(model, method, device, gpus, context, facts.kv_dtype_bytes().get(kv, 2.0), requests)
 
 
 def running_at_once(concurrency: int | None, kv_room: int, engine_cap: int, max_num_seqs: int | None) -> int:
@@ -128,10 +135,9 @@ def evaluate(config: Config, model: ModelSpec, device: Device, workload: Workloa
     context = workload.max_model_len or (workload.isl + workload.osl)
     engine = config.engine
     kernel = facts.kernel_for(config.method, engine, device.capability, device.kind)
-    eff = calibration.efficiency(kernel, device.key, engine)
+    # per-GPU figures only for GPUs: a CPU node's key ("cpu") names no catalog entry
+    eff = calibration.efficiency(kernel, device.key if device.kind != "cpu" else None, engine)
     math_p = facts.math_precision(config.method, device.capability)
-    if device.kind == "cpu":
-        kernel, eff = "llamacpp-cpu", calibration.efficiency("llamacpp-cpu", None, engine)
     gpus = config.gpus if engine == "llamacpp" else config.tp * config.pp
     mem_tp, mem_pp = (1, max(1, config.gpus)) if engine == "llamacpp" else (config.tp, config.pp)
 
@@ -150,7 +156,7 @@ def evaluate(config: Config, model: ModelSpec, device: Device, workload: Workloa
     total = budget.weights_gb + budget.overhead_gb + kv_gb
     fits = budget.kv_space_gb > 0 and max_conc >= 1
     if budget.host_weights_gb > 0:  # llama.cpp partial offload: the rest of the weights live in host RAM
-        reserve = float(facts.overheads().get("llamacpp", {}).get("host_reserve_gib", 2.0)) * facts.GIB_GB
+        reserve = memory.llamacpp_host_reserve_gb()
         host = device.host_ram_gb
         if host is None or budget.host_weights_gb + reserve > host:
             fits = False
@@ -185,7 +191,7 @@ def evaluate(config: Config, model: ModelSpec, device: Device, workload: Workloa
                      f"(Little's law: TTFT includes the wait, output {sp.output_tps:.0f} tok/s)")
     at_max = perf.speed(setup, at_max_conc, workload.isl, workload.osl, budget.batched_tokens).output_tps \
         if max_conc >= 1 else 0.0
-    q = quality.ppl_delta(config.method, model.total_params, config.kv_cache_dtype, model.id)
+    q = quality.ppl_delta(config.method, model.total_params, model.id)
     if q.ppl_delta is None:
         notes.append(q.source)
     kv_delta = quality.kv_cache_delta(config.kv_cache_dtype)  # None today: quality.yaml has no KV figure
@@ -209,7 +215,7 @@ def evaluate(config: Config, model: ModelSpec, device: Device, workload: Workloa
         output_tokens_per_s_at_max=round(at_max, 2), max_running=at_max_conc if max_conc >= 1 else 0,
         ppl_delta_uncertainty=q.uncertainty,
         crossover_batch=None if (c := perf.crossover_batch(device, math_p, bpw, eff)) is None else round(c, 1),
-        notes=notes,
+        notes=notes, ppl_source=q.source,
     )
 
 
@@ -239,7 +245,6 @@ def enumerate_configs(model: ModelSpec, device: Device, workload: Workload,
 
 def _llamacpp_configs(model: ModelSpec, device: Device, workload: Workload, meth: str, kvs: list[str],
                       may_add_q8: bool, tp: int | None = None) -> Iterator[Config]:
-    context = workload.max_model_len or (workload.isl + workload.osl)
     conc = workload.concurrency or 1
     for kv in kvs:
         if device.kind != "cuda":
@@ -247,19 +252,13 @@ def _llamacpp_configs(model: ModelSpec, device: Device, workload: Workload, meth
             continue
         # a TP pin means "this many GPUs" to llama.cpp (it splits the model across them)
         for g in ([tp] if tp else sorted({1, device.count})):
-            kvb = facts.kv_dtype_bytes().get(kv, 2.0)
             # Layers on the GPU(s) for the KV of all C requests, and for one: with fewer slots (-np) the
             # rest queue, which may beat moving layers to the CPU; both are candidates, the ranking decides.
-            ngls = [llamacpp_offload(model, meth, device, g, context, kvb, conc)]
+            ngls = [llamacpp_layers(model, meth, device, g, workload, kv, conc)]
             if conc > 1:
-                ngls.append(llamacpp_offload(model, meth, device, g, context, kvb, 1))
+                ngls.append(llamacpp_layers(model, meth, device, g, workload, kv, 1))
             for ngl in dict.fromkeys(ngls):
                 yield Config("llamacpp", meth, kv_cache_dtype=kv, n_gpu_layers=ngl, gpus=g)
-
-
-def needs_kv_fallback(est: Estimate) -> bool:
-    """The default KV dtype does not run every request at once (it does not fit, or the rest queue)."""
-    return not est.memory.fits or est.max_concurrency < est.concurrency
 
 
 def fallback_kv(config: Config) -> str | None:
@@ -267,6 +266,3 @@ def fallback_kv(config: Config) -> str | None:
         return "q8_0" if config.kv_cache_dtype == "f16" else None
     return "fp8" if config.kv_cache_dtype == "auto" else None
 
-
-def nan_safe(x: float | None) -> float:
-    return math.inf if x is None else x

@@ -16,7 +16,7 @@ from dataclasses import fields, replace
 
 from autoquant.errors import InputError, RuleError
 from autoquant.planner import candidates as cands
-from autoquant.planner import facts, quality
+from autoquant.planner import facts, memory, quality
 from autoquant.planner.calibration import Calibration, default_calibration
 from autoquant.planner.candidates import Config
 from autoquant.planner.hardware import Device, device_of
@@ -92,18 +92,29 @@ def checkpoint_model(model: ModelSpec, method: str,
     return replace(model, intermediate_size=int(ck.intermediate_size))
 
 
+# Engines that cannot use a runtime-quantization "checkpoint" (the base BF16 weights + a load-time flag).
+_NO_RUNTIME_QUANT = {
+    "trtllm": "TensorRT-LLM does not quantize at load time; it needs a pre-quantized FP8 checkpoint "
+              "(ModelOpt/llm-compressor)",
+}
+
+
 def _checkpoint_rejection(cfg: Config, model: ModelSpec, checkpoints: Mapping[str, Checkpoint | None] | None,
                           allow_runtime: bool) -> tuple[Rejection | None, Checkpoint | None]:
     if checkpoints is None or cfg.method not in checkpoints:
         return None, None
     ck = checkpoints[cfg.method]
+    if ck is not None and ck.runtime_quantization and cfg.engine != "vllm":
+        return Rejection(cfg.engine, cfg.method, _NO_RUNTIME_QUANT.get(cfg.engine, f"{facts.engine_label(cfg.engine)} "
+                         "does not quantize at load time; it needs a pre-quantized checkpoint"),
+                         cfg.tp, cfg.pp, "checkpoint"), None
     if ck is not None:
         return None, ck
     if cfg.method == "fp8" and cfg.engine == "vllm":
         if allow_runtime:
             return None, Checkpoint(repo=model.id, method="fp8", source="base", verified=True,
                                     reason="vLLM quantizes the BF16 weights to FP8 at load time",
-                                    runtime_quantization=True)
+                                    runtime_quantization=True, status="verified", base=model.id)
         return Rejection(cfg.engine, cfg.method,
                          f"no FP8 checkpoint found for {model.id}: vLLM can quantize BF16 weights to FP8 at load "
                          "time: pass --allow-runtime-quantization", cfg.tp, cfg.pp, "checkpoint"), None
@@ -115,11 +126,12 @@ def _checkpoint_rejection(cfg: Config, model: ModelSpec, checkpoints: Mapping[st
                      cfg.tp, cfg.pp, "checkpoint"), None
 
 
-def _fit_reason(e: Estimate, workload: Workload) -> str:
+def _fit_reason(e: Estimate, workload: Workload, host_ram_gb: float | None) -> str:
     m = e.memory
-    host = [n for n in e.notes if n.startswith("host RAM:")]
-    if host:
-        return f"does not fit: {host[0]}"
+    if m.host_weights_gb > 0 and (host_ram_gb is None
+                                  or m.host_weights_gb + memory.llamacpp_host_reserve_gb() > host_ram_gb):
+        return (f"does not fit: host RAM: {m.host_weights_gb:.1f} GB of weights stay in RAM, "
+                + ("RAM size unknown" if host_ram_gb is None else f"{host_ram_gb:.1f} GB there"))
     if m.weights_gb + m.overhead_gb >= m.capacity_gb:
         return (f"does not fit: weights {m.weights_gb:.1f} GB + overhead {m.overhead_gb:.1f} GB per GPU exceed "
                 f"the {m.capacity_gb:.1f} GB the engine may use")
@@ -251,7 +263,7 @@ def plan(model: ModelSpec, node: Node, workload: Workload | None = None, *, engi
             if cfg_model is not model:
                 est.notes.append(f"shapes from the verified checkpoint {checkpoints[cfg.method].repo} "  # type: ignore[index,union-attr]
                                  f"(MLP width {cfg_model.intermediate_size}, base {model.intermediate_size})")
-            _admit(est, workload, floor, floor_from, has_floor, ck, ckpts, feasible, rejected)
+            _admit(est, workload, floor, floor_from, has_floor, ck, ckpts, feasible, rejected, device.host_ram_gb)
     rejected = [_name_methods(r, engine_rule_methods) for r in rejected]
     ranked = rank(feasible, workload.objective, workload.osl)
     chosen = [_candidate(e, ckpts.get(id(e))) for e in ranked]
@@ -265,15 +277,15 @@ def plan(model: ModelSpec, node: Node, workload: Workload | None = None, *, engi
 
 def _admit(est: Estimate, workload: Workload, floor: float, floor_from: str, has_floor: bool,
            ck: Checkpoint | None, ckpts: dict[int, Checkpoint | None], feasible: list[Estimate],
-           rejected: list[Rejection]) -> None:
+           rejected: list[Rejection], host_ram_gb: float | None = None) -> None:
     """fits -> meets the SLOs -> meets the quality floor: into `feasible`, or a Rejection saying why not."""
     why, rule = None, ""
     if not est.memory.fits:
-        why, rule = _fit_reason(est, workload), "memory"
+        why, rule = _fit_reason(est, workload, host_ram_gb), "memory"
     elif (slo := _slo_reason(est, workload)) is not None:
         why, rule = slo, "slo"
     elif est.ppl_delta is None and has_floor:
-        why, rule = f"quality unknown: {est.notes[-1] if est.notes else 'no perplexity figure'}", "quality"
+        why, rule = f"quality unknown: {est.ppl_source or 'no perplexity figure'}", "quality"
     elif est.ppl_delta is None:
         est.notes.append("quality not measured: no perplexity figure, kept because no quality floor is set "
                          "(--use-case / --max-ppl-delta)")
@@ -381,14 +393,11 @@ def estimate(model: ModelSpec, node: Node, workload: Workload | None = None, *, 
         if device.kind == "cuda" and n_gpu_layers is None:
             # As many layers on the GPU(s) as leave room for one request's KV: the slots (-np) the rest of
             # the KV holds run at once, the other requests queue (moving layers to the CPU is slower).
-            ngl = cands.llamacpp_offload(model, method, device, gpus, workload.max_model_len or
-                                         workload.isl + workload.osl, facts.kv_dtype_bytes().get(kv, 2.0), 1)
-            cfg = Config(engine, method, 1, 1, kv, ngl, gpus)
+            cfg = Config(engine, method, 1, 1, kv, cands.llamacpp_layers(model, method, device, gpus, workload, kv, 1),
+                         gpus)
     else:
         cfg = Config(engine, method, tp, pp, kv)
-    if cfg.engine != "llamacpp" and device.kind == "cuda" and tp > device.count:
-        raise RuleError(f"TP={tp} needs {tp} GPUs, this node has {device.count}")
-    rej = cands.gate(cfg, model, device)
+    rej = cands.gate(cfg, model, device)  # TP/PP against the node: candidates.gate's tp-gpus / pp-nodes rules
     if rej is not None:
         raise RuleError(rej.reason)
     try:

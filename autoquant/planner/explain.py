@@ -45,7 +45,11 @@ def _more_gpus(node: Node) -> Node | None:
     for g in node.gpus:
         bigger.gpus.append(replace(copy.deepcopy(g), index=g.index + n, physical_index=(g.physical_index or g.index) + n))
     if node.nvlink_domains and len(node.nvlink_domains) == 1 and len(node.nvlink_domains[0]) == n:
-        bigger.nvlink_domains = [list(range(2 * n))] if 2 * n <= 8 else [list(range(n)), list(range(n, 2 * n))]
+        # one domain spanning the node: how far NVLink reaches at 2n GPUs is the catalog's (board size, bridges)
+        from autoquant.catalog.gpus import lookup, synthetic_topology
+
+        first = node.gpus[0]
+        bigger.nvlink_domains = synthetic_topology(lookup(first.catalog_key or first.name), 2 * n)[1]
     else:
         bigger.nvlink_domains = [*node.nvlink_domains, *[[i + n for i in d] for d in node.nvlink_domains]]
     bigger.topology = []
@@ -134,7 +138,9 @@ def explain(model: ModelSpec, node: Node, workload: Workload | None = None, **kw
                  f"in all, {chosen.memory.total_gb:.1f} of {chosen.memory.capacity_gb:.1f} GB per GPU"
                  + (f", ${chosen.cost_per_million_tokens:.2f} per million output tokens"
                     if chosen.cost_per_million_tokens is not None else "") + ".")
-    lines.extend(f"Queueing: {n}." for n in chosen.notes if " requests run at once " in n)
+    if 0 < chosen.max_num_seqs < chosen.concurrency:
+        lines.append(f"Queueing: {chosen.max_num_seqs} of {chosen.concurrency} requests run at once; the rest wait "
+                     f"in the queue (the TTFT above includes that wait, Little's law).")
     lines.append("What would flip it:")
     lines.extend(f"  - {s}" for s in flips(model, node, workload, base, **kwargs))
     return base, lines

@@ -31,10 +31,6 @@ class Device:
     host_ram_gb: float | None = None
     notes: tuple[str, ...] = ()
 
-    @property
-    def is_gpu(self) -> bool:
-        return self.kind in ("cuda", "apple")
-
     def peak(self, math: str) -> float | None:
         return self.peaks_tflops.get(math) or None
 
@@ -52,6 +48,20 @@ def _spec_peaks(spec) -> dict[str, float]:
     peaks = {"fp16": fp16, "fp8": spec.fp8_tflops, "int8": spec.int8_tops, "fp4": spec.fp4_tflops,
              "gguf": fp16}
     return {k: float(v) for k, v in peaks.items() if v}
+
+
+def pcie_gbps(spec) -> float | None:
+    """The GPU's PCIe x16 bandwidth, both directions (as the catalog states pcie_gbps); without one, the
+    catalog's `interconnects` figure for its PCIe generation; None when neither is known."""
+    if spec.pcie_gbps:
+        return float(spec.pcie_gbps)
+    if not spec.pcie_gen:
+        return None
+    from autoquant.data import load
+
+    link = ((load("gpus") or {}).get("interconnects") or {}).get(f"pcie_gen{spec.pcie_gen}") or {}
+    value = link.get("x16_gbps_bidirectional")
+    return float(value) if value else None
 
 
 def device_of(node: Node) -> Device:
@@ -80,7 +90,7 @@ def device_of(node: Node) -> Device:
             kind="cuda", key=spec.key, label=spec.display_name, count=len(same), memory_gb=mem / 1e9,
             bandwidth_gbps=spec.memory_bandwidth_gbps, peaks_tflops=_spec_peaks(spec),
             capability=first.compute_capability or spec.compute_capability, architecture=spec.architecture,
-            nvlink_gbps=spec.nvlink_gbps, pcie_gbps=spec.pcie_gbps, nvlink_domain=max(1, domain),
+            nvlink_gbps=spec.nvlink_gbps, pcie_gbps=pcie_gbps(spec), nvlink_domain=max(1, domain),
             nodes=max(1, node.nodes), cpu=node.cpu, host_ram_gb=host_gb, notes=tuple(notes),
         )
     if node.apple is not None:
@@ -137,6 +147,6 @@ def _mig_device(gpu: GPU, spec, node: Node, host_gb: float | None) -> Device:
         kind="cuda", key=spec.key, label=f"{spec.display_name} MIG {sl.profile}", count=1,
         memory_gb=sl.memory_bytes / 1e9, bandwidth_gbps=spec.memory_bandwidth_gbps * mem_frac,
         peaks_tflops=peaks, capability=gpu.compute_capability or spec.compute_capability,
-        architecture=spec.architecture, nvlink_gbps=None, pcie_gbps=spec.pcie_gbps, nvlink_domain=1,
+        architecture=spec.architecture, nvlink_gbps=None, pcie_gbps=pcie_gbps(spec), nvlink_domain=1,
         nodes=max(1, node.nodes), cpu=node.cpu, host_ram_gb=host_gb, notes=tuple(notes),
     )

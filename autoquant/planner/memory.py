@@ -110,22 +110,33 @@ class Budget:
 
 def engine_batch_limits(engine: str, device: Device) -> tuple[int, int]:
     """(max concurrent sequences, tokens per step) that the engine uses by default on this device."""
-    e = facts.engines().get(engine, {})
+    e = facts.engines()[engine]
     if engine == "vllm":
         gib = device.memory_gb / GIB_GB
-        for row in e.get("max_num_seqs", []):
-            if gib >= float(row.get("min_gib", 0)) and device.key.split("-")[0] not in row.get("not", []):
-                return int(row["seqs"]), int(row["batched_tokens"])
-        return 256, 2048
+        rows = e["max_num_seqs"]
+        # engines.yaml lists the rows largest first; the last (min_gib 0) applies to every device
+        row = next((r for r in rows if gib >= float(r.get("min_gib", 0))
+                    and device.key.split("-")[0] not in r.get("not", [])), rows[-1])
+        return int(row["seqs"]), int(row["batched_tokens"])
     if engine == "trtllm":
-        return int(e.get("max_batch_size", 2048)), int(e.get("max_num_tokens", 8192))
-    return 256, int(e.get("n_batch", 2048))
+        return int(e["max_batch_size"]), int(e["max_num_tokens"])
+    return int(e["max_parallel_slots"]), int(e["n_batch"])
+
+
+def llamacpp_gpu_reserve_gb() -> float:
+    """What llama-server --fit leaves free per GPU (--fit-target, overheads.yaml), in GB."""
+    return float(facts.overheads()["llamacpp"]["gpu_reserve_mib"]) * 1024**2 / 1e9
+
+
+def llamacpp_host_reserve_gb() -> float:
+    """Host RAM the OS and the server process keep (overheads.yaml), in GB."""
+    return float(facts.overheads()["llamacpp"]["host_reserve_gib"]) * GIB_GB
 
 
 def activation_gb(model: ModelSpec, tp: int, batched_tokens: int, max_seqs: int) -> float:
     """Peak activation memory of a step of `batched_tokens` tokens (vLLM's profile run), per GPU."""
-    a = facts.overheads().get("activations", {})
-    dt, lb, copies = float(a.get("dtype_bytes", 2)), float(a.get("logits_bytes", 4)), float(a.get("hidden_copies", 4))
+    a = facts.overheads()["activations"]
+    dt, lb, copies = float(a["dtype_bytes"]), float(a["logits_bytes"]), float(a["hidden_copies"])
     inter = model.intermediate_size if not model.is_moe else max(model.moe_intermediate_size or 0,
                                                                   model.intermediate_size)
     mlp = batched_tokens * 2 * inter / tp * dt
@@ -142,30 +153,30 @@ def gpu_budget(engine: str, model: ModelSpec, method: str, device: Device, tp: i
     if engine == "llamacpp":
         total_w = weight_bytes_total(model, method) / 1e9
         if device.kind in ("cpu", "apple"):  # host (unified) memory: process reserve + the logits buffer
-            lc = over.get("llamacpp", {})
-            logits = float(lc.get("logits_rows", 512)) * model.vocab_size * float(lc.get("logits_bytes", 4)) / 1e9
-            reserve = float(lc.get("host_reserve_gib", 2.0)) * GIB_GB + logits
+            lc = over["llamacpp"]
+            logits = float(lc["logits_rows"]) * model.vocab_size * float(lc["logits_bytes"]) / 1e9
+            reserve = llamacpp_host_reserve_gb() + logits
             cap = device.memory_gb
             return Budget(cap, total_w, reserve, 0.0, cap - total_w - reserve, seqs, tokens)
-        reserve = float(over.get("llamacpp", {}).get("gpu_reserve_mib", 1024)) * 1024**2 / 1e9
+        reserve = llamacpp_gpu_reserve_gb()
         gpus = max(1, pp)
         frac = 1.0 if n_gpu_layers is None else n_gpu_layers / (model.num_layers + 1)
         on_gpu = total_w * frac / gpus
         cap = device.memory_gb
         return Budget(cap, on_gpu, reserve, 0.0, cap - on_gpu - reserve, seqs, tokens,
                       host_weights_gb=total_w * (1 - frac))
-    o = over.get(engine, {})
-    non_torch = (float(o.get("non_torch_gib", 0.16)) + float(o.get("non_torch_gib_per_tp_peer", 0.0)) * (tp - 1)) * GIB_GB
-    graphs = float(o.get("cuda_graph_gib", 0.0)) * GIB_GB
+    o = over[engine]
+    non_torch = (float(o["non_torch_gib"]) + float(o["non_torch_gib_per_tp_peer"]) * (tp - 1)) * GIB_GB
+    graphs = float(o["cuda_graph_gib"]) * GIB_GB
     act = activation_gb(model, tp, tokens, seqs)
     weights = weight_bytes_per_gpu(model, method, tp, pp) / 1e9
     overhead = non_torch + graphs + act
     if engine == "vllm":
-        cap = device.memory_gb * float(facts.engines()["vllm"].get("gpu_memory_utilization", 0.92))
+        cap = device.memory_gb * float(facts.engines()["vllm"]["gpu_memory_utilization"])
         kv = cap - weights - overhead
     else:  # trtllm: a fraction of what is free after weights and runtime buffers
         cap = device.memory_gb
-        frac = float(facts.engines().get("trtllm", {}).get("kv_cache_free_gpu_memory_fraction", 0.9))
+        frac = float(facts.engines()["trtllm"]["kv_cache_free_gpu_memory_fraction"])
         kv = frac * (cap - weights - overhead)
     return Budget(cap, weights, overhead, act, kv, seqs, tokens)
 

@@ -96,12 +96,14 @@ def attention_flops_per_token(m: ModelSpec, context: float) -> float:
 
 def _link_gbps(s: Setup) -> tuple[float, float]:
     """(per-direction GB/s for TP all-reduce, per-call latency in seconds)."""
-    comm = facts.overheads().get("communication", {})
-    eff = float(comm.get("link_efficiency", 0.8))
+    comm = facts.overheads()["communication"]
+    eff = float(comm["link_efficiency"])
     if s.device.nvlink_gbps and s.tp <= s.device.nvlink_domain:
-        return s.device.nvlink_gbps / 2 * eff, float(comm.get("allreduce_latency_us", 6.0)) * 1e-6
-    pcie = (s.device.pcie_gbps or 32.0) / 2 * eff
-    return pcie, float(comm.get("allreduce_latency_us_pcie", 15.0)) * 1e-6
+        return s.device.nvlink_gbps / 2 * eff, float(comm["allreduce_latency_us"]) * 1e-6
+    if not s.device.pcie_gbps:
+        raise UnknownSpeed(f"speed unknown at TP={s.tp}: the GPU catalog gives {s.device.key} neither NVLink nor a "
+                           "PCIe bandwidth (pcie_gbps / pcie_gen) for the all-reduces")
+    return s.device.pcie_gbps / 2 * eff, float(comm["allreduce_latency_us_pcie"]) * 1e-6
 
 
 def comm_seconds(s: Setup, tokens: float) -> float:
@@ -192,9 +194,9 @@ def pipeline_step(s: Setup, decode_tokens: float, decode_context: float, prefill
     if s.pp <= 1:
         return stage_step(s, decode_tokens, decode_context, prefill_tokens, prefill_context)
     micro = stage_step(s, decode_tokens / s.pp, decode_context, prefill_tokens / s.pp, prefill_context)
-    comm = facts.overheads().get("communication", {})
+    comm = facts.overheads()["communication"]
     hop_bytes = (decode_tokens + prefill_tokens) / s.pp * s.model.hidden_size * 2.0
-    hop = float(comm.get("internode_latency_us", 10.0)) * 1e-6 + hop_bytes / (float(comm.get("internode_gbps", 50.0)) * 1e9)
+    hop = float(comm["internode_latency_us"]) * 1e-6 + hop_bytes / (float(comm["internode_gbps"]) * 1e9)
     total = s.pp * micro.seconds + (s.pp - 1) * hop
     return Step(total, micro.mem_s * s.pp, micro.comp_s * s.pp, micro.comm_s * s.pp + (s.pp - 1) * hop)
 
@@ -214,10 +216,12 @@ class Speed:
 
 
 def regime_of(ratio: float) -> str:
-    """bandwidth_bound when compute is under half the memory time, compute_bound when it exceeds it."""
-    if ratio < 0.5:
+    """bandwidth_bound when compute is under half the memory time, compute_bound when it exceeds it
+    (thresholds: overheads.yaml `regime`, autoquant's policy)."""
+    r = facts.overheads()["regime"]
+    if ratio < float(r["bandwidth_bound_below"]):
         return "bandwidth_bound"
-    if ratio >= 1.0:
+    if ratio >= float(r["compute_bound_from"]):
         return "compute_bound"
     return "transitional"
 

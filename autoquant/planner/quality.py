@@ -17,9 +17,21 @@ from typing import Any
 from autoquant.planner import facts
 from autoquant.records import Workload
 
-# Seed's validation thresholds (max perplexity degradation) when quality.yaml has no `use_cases:`.
-SEED_USE_CASES = {"chat": 0.3, "code": 0.2, "medical": 0.05, "summarization": 0.5}
-DEFAULT_USE_CASE = "chat"
+
+@functools.lru_cache(maxsize=1)
+def _data() -> dict[str, Any]:
+    from autoquant.data import load
+
+    try:
+        return dict(load("quality") or {})
+    except FileNotFoundError:
+        return {}
+
+
+def policy() -> dict[str, Any]:
+    """quality.yaml `planner_policy`: the default use case, the 16-bit reference's nominal uncertainty and the
+    family size window (autoquant's choices, documented there and in docs/planner.md)."""
+    return dict(_data().get("planner_policy") or {})
 
 _FAMILIES = (
     ("llama3", ("llama-3", "llama3")),
@@ -84,25 +96,14 @@ def _rows(raw: Any) -> list[Point]:
 
 @functools.lru_cache(maxsize=1)
 def _table() -> dict[str, list[Point]]:
-    from autoquant.data import load
-
-    try:
-        data = load("quality") or {}
-    except FileNotFoundError:
-        return {}
-    return {str(mid): pts for mid, raw in (data.get("methods") or {}).items() if (pts := _rows(raw))}
+    return {str(mid): pts for mid, raw in (_data().get("methods") or {}).items() if (pts := _rows(raw))}
 
 
 @functools.lru_cache(maxsize=1)
 def use_case_thresholds() -> dict[str, float]:
-    from autoquant.data import load
-
-    try:
-        data = load("quality") or {}
-    except FileNotFoundError:
-        data = {}
-    out = dict(SEED_USE_CASES)
-    for name, raw in (data.get("use_cases") or {}).items():
+    """Use case -> max perplexity increase, from quality.yaml `use_cases` (the seed's VALIDATION_THRESHOLDS)."""
+    out: dict[str, float] = {}
+    for name, raw in (_data().get("use_cases") or {}).items():
         if isinstance(raw, (int, float)):
             out[str(name)] = float(raw)
         elif isinstance(raw, Mapping):
@@ -117,8 +118,9 @@ def quality_floor(workload: Workload) -> tuple[float, str]:
     if workload.max_ppl_delta is not None:
         return float(workload.max_ppl_delta), f"--max-ppl-delta {workload.max_ppl_delta:g}"
     cases = use_case_thresholds()
-    case = workload.use_case or DEFAULT_USE_CASE
-    floor = cases.get(case, SEED_USE_CASES[DEFAULT_USE_CASE])
+    default = str(policy()["default_use_case"])
+    case = workload.use_case or default
+    floor = cases.get(case, cases[default])
     how = f"use case {case}" + ("" if workload.use_case else " (default)")
     return floor, how
 
@@ -127,7 +129,7 @@ def _proxy(method: str) -> str | None:
     return facts.methods().get(method, {}).get("quality_proxy")
 
 
-def ppl_delta(method: str, params: int, kv_cache_dtype: str = "auto", model_id: str = "") -> Quality:
+def ppl_delta(method: str, params: int, model_id: str = "") -> Quality:
     """Perplexity increase of `method` on a model of `params` parameters (same family's rows first)."""
     m = facts.methods().get(method, {})
     points = _table().get(method, [])
@@ -136,14 +138,16 @@ def ppl_delta(method: str, params: int, kv_cache_dtype: str = "auto", model_id: 
         points = _table().get(_proxy(method) or "", [])
         via = f" (proxy: {_proxy(method)} deltas bound {method} from above; see methods.yaml)"
     if not m.get("quantized", True):
-        return Quality(0.0, 0.005, "unquantized (16-bit reference)")
+        return Quality(0.0, float(policy()["unquantized_uncertainty"]), "unquantized (16-bit reference)")
     if not points:
         return Quality(None, None, f"no perplexity figure for {method} in quality.yaml")
     fam = family(model_id) if model_id else None
     x = params / 1e9
     same = [p for p in points if fam and family(p.model) == fam]
-    # The family's rows speak for this model only if one was measured at a similar size (within 3x).
-    if not any(1 / 3 <= p.params_b / x <= 3 for p in same):
+    # The family's rows speak for this model only if one was measured at a similar size (quality.yaml
+    # planner_policy.family_size_window, 3x).
+    win = float(policy()["family_size_window"])
+    if not any(1 / win <= p.params_b / x <= win for p in same):
         same = []
     used = same or points
     where = f"{fam} rows" if same else "all families' rows"
@@ -174,15 +178,9 @@ def ppl_delta(method: str, params: int, kv_cache_dtype: str = "auto", model_id: 
 def kv_cache_delta(kv_cache_dtype: str) -> float | None:
     """Perplexity increase of a quantized KV cache (quality.yaml `kv_cache: {<dtype>: {delta: ...}}`);
     None when quality.yaml does not give one (today it has none)."""
-    from autoquant.data import load
-
     if kv_cache_dtype in ("auto", "f16"):
         return 0.0
-    try:
-        data = load("quality") or {}
-    except FileNotFoundError:
-        return None
-    raw = (data.get("kv_cache") or {}).get(kv_cache_dtype)
+    raw = (_data().get("kv_cache") or {}).get(kv_cache_dtype)
     if isinstance(raw, Mapping):
         return _num(raw, ("delta", "ppl_delta"))
     return float(raw) if isinstance(raw, (int, float)) and not isinstance(raw, bool) else None

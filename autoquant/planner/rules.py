@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from autoquant.planner import facts
+from autoquant.planner import facts, memory
 from autoquant.planner.hardware import Device
 from autoquant.records import ModelSpec
 
@@ -23,17 +23,16 @@ def check_marlin_supported(quant_bits: int, group_size: int, zero_point: bool, c
     """Can vLLM's Marlin run this weight type here (bits, group size, zero point, compute capability)?"""
     m = facts.marlin()
     cap = _cap(capability)
-    min_cap = _cap(str(m.get("min_capability", "7.5")))
+    need = str(m["min_capability"])
     if cap is None:
-        return False, f"Marlin needs a CUDA GPU with compute capability {m.get('min_capability', '7.5')}"
-    if min_cap and cap < min_cap:
-        return False, (f"Marlin needs compute capability {m.get('min_capability', '7.5')}, "
-                       f"this GPU has {capability}")
-    allowed_bits = m.get("bits_with_zero_point" if zero_point else "bits_without_zero_point", [4])
+        return False, f"Marlin needs a CUDA GPU with compute capability {need}"
+    if cap < (_cap(need) or (0, 0)):
+        return False, f"Marlin needs compute capability {need}, this GPU has {capability}"
+    allowed_bits = m["bits_with_zero_point" if zero_point else "bits_without_zero_point"]
     if quant_bits not in allowed_bits:
         kind = "with zero points (AWQ)" if zero_point else "symmetric (GPTQ)"
         return False, f"Marlin supports {kind} {'/'.join(map(str, allowed_bits))}-bit weights, not {quant_bits}-bit"
-    groups = m.get("group_sizes", [-1, 32, 64, 128])
+    groups = m["group_sizes"]
     if group_size not in groups:
         return False, f"Marlin supports group sizes {groups}, not {group_size}"
     return True, None
@@ -43,7 +42,7 @@ def linear_shapes(model: ModelSpec, tp: int) -> Iterator[tuple[str, int, int]]:
     """(name, input size, output size) per tensor-parallel partition of every linear layer."""
     h, d = model.hidden_size, model.head_dim
     heads_tp = model.num_heads // tp
-    kv_tp = max(1, model.num_kv_heads // tp)  # KV heads replicated when tp > kv heads (vLLM)
+    kv_tp = memory.kv_heads_per_gpu(model, tp)  # KV heads replicated when tp > kv heads (vLLM)
     if not model.is_mla:
         yield "qkv_proj", h, (heads_tp + 2 * kv_tp) * d
         yield "o_proj", heads_tp * d, h
@@ -61,7 +60,7 @@ def linear_shapes(model: ModelSpec, tp: int) -> Iterator[tuple[str, int, int]]:
 def check_marlin_shapes(model: ModelSpec, tp: int, group_size: int) -> Result:
     """Marlin's per-partition shape limits (output % 64, input % 128, input % group) for every linear."""
     m = facts.marlin()
-    n_min, k_min = int(m.get("min_thread_n", 64)), int(m.get("min_thread_k", 128))
+    n_min, k_min = int(m["min_thread_n"]), int(m["min_thread_k"])
     for name, k, n in linear_shapes(model, tp):
         if n % n_min:
             return False, f"{name} output {n} per GPU at TP={tp} is not a multiple of {n_min} (Marlin)"
@@ -73,8 +72,9 @@ def check_marlin_shapes(model: ModelSpec, tp: int, group_size: int) -> Result:
             return False, f"{name} input {k} per GPU at TP={tp} is not a multiple of group size {group_size}"
     if model.is_moe and model.moe_intermediate_size:
         inter = model.moe_intermediate_size // tp
-        hid_mult = int(m.get("moe_hidden_multiple", 128))
-        need = max(64, group_size)
+        hid_mult = int(m["moe_hidden_multiple"])
+        # check_moe_marlin_supports_layer: intermediate per partition % max(GPTQ_MARLIN_MIN_THREAD_N, group) == 0
+        need = max(n_min, group_size)
         if model.hidden_size % hid_mult:
             return False, f"MoE hidden size {model.hidden_size} is not a multiple of {hid_mult} (MoE Marlin)"
         if inter % need:
@@ -145,15 +145,16 @@ def check_engine_method(engine: str, method: str, device: Device) -> tuple[bool,
 
 
 def check_method_shapes(model: ModelSpec, method: str, tp: int, capability: str | None) -> Result:
-    """Marlin checks for the methods that run on Marlin on vLLM."""
+    """Marlin checks where vLLM runs the method on a Marlin kernel at this capability (methods.yaml `kernels`:
+    e.g. GPTQ on SM90 runs Machete, NVFP4 below SM100 runs FP4 Marlin)."""
     m = facts.methods().get(method, {})
-    if not m.get("marlin"):
+    if not facts.kernel_for(method, "vllm", capability, "cuda").startswith("marlin-"):
         return True, None
-    group = m.get("group", 128)
-    group = -1 if group == "channel" else int(group)
-    bits = int(m.get("bits", 4))
-    if method == "awq-int4" or method == "gptq-int4":
-        ok, reason = check_marlin_supported(bits, group, bool(m.get("zero_point")), capability or "")
+    group = m.get("group")
+    group = -1 if group in (None, "channel") else int(group)
+    bits = int(m["bits"])
+    if "zero_point" in m:  # integer weights (AWQ/GPTQ): Marlin's supported types
+        ok, reason = check_marlin_supported(bits, group, bool(m["zero_point"]), capability or "")
         if not ok:
             return ok, reason
     ok, reason = check_marlin_shapes(model, tp, group)

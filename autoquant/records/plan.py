@@ -61,6 +61,8 @@ class Estimate:
     ppl_delta_uncertainty: float | None = None
     crossover_batch: float | None = None
     notes: list[str] = field(default_factory=list)
+    # Added for the planner: where ppl_delta comes from (quality.yaml rows, interpolation, or why it is unknown)
+    ppl_source: str = ""
 
 
 @dataclass
