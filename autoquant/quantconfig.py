@@ -17,6 +17,9 @@ from autoquant.errors import InputError
 from autoquant.modelspec import config_int
 from autoquant.records import QuantSpec
 
+# Integer weight-only bits -> method (GPTQ, and W4A16/W8A16 compressed-tensors: the same Marlin kernels).
+INT_WEIGHT_ONLY = {4: "gptq-int4", 8: "gptq-int8"}
+
 # ModelOpt quant_algo -> (method, weight_bits, weight_type, act_bits, group_size)
 MODELOPT_ALGOS: dict[str, tuple[str, float, str, int | None, int | None]] = {
     "FP8": ("fp8", 8, "float", 8, None),
@@ -124,7 +127,7 @@ def _awq(qc: Mapping[str, Any], where: str) -> QuantSpec:
 
 def _gptq(qc: Mapping[str, Any], where: str) -> QuantSpec:
     bits = _req_int(qc, ("bits",), where)
-    method = {4: "gptq-int4", 8: "gptq-int8"}.get(bits, "other")
+    method = INT_WEIGHT_ONLY.get(bits, "other")
     fmt = qc.get("checkpoint_format") or qc.get("format")
     return QuantSpec(
         method=method,
@@ -191,7 +194,7 @@ def _auto_round(qc: Mapping[str, Any], where: str) -> QuantSpec:
     bits = _req_int(qc, ("bits",), where)
     packing = str(qc.get("packing_format") or qc.get("backend") or "auto_round:auto_gptq")
     awq = "awq" in packing.lower()
-    method = ("awq-int4" if awq else "gptq-int4") if bits == 4 else ("gptq-int8" if bits == 8 and not awq else "other")
+    method = ("awq-int4" if bits == 4 else "other") if awq else INT_WEIGHT_ONLY.get(bits, "other")
     return QuantSpec(
         method=method,
         quant_method=str(qc.get("quant_method")),
@@ -232,7 +235,7 @@ def _compressed_tensors(qc: Mapping[str, Any], where: str) -> QuantSpec:
     elif wtype == "int" and bits == 8 and act_bits == 8 and act_type == "int":
         method = "int8-sq"
     elif wtype == "int" and act_bits is None and bits in (4, 8):
-        method = {4: "gptq-int4", 8: "gptq-int8"}[bits]  # W4A16/W8A16: the same Marlin kernels as GPTQ
+        method = INT_WEIGHT_ONLY[bits]
     else:
         method = "other"
 
@@ -293,8 +296,8 @@ PARSERS: dict[str, Callable[[Mapping[str, Any], str], QuantSpec]] = {
     "fbgemm_fp8": _fbgemm_fp8,
     "compressed-tensors": _compressed_tensors,
     "compressed_tensors": _compressed_tensors,
-    "modelopt": lambda qc, where: _modelopt(qc, where),
-    "modelopt_fp4": lambda qc, where: _modelopt(qc, where),
+    "modelopt": _modelopt,
+    "modelopt_fp4": _modelopt,
     "intel/auto-round": _auto_round,
     "auto-round": _auto_round,
     "auto_round": _auto_round,
@@ -332,14 +335,18 @@ def nominal_gguf_bits(type_name: str) -> float:
     return 0.0
 
 
-def from_gguf_file_type(file_type: int, *, weight_bits: float | None = None) -> QuantSpec:
-    """QuantSpec of a GGUF file. `weight_bits`: measured from the tensors when known (mixes are above nominal)."""
-    name = gguf_type_name(file_type)
-    float_types = {"F32": 32, "F16": 16, "BF16": 16}
-    is_float = name in float_types
-    bits = weight_bits if weight_bits else float(float_types.get(name) or nominal_gguf_bits(name))
+GGUF_FLOAT_BITS = {"F32": 32, "F16": 16, "BF16": 16}  # unquantized GGUF types: IEEE / bfloat widths
+
+
+def gguf_quant_spec(gtype: str, *, weight_bits: float | None = None) -> QuantSpec:
+    """QuantSpec of a GGUF type name ("q4_k_m", "ud-q4_k_xl", "F16"): the project's one GGUF QuantSpec.
+    `weight_bits`: measured from the tensors when known (mixes are above nominal); else the nominal size."""
+    name = gtype.upper()
+    plain = name.removeprefix("UD-")
+    is_float = plain in GGUF_FLOAT_BITS
+    bits = weight_bits or float(GGUF_FLOAT_BITS.get(plain) or nominal_gguf_bits(plain))
     return QuantSpec(
-        method=f"gguf-{name.lower()}",
+        method=f"gguf-{gtype.lower()}",
         quant_method="gguf",
         weight_bits=round(float(bits), 3),
         weight_type="float" if is_float else "int",
@@ -347,6 +354,11 @@ def from_gguf_file_type(file_type: int, *, weight_bits: float | None = None) -> 
         producer="llama.cpp",
         container="gguf",
     )
+
+
+def from_gguf_file_type(file_type: int, *, weight_bits: float | None = None) -> QuantSpec:
+    """QuantSpec of a GGUF file from its header's `general.file_type`."""
+    return gguf_quant_spec(gguf_type_name(file_type), weight_bits=weight_bits)
 
 
 # ---------------------------------------------------------------------------------------------- helpers

@@ -20,22 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from autoquant.catalog.models import model_type_of_gguf
 from autoquant.errors import InputError
 from autoquant.modelspec import from_hf_config
 from autoquant.quantconfig import from_gguf_file_type
 from autoquant.records import ModelSpec
 
 GGUF_MAGIC = b"GGUF"
-
-# llama.cpp architecture name -> HF model_type where they differ (the sliding/norm rules key on it).
-ARCH_TO_MODEL_TYPE = {
-    "gemma3": "gemma3_text",
-    "qwen2moe": "qwen2_moe",
-    "qwen3moe": "qwen3_moe",
-    "deepseek2": "deepseek_v3",
-    "phi3": "phi3",
-    "command-r": "cohere",
-}
 
 # GGUF "<arch>.<key>" -> config.json key.
 KEY_MAP = {
@@ -106,6 +97,7 @@ class GGUFHeader:
     meta: dict[str, Any]
     tensors: list[tuple[str, int, int]] = field(default_factory=list)  # (name, elements, bytes) when asked
     data_end: int | None = None  # where the last tensor's data ends (when tensors are read)
+    problem: str = ""  # tensor infos unreadable or data cut (cached whole-file reads; metadata still valid)
 
 
 # GGUF value types (gguf.GGUFValueType) -> the fixed-size ones' struct format.
@@ -134,12 +126,16 @@ def read_header(
     Raises GGUFError ("not a GGUF file", "truncated GGUF header", ...) and OSError.
     """
     if isinstance(source, (str, Path)):
-        if not arrays:  # the common case: one walk per file and process (verification, then the launcher)
+        if not arrays:  # the common case: one walk per file and process (verification, probe, launcher)
             st = os.stat(source)
-            full = _read_path(str(source), st.st_size, st.st_mtime_ns, tensors)
-            if keys is None:
+            full = _read_path(str(source), st.st_size, st.st_mtime_ns)
+            if tensors and full.problem:
+                raise GGUFError(full.problem)
+            if keys is None and tensors:
                 return full
-            meta = {k: v for k, v in full.meta.items() if k in set(keys)}
+            meta = full.meta if keys is None else {k: v for k, v in full.meta.items() if k in set(keys)}
+            if not tensors:  # the same cached walk, tensor infos left out as asked
+                return GGUFHeader(full.version, full.tensor_count, meta)
             return GGUFHeader(full.version, full.tensor_count, meta, full.tensors, full.data_end)
         with open(source, "rb") as fh:
             return _read(_Buffer(fh, str(source)), keys, arrays, tensors)
@@ -147,17 +143,19 @@ def read_header(
 
 
 @functools.lru_cache(maxsize=16)
-def _read_path(path: str, size: int, mtime_ns: int, tensors: bool) -> GGUFHeader:
-    """Whole-metadata read of a file, cached by (path, size, mtime): a GGUF on disk does not change under a
-    process, and walking a 262k-token vocabulary costs ~0.2 s in Python. Callers get a shared record:
-    they must not mutate it."""
+def _read_path(path: str, size: int, mtime_ns: int) -> GGUFHeader:
+    """Whole-metadata and tensor-info read of a file, cached by (path, size, mtime): a GGUF on disk does not
+    change under a process, and walking a 262k-token vocabulary costs ~0.2 s in Python. One entry answers both
+    header-only and tensor readers; a file whose tensors are cut (the first chunk of a split package) keeps
+    its header and records why in `problem`. Callers get a shared record: they must not mutate it."""
     with open(path, "rb") as fh:
-        header = _read(_Buffer(fh, path), None, (), tensors)
+        header = _read(_Buffer(fh, path), None, (), tensors=True, strict=False)
     header.meta = types.MappingProxyType(header.meta)  # shared across callers: mutation must fail loudly
     return header
 
 
-def _read(buf: _Buffer, keys: Collection[str] | None, arrays: Collection[str], tensors: bool) -> GGUFHeader:
+def _read(buf: _Buffer, keys: Collection[str] | None, arrays: Collection[str], tensors: bool,
+          strict: bool = True) -> GGUFHeader:
     if buf.fh.read(4) != GGUF_MAGIC:
         raise GGUFError(f"{buf.where} is not a GGUF file (no 'GGUF' magic at the start)")
     buf.base = 4
@@ -179,7 +177,13 @@ def _read(buf: _Buffer, keys: Collection[str] | None, arrays: Collection[str], t
             return GGUFHeader(version, n_tensors, meta)
     header = GGUFHeader(version, n_tensors, meta)
     if tensors:
-        _read_tensor_infos(buf, header, n_tensors)
+        try:
+            _read_tensor_infos(buf, header, n_tensors)
+        except GGUFError as exc:
+            if strict:
+                raise
+            header.problem = str(exc)  # metadata intact; tensor readers get this error
+            return header
     buf.settle()
     return header
 
@@ -347,7 +351,7 @@ def spec_from_gguf_metadata(
     arch = meta.get("general.architecture")
     if not isinstance(arch, str) or not arch:
         raise InputError(f"{model_id}: GGUF has no general.architecture")
-    config: dict[str, Any] = {"architectures": [arch], "model_type": ARCH_TO_MODEL_TYPE.get(arch, arch)}
+    config: dict[str, Any] = {"architectures": [arch], "model_type": model_type_of_gguf(arch)}
     for suffix, key in KEY_MAP.items():
         value = meta.get(f"{arch}.{suffix}")
         if isinstance(value, list):  # per-layer arrays (e.g. heads per layer): the widest layer sizes it

@@ -1,27 +1,35 @@
 """Edge: describe a model from wherever it can be found -> `ModelSpec`.
 
 Resolution order for `load_model(ref)`:
-  1. a GGUF file path (header read with gguf.GGUFReader),
+  1. a GGUF file path (header and tensor infos read by probes.gguf_file.read_header),
   2. a local directory (config.json + quantization files + safetensors sizes),
-  3. the local Hugging Face cache (HF_HUB_CACHE / HF_HOME; models--org--name/snapshots/<rev>/),
+  3. the local Hugging Face cache (checkpoints.hub.hf_cache_dir; scanned by checkpoints.sources.scan_cache),
   4. the Hub, unless offline (config.json, quantization json files and the file list: never weights),
   5. the bundled catalog (autoquant/data/models.yaml).
-Offline (HF_HUB_OFFLINE=1 or offline=True) skips the Hub; a network failure falls through to the
-catalog. The Hub client is injected (`hub=`) so tests run against recorded responses.
+Offline (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE, or offline=True) skips the Hub; an unreachable Hub (one
+memoised probe per process, checkpoints.hub.hub_unreachable) falls through to the catalog. The Hub client
+(checkpoints.hub.HubClient) is injected (`hub=`) so tests run against recorded responses.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import re
-import socket
 import struct
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from autoquant.catalog import models as catalog
-from autoquant.errors import InputError, NotFoundError
+from autoquant.checkpoints.hub import (
+    HF_ID,
+    GatedRepo,
+    HubClient,
+    HubSettings,
+    HubUnavailable,
+    RepoNotFound,
+    hf_cache_dir,
+    map_hub_error,
+)
+from autoquant.errors import AutoquantError, InputError, NotFoundError
 from autoquant.modelspec import from_hf_config
 from autoquant.quantconfig import parse_quantization
 from autoquant.records import ModelSpec
@@ -30,16 +38,6 @@ from .gguf_file import is_gguf, read_gguf
 
 QUANT_FILES = ("hf_quant_config.json", "quantize_config.json", "quant_config.json")
 INDEX_FILE = "model.safetensors.index.json"
-HF_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
-TRUTHY = ("1", "true", "yes", "on")
-
-
-class HubClient(Protocol):
-    """The two huggingface_hub.HfApi calls the probe makes (config files and the file list)."""
-
-    def list_repo_files(self, repo_id: str, *, revision: str | None = None) -> list[str]: ...
-
-    def hf_hub_download(self, repo_id: str, filename: str, *, revision: str | None = None) -> str: ...
 
 
 def load_model(
@@ -72,25 +70,29 @@ def load_model(
         return _with_catalog_facts(_from_directory(snapshot, ref, "cache"))
     tried.append("Hugging Face cache")
 
+    settings = HubSettings.from_env()
     if offline is None:
-        offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in TRUTHY
-    unreachable = None if offline or hub is not None else _hub_unreachable()
-    if unreachable:
-        tried.append(f"the Hub ({unreachable})")
-    elif not offline:
+        offline = settings.offline
+    known = catalog.find(ref)
+    if offline:
+        tried.append("the Hub (skipped: offline)")
+    else:
         try:
-            return _with_catalog_facts(_from_hub(ref, hub or _default_hub(), revision))
+            if hub is None:
+                from autoquant.checkpoints.hub import HfHubClient
+
+                hub = HfHubClient(settings)  # its one reachability probe is shared with the resolver
+            return _with_catalog_facts(_from_hub(ref, hub, revision), known)
         except Exception as exc:
             # Network down: try the catalog. Gated/missing repo: the catalog may still know it;
             # if not, the Hub's own error is the clearest message.
-            known = catalog.find(ref) is not None
-            if not (_is_network_error(exc) or (known and _is_fallback_error(exc))):
+            mapped = exc if isinstance(exc, AutoquantError) else map_hub_error(exc, ref, settings.token_set)
+            hub_said_no = isinstance(mapped, (GatedRepo, RepoNotFound)) or _is_http_error(exc)
+            if not (isinstance(mapped, HubUnavailable) or (known is not None and hub_said_no)):
                 raise
             tried.append(f"the Hub ({_short(exc)})")
-    else:
-        tried.append("the Hub (skipped: offline)")
 
-    if catalog.find(ref) is not None:
+    if known is not None:
         return catalog.spec_from_catalog(ref)
     tried.append("the bundled catalog")
     raise NotFoundError(
@@ -176,67 +178,26 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 def hub_cache_dir(cache_dir: str | Path | None = None) -> Path:
-    """HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub (huggingface_hub's own order)."""
-    if cache_dir:
-        return Path(cache_dir).expanduser()
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
-    home = os.environ.get("HF_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface")
-    return Path(home).expanduser() / "hub"
+    """`cache_dir` when given, else the Hub cache (checkpoints.hub.hf_cache_dir: huggingface_hub's order)."""
+    return Path(cache_dir).expanduser() if cache_dir else hf_cache_dir()
 
 
 def _cached_snapshot(repo_id: str, cache_dir: str | Path | None, revision: str | None) -> Path | None:
-    """The cached snapshot directory holding config.json, if the repo is in the cache."""
-    root = hub_cache_dir(cache_dir)
-    try:
-        from huggingface_hub import try_to_load_from_cache
+    """The cached snapshot directory holding config.json, if the repo is in the cache (sources.scan_cache)."""
+    from autoquant.checkpoints.sources import scan_cache
 
-        found = try_to_load_from_cache(repo_id, "config.json", cache_dir=str(root), revision=revision)
-        if isinstance(found, str) and os.path.isfile(found):
-            return Path(found).parent
-    except Exception:  # an odd cache layout: fall back to scanning it ourselves
-        pass
-    repo_dir = root / ("models--" + repo_id.replace("/", "--"))
-    snapshots = repo_dir / "snapshots"
-    if not snapshots.is_dir():
-        return None
-    ref_file = repo_dir / "refs" / (revision or "main")
-    if ref_file.is_file():
-        candidate = snapshots / ref_file.read_text().strip()
-        if (candidate / "config.json").is_file():
-            return candidate
-    with_config = [p for p in snapshots.iterdir() if (p / "config.json").is_file()]
-    return max(with_config, key=lambda p: p.stat().st_mtime) if with_config else None
+    key = repo_id.lower()
+    for found in scan_cache(str(hub_cache_dir(cache_dir)), lambda r: r.lower() == key, revision):
+        if found.local_path and (Path(found.local_path) / "config.json").is_file():
+            return Path(found.local_path)
+    return None
 
 
 # ---------------------------------------------------------------------------------------------- hub
 
 
-def _default_hub() -> HubClient:
-    from huggingface_hub import HfApi
-
-    return HfApi()
-
-
-def _hub_unreachable(timeout: float = 3.0) -> str | None:
-    """Why the Hub cannot be reached, or None. One quick TCP connect, so an air-gapped node falls
-    back to the catalog at once instead of sitting through huggingface_hub's retry backoff."""
-    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
-        return None  # a proxy decides; let the client try
-    from urllib.parse import urlparse
-
-    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
-    host, port = endpoint.hostname or "huggingface.co", endpoint.port or (80 if endpoint.scheme == "http" else 443)
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return None
-    except OSError as exc:
-        return f"unreachable: {host}:{port}: {exc.strerror or type(exc).__name__}"
-
-
 def _from_hub(repo_id: str, hub: HubClient, revision: str | None) -> ModelSpec:
-    files = list(hub.list_repo_files(repo_id, revision=revision))
+    files = hub.repo_info(repo_id, revision).file_names()
     if "config.json" not in files:
         ggufs = [f for f in files if f.lower().endswith(".gguf")]
         if ggufs:
@@ -244,7 +205,10 @@ def _from_hub(repo_id: str, hub: HubClient, revision: str | None) -> ModelSpec:
         raise InputError(f"{repo_id} on the Hub has no config.json")
 
     def fetch(name: str) -> dict[str, Any]:
-        return read_json(Path(hub.hf_hub_download(repo_id, name, revision=revision)))
+        data = hub.read_json(repo_id, name, revision)
+        if not isinstance(data, dict):
+            raise InputError(f"{repo_id}/{name}: expected a JSON object on the Hub")
+        return data
 
     config = fetch("config.json")
     spec = from_hf_config(config, repo_id, "hub")
@@ -257,40 +221,17 @@ def _from_hub(repo_id: str, hub: HubClient, revision: str | None) -> ModelSpec:
     return spec
 
 
-def _with_catalog_facts(spec: ModelSpec) -> ModelSpec:
+def _with_catalog_facts(spec: ModelSpec, entry: catalog.CatalogEntry | None = None) -> ModelSpec:
     """Attach the publisher's figures when the catalog knows this id (same architecture only)."""
-    entry = catalog.find(spec.id)
-    if entry is not None and spec.published_params is None:
-        known = catalog.spec_from_catalog(spec.id)
-        if known.num_layers == spec.num_layers and known.hidden_size == spec.hidden_size:
-            spec.published_params = known.published_params
-            spec.published_active_params = known.published_active_params
+    entry = entry or catalog.find(spec.id)
+    if entry is not None and spec.published_params is None and catalog.same_shape(entry, spec):
+        spec.published_params = entry.published_params
+        spec.published_active_params = entry.published_active_params
     return spec
 
 
-NETWORK_ERROR_NAMES = frozenset({
-    "ConnectionError", "ConnectTimeout", "ReadTimeout", "Timeout", "OfflineModeIsEnabled",
-    "LocalEntryNotFoundError", "ConnectError", "TimeoutException", "NetworkError", "ProxyError", "SSLError",
-})
-# Errors after which the catalog may answer instead: the network, and gated/missing repos it knows.
-FALLBACK_ERROR_NAMES = NETWORK_ERROR_NAMES | {"GatedRepoError", "RepositoryNotFoundError", "HfHubHTTPError"}
-
-
-def _error_names(exc: BaseException) -> set[str]:
-    return {cls.__name__ for cls in type(exc).__mro__}
-
-
-def _is_network_error(exc: BaseException) -> bool:
-    names = _error_names(exc)
-    if names & NETWORK_ERROR_NAMES:
-        return True
-    # Socket-level failures are OSErrors; the Hub's HTTP answers (404, 401...) are OSErrors too, but are not
-    # network failures, and a missing local file is not one either.
-    return isinstance(exc, OSError) and "HfHubHTTPError" not in names and not isinstance(exc, FileNotFoundError)
-
-
-def _is_fallback_error(exc: BaseException) -> bool:
-    return _is_network_error(exc) or bool(_error_names(exc) & FALLBACK_ERROR_NAMES)
+def _is_http_error(exc: BaseException) -> bool:
+    return any(cls.__name__ == "HfHubHTTPError" for cls in type(exc).__mro__)
 
 
 def _short(exc: BaseException) -> str:

@@ -1,7 +1,8 @@
 """The bundled offline model catalog (autoquant/data/models.yaml): published config facts by HF id.
 
-Pure: reads packaged data only. Lookup is case-insensitive and knows Meta's renames
-(`meta-llama/Meta-Llama-3.1-70B-Instruct` == `meta-llama/Llama-3.1-70B-Instruct`).
+Pure: reads packaged data only. Lookup is case-insensitive and knows repo renames from the file's
+`renames` table (`meta-llama/Meta-Llama-3.1-70B-Instruct` == `meta-llama/Llama-3.1-70B-Instruct`), the
+project's one alias table (checkpoints.registry.aliases reads it through `rename_group`).
 """
 
 from __future__ import annotations
@@ -27,18 +28,37 @@ class CatalogEntry:
 
 
 def normalise_id(model_id: str) -> str:
-    """Case-folded id with Meta's 3.1 rename undone: meta-llama/Meta-Llama-3.1-8B -> meta-llama/llama-3.1-8b."""
-    key = model_id.strip().strip("/").lower()
-    if key.startswith("meta-llama/meta-llama-3.1-"):
-        key = "meta-llama/llama-3.1-" + key.removeprefix("meta-llama/meta-llama-3.1-")
-    return key
+    """Case-folded id, surrounding slashes and blanks dropped (renames are looked up in `renames`)."""
+    return model_id.strip().strip("/").lower()
+
+
+@functools.lru_cache(maxsize=1)
+def _renames() -> dict[str, tuple[str, ...]]:
+    """normalised id -> every id of that repo, canonical first (models.yaml `renames`)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for row in data.load("models").get("renames") or ():
+        group = (str(row["canonical"]), *(str(a) for a in row.get("aliases") or ()))
+        for name in group:
+            out[normalise_id(name)] = group
+    return out
+
+
+def rename_group(model_id: str) -> tuple[str, ...]:
+    """Every id of the repo `model_id` names, canonical first; (model_id,) when it was never renamed."""
+    return _renames().get(normalise_id(model_id), (model_id,))
+
+
+def canonical_id(model_id: str) -> str:
+    """The id the repo has now (renames' `canonical`), else `model_id` unchanged."""
+    group = _renames().get(normalise_id(model_id))
+    return group[0] if group else model_id
 
 
 @functools.lru_cache(maxsize=1)
 def _index() -> dict[str, CatalogEntry]:
     index: dict[str, CatalogEntry] = {}
     for raw in data.load("models")["models"]:
-        ids = tuple(raw["ids"]) + tuple(raw.get("aliases") or ())
+        ids = tuple(dict.fromkeys(a for i in raw["ids"] for a in (i, *rename_group(i))))
         entry = CatalogEntry(
             id=raw["ids"][0],
             ids=ids,
@@ -54,8 +74,31 @@ def _index() -> dict[str, CatalogEntry]:
 
 
 def find(model_id: str) -> CatalogEntry | None:
-    """The catalog entry for an HF id (any case, old or new Meta name), or None."""
+    """The catalog entry for an HF id (any case, any id in `renames`), or None."""
     return _index().get(normalise_id(model_id))
+
+
+def same_shape(entry: CatalogEntry, spec: ModelSpec) -> bool:
+    """Whether a probed spec has the catalogued architecture's layer count and width (config keys, no parse)."""
+    config = entry.config
+    text = config.get("text_config") if isinstance(config.get("text_config"), dict) else config
+    return (text.get("num_hidden_layers") == spec.num_layers and text.get("hidden_size") == spec.hidden_size)
+
+
+@functools.lru_cache(maxsize=1)
+def _gguf_architectures() -> dict[str, tuple[str, ...]]:
+    return {str(k): tuple(str(t) for t in v) for k, v in (data.load("models").get("gguf_architectures") or {}).items()}
+
+
+def gguf_architecture(model_type: str) -> str:
+    """The GGUF `general.architecture` llama.cpp writes for a Hugging Face model_type (cohere -> command-r)."""
+    key = model_type.lower()
+    return next((arch for arch, types in _gguf_architectures().items() if key in types), key)
+
+
+def model_type_of_gguf(architecture: str) -> str:
+    """The HF model_type a GGUF architecture stands for (command-r -> cohere); the name itself when equal."""
+    return (_gguf_architectures().get(architecture) or (architecture,))[0]
 
 
 def known_ids() -> list[str]:
@@ -72,7 +115,9 @@ def spec_from_catalog(model_id: str) -> ModelSpec:
     if entry is None:
         raise NotFoundError(f"'{model_id}' is not in the bundled model catalog")
     # The id the user asked for is kept when it names the same architecture (e.g. -Instruct vs base).
-    asked = next((i for i in entry.ids if normalise_id(i) == normalise_id(model_id)), entry.id)
+    # A renamed repo's old id is reported under its current one.
+    key = normalise_id(canonical_id(model_id))
+    asked = next((i for i in entry.ids if normalise_id(i) == key), entry.id)
     spec = from_hf_config(entry.config, asked, "catalog")
     spec.published_params = entry.published_params
     spec.published_active_params = entry.published_active_params

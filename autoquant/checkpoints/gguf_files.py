@@ -9,12 +9,20 @@ with `cat`).
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from autoquant.probes.gguf_file import SkippedArray
+from autoquant.errors import InputError
+from autoquant.probes.gguf_file import KEY_MAP, SkippedArray
+
+
+def registry_data() -> dict[str, Any]:
+    from autoquant.checkpoints.registry import _raw
+
+    return _raw()
 
 # Longest alternatives first so Q4_K_M wins over Q4_K, IQ4_XS over IQ4 and Q4_0_4_8 over Q4_0.
 _QUANT = (
@@ -56,14 +64,39 @@ class GGUFVariant:
     complete: bool = True
     problem: str = ""  # why it cannot be used as is ("" when fine)
 
-    @property
-    def first_file(self) -> str:
-        return self.files[0]
-
 
 def normalize_quant(token: str) -> str:
+    """The name's quant token, lower case, llama-quantize aliases resolved ("Q4_K" -> "q4_k_m")."""
     q = token.lower()
     return QUANT_ALIASES.get(q, q)
+
+
+@functools.lru_cache(maxsize=1)
+def _file_types() -> frozenset[str]:
+    """llama.cpp file type names (gguf.LlamaFileType), lower case: what a header's general.file_type can say."""
+    from gguf import LlamaFileType
+
+    return frozenset(_type_name(m.name) for m in LlamaFileType)
+
+
+def base_type(quant: str) -> str:
+    """The llama.cpp file type a name-only variant is (data: checkpoints.yaml gguf_name_variants):
+    bartowski's Q4_K_L is a Q4_K_M file with Q8_0 embed/output, Q3_K_XL a Q3_K_L one, unsloth's
+    UD-Q4_K_XL a Q4_K_M one. Real file types, and names no rule reduces to one, come back unchanged."""
+    rules = registry_data().get("gguf_name_variants") or {}
+    q = normalize_quant(quant)
+    for prefix in rules.get("prefixes") or ():
+        q = q.removeprefix(prefix)
+    seen = {q}
+    while q not in _file_types():
+        suffix = next((s for s in rules.get("suffixes") or {} if q.endswith(s)), None)
+        if suffix is None:
+            return normalize_quant(quant)
+        q = normalize_quant(q.removesuffix(suffix) + str(rules["suffixes"][suffix] or ""))
+        if q in seen:
+            return normalize_quant(quant)
+        seen.add(q)
+    return q
 
 
 def parse_name(path: str) -> GGUFName | None:
@@ -148,43 +181,33 @@ def _rank(v: GGUFVariant) -> tuple[int, int]:
 # --- header facts (the reader is autoquant.probes.gguf_file.read_header) -------------------------
 
 
-def file_type_name(file_type: int | None) -> str | None:
-    """`general.file_type` (llama.cpp's LlamaFileType) as a lower-case quant name: 15 -> "q4_k_m"."""
-    if file_type is None:
-        return None
+def _type_name(name: str) -> str:
+    return "f32" if name == "ALL_F32" else name.removeprefix("MOSTLY_").lower()
+
+
+def file_type_name(file_type: Any) -> str | None:
+    """`general.file_type` as a lower-case quant name (15 -> "q4_k_m"), None when missing or unknown."""
+    from autoquant.quantconfig import gguf_type_name
+
     try:
-        from gguf import LlamaFileType
-
-        name = LlamaFileType(int(file_type)).name
-    except (ImportError, ValueError):
+        return gguf_type_name(int(file_type)).lower() if file_type is not None else None
+    except (InputError, TypeError, ValueError):
         return None
-    if name == "ALL_F32":
-        return "f32"
-    return name.removeprefix("MOSTLY_").lower()
 
 
-def header_facts(meta: dict[str, Any]) -> dict[str, Any]:
-    """The parts of a GGUF header that verification compares: architecture, quant type, dimensions."""
+# The header keys verification compares against the base model, as ModelSpec field <- GGUF "<arch>.<key>".
+COMPARED = {"num_layers": "block_count", "hidden_size": "embedding_length", "num_heads": "attention.head_count",
+            "num_kv_heads": "attention.head_count_kv", "vocab_size": "vocab_size"}
+
+
+def header_facts(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """What verification compares: architecture, quant type and the COMPARED dimensions (keys from KEY_MAP)."""
     arch = meta.get("general.architecture")
-
-    def arch_key(suffix: str) -> Any:
-        return meta.get(f"{arch}.{suffix}") if arch else None
-
+    facts: dict[str, Any] = {"architecture": arch, "quant": file_type_name(meta.get("general.file_type"))}
+    for field_name, key in COMPARED.items():
+        assert key in KEY_MAP, key  # one key table: probes.gguf_file.KEY_MAP
+        facts[field_name] = meta.get(f"{arch}.{key}") if arch else None
     vocab = meta.get("tokenizer.ggml.tokens")
-    vocab_size = arch_key("vocab_size")
-    if vocab_size is None and isinstance(vocab, (list, SkippedArray)):
-        vocab_size = vocab.count if isinstance(vocab, SkippedArray) else len(vocab)
-    return {
-        "architecture": arch,
-        "name": meta.get("general.name"),
-        "basename": meta.get("general.basename"),
-        "quant": file_type_name(meta.get("general.file_type")),
-        "num_layers": arch_key("block_count"),
-        "hidden_size": arch_key("embedding_length"),
-        "num_heads": arch_key("attention.head_count"),
-        "num_kv_heads": arch_key("attention.head_count_kv"),
-        "intermediate_size": arch_key("feed_forward_length"),
-        "vocab_size": vocab_size,
-        "context_length": arch_key("context_length"),
-        "split_count": meta.get("split.count"),
-    }
+    if facts["vocab_size"] is None and isinstance(vocab, (list, SkippedArray)):
+        facts["vocab_size"] = vocab.count if isinstance(vocab, SkippedArray) else len(vocab)
+    return facts

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,66 @@ from typing import Any, Protocol, runtime_checkable
 from autoquant.errors import InputError, NotFoundError
 
 TRUE = {"1", "true", "yes", "on"}
+HF_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")  # a Hub repo id: org/name
+PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+DEFAULT_ENDPOINT = "https://huggingface.co"
+
+
+def hf_home(env: Mapping[str, str] | None = None) -> Path:
+    """HF_HOME, else $XDG_CACHE_HOME/huggingface, else ~/.cache/huggingface (huggingface_hub/constants.py)."""
+    env = os.environ if env is None else env
+    if env.get("HF_HOME"):
+        return Path(os.path.expandvars(env["HF_HOME"])).expanduser()
+    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
+    xdg = Path(env["XDG_CACHE_HOME"]).expanduser() if env.get("XDG_CACHE_HOME") else home / ".cache"
+    return xdg / "huggingface"
+
+
+def hf_cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The Hub cache, in huggingface_hub's precedence: HF_HUB_CACHE, HUGGINGFACE_HUB_CACHE (legacy),
+    HF_HOME/hub, $XDG_CACHE_HOME/huggingface/hub, ~/.cache/huggingface/hub. The project's only copy."""
+    env = os.environ if env is None else env
+    for key in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if env.get(key):
+            return Path(os.path.expandvars(env[key])).expanduser()
+    return hf_home(env) / "hub"
+
+
+def offline_reason(env: Mapping[str, str] | None = None) -> str | None:
+    """Which variable switched the Hub off ("HF_HUB_OFFLINE"), or None. As huggingface_hub reads it: HF_HUB_OFFLINE, and
+    only when that is unset, TRANSFORMERS_OFFLINE."""
+    env = os.environ if env is None else env
+    for key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        value = str(env.get(key) or "").strip()
+        if value:
+            return key if value.lower() in TRUE else None
+    return None
+
+
+# endpoint -> why it is unreachable ("" when reachable): one TCP probe per endpoint and process, shared by
+# the model probe and the checkpoint resolver, so one command probes at most once.
+_REACHABILITY: dict[str, str] = {}
+
+
+def hub_unreachable(endpoint: str | None = None, proxy: bool = False, timeout: float = 5.0) -> str | None:
+    """Why the Hub cannot be reached, or None. One quick TCP connect, so an air-gapped node falls back at once
+    instead of sitting through huggingface_hub's ~30 s of retries. Behind a proxy the client decides."""
+    if proxy:
+        return None
+    import socket
+    from urllib.parse import urlparse
+
+    url = endpoint or DEFAULT_ENDPOINT
+    if url not in _REACHABILITY:
+        parsed = urlparse(url)
+        host = parsed.hostname or "huggingface.co"
+        port = parsed.port or (80 if parsed.scheme == "http" else 443)
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            _REACHABILITY[url] = ""
+        except OSError as exc:
+            _REACHABILITY[url] = f"{host}:{port}: {exc.strerror or type(exc).__name__}"
+    return _REACHABILITY[url] or None
 
 
 @dataclass(frozen=True)
@@ -29,17 +90,18 @@ class HubSettings:
     cache_dir: str | None = None
     endpoint: str | None = None
     local_dirs: tuple[str, ...] = ()  # AUTOQUANT_CHECKPOINT_DIRS: extra folders searched for checkpoints
+    offline_reason: str = "HF_HUB_OFFLINE"  # which variable switched the Hub off (for messages)
+    proxy: bool = False  # HTTPS_PROXY/ALL_PROXY set: no direct reachability probe
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> HubSettings:
         env = os.environ if env is None else env
-        offline = any(str(env.get(k, "")).strip().lower() in TRUE for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
-        hf_home = env.get("HF_HOME") or str(Path.home() / ".cache" / "huggingface")
-        cache = env.get("HF_HUB_CACHE") or env.get("HUGGINGFACE_HUB_CACHE") or str(Path(hf_home) / "hub")
-        token_set = bool(env.get("HF_TOKEN") or env.get("HUGGING_FACE_HUB_TOKEN")) or (Path(hf_home) / "token").is_file()
+        reason = offline_reason(env)
+        token_set = bool(env.get("HF_TOKEN") or env.get("HUGGING_FACE_HUB_TOKEN")) or (hf_home(env) / "token").is_file()
         dirs = tuple(d for d in str(env.get("AUTOQUANT_CHECKPOINT_DIRS", "")).split(os.pathsep) if d)
-        return cls(offline=offline, token_set=token_set, cache_dir=cache, endpoint=env.get("HF_ENDPOINT"),
-                   local_dirs=dirs)
+        return cls(offline=reason is not None, token_set=token_set, cache_dir=str(hf_cache_dir(env)),
+                   endpoint=env.get("HF_ENDPOINT"), local_dirs=dirs, offline_reason=reason or "HF_HUB_OFFLINE",
+                   proxy=any(env.get(k) for k in PROXY_VARS))
 
 
 @dataclass
@@ -158,8 +220,6 @@ class HfHubClient:
         self.settings = settings or HubSettings.from_env()
         self.progress = progress
         self._api: Any = None
-        self._reachable: bool | None = None
-        self._why = ""
 
     def _hf(self) -> Any:
         if self._api is None:
@@ -169,25 +229,13 @@ class HfHubClient:
         return self._api
 
     def _check_reachable(self) -> None:
-        """One quick TCP connect before the first call: huggingface_hub retries a dead network for ~30 s."""
-        if self._reachable is None:
-            import socket
-            from urllib.parse import urlparse
-
-            url = urlparse(self.settings.endpoint or "https://huggingface.co")
-            port = url.port or (443 if url.scheme == "https" else 80)
-            try:
-                socket.create_connection((url.hostname or "huggingface.co", port), timeout=5).close()
-                self._reachable = True
-            except OSError as exc:
-                self._reachable = False
-                self._why = f"{url.hostname}: {exc.strerror or type(exc).__name__}"
-        if not self._reachable:
-            raise HubUnavailable(f"the Hugging Face Hub is not reachable ({self._why})")
+        why = hub_unreachable(self.settings.endpoint, self.settings.proxy)
+        if why:
+            raise HubUnavailable(f"the Hugging Face Hub is not reachable ({why})")
 
     def _call(self, repo: str, fn: Callable[[], Any]) -> Any:
         if self.settings.offline:
-            raise HubUnavailable("HF_HUB_OFFLINE is set")
+            raise HubUnavailable(f"{self.settings.offline_reason} is set")
         self._check_reachable()
         try:
             return fn()

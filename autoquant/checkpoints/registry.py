@@ -1,7 +1,7 @@
 """The bundled registry (autoquant/data/checkpoints.yaml): known quantized derivatives, usable offline.
 
-Pure: reads the data file once and answers "which entries are derivatives of this base", with the
-alias table (old/new repo ids) and publisher equivalences (neuralmagic == RedHatAI) applied.
+Pure: reads the data file once and answers "which entries are derivatives of this base", with repo
+renames (autoquant/data/models.yaml `renames`) and publisher equivalences (neuralmagic == RedHatAI) applied.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autoquant import data
+from autoquant.quantconfig import gguf_quant_spec
 from autoquant.records import QuantSpec
 
 INT_METHODS = frozenset({"awq-int4", "gptq-int4", "gptq-int8", "int8-sq"})
@@ -27,7 +28,6 @@ class RegistryEntry:
     revision: str | None = None
     status: str = "seen"  # seen | pattern
     evidence: str = ""
-    mmproj: str | None = None
 
     @property
     def facts_complete(self) -> bool:
@@ -47,9 +47,7 @@ class RegistryEntry:
         """The published facts as a QuantSpec (what the planner sizes with when the config is unreadable)."""
         q = self.quant
         if self.method.startswith("gguf-"):
-            gtype = self.method.removeprefix("gguf-")
-            return QuantSpec(method=self.method, quant_method="gguf", weight_bits=_gguf_bits(gtype),
-                             format=gtype.upper(), producer="llama.cpp", container="gguf")
+            return gguf_quant_spec(self.method.removeprefix("gguf-"))
         zero_point = q.get("zero_point")
         sym = q.get("sym")
         if sym is None and zero_point is not None:
@@ -83,15 +81,6 @@ class PackageEntry:
     evidence: str = ""
 
 
-def _gguf_bits(gtype: str) -> float:
-    try:
-        from autoquant.quantconfig import nominal_gguf_bits
-
-        return nominal_gguf_bits(gtype)
-    except Exception:  # noqa: BLE001 - an unknown type just has no nominal size
-        return 0.0
-
-
 @functools.lru_cache(maxsize=1)
 def _raw() -> dict[str, Any]:
     return data.load("checkpoints") or {}
@@ -102,7 +91,7 @@ def entries() -> tuple[RegistryEntry, ...]:
     out: list[RegistryEntry] = []
     for row in _raw().get("checkpoints", []):
         common = dict(repo=row["repo"], base=row["base"], revision=row.get("revision"),
-                      status=row.get("status", "seen"), evidence=row.get("evidence", ""), mmproj=row.get("mmproj"))
+                      status=row.get("status", "seen"), evidence=row.get("evidence", ""))
         if row["method"] == "gguf":
             for gtype, spec in (row.get("files") or {}).items():
                 status = "seen" if common["status"] == "seen" and spec.get("status", "seen") == "seen" else "pattern"
@@ -122,18 +111,13 @@ def packages() -> tuple[PackageEntry, ...]:
     )
 
 
+@functools.lru_cache(maxsize=256)
 def aliases(model_id: str) -> tuple[str, ...]:
-    """The id itself and every other id of the same repo, original spelling, requested id first."""
-    found = [model_id]
+    """The id itself and every other id of the same repo (models.yaml `renames`), requested id first."""
+    from autoquant.catalog.models import rename_group
+
     key = model_id.lower()
-    for group in _raw().get("aliases", []):
-        if key in (g.lower() for g in group):
-            found.extend(g for g in group if g.lower() != key)
-    return tuple(found)
-
-
-def same_base(a: str, b: str) -> bool:
-    return b.lower() in (x.lower() for x in aliases(a))
+    return (model_id, *(g for g in rename_group(model_id) if g.lower() != key))
 
 
 def publisher_key(repo: str) -> str:
@@ -160,9 +144,3 @@ def for_base(model_id: str, methods: Iterable[str] | None = None) -> list[Regist
 def packages_for_base(model_id: str) -> list[PackageEntry]:
     names = {a.lower() for a in aliases(model_id)}
     return [p for p in packages() if names & {b.lower() for b in p.bases}]
-
-
-def gguf_architecture(model_type: str) -> str:
-    """The GGUF `general.architecture` llama.cpp writes for a Hugging Face model_type."""
-    table = _raw().get("gguf_architectures") or {}
-    return str(table.get(model_type.lower(), model_type.lower()))

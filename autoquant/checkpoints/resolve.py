@@ -10,6 +10,7 @@ Offline (HF_HUB_OFFLINE=1, --offline, or the Hub unreachable): everything but th
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 from collections.abc import Callable, Iterable
@@ -17,8 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autoquant.checkpoints import registry, sources
-from autoquant.checkpoints.hub import GatedRepo, HubClient, HubRepo, HubSettings, HubUnavailable, RepoNotFound
-from autoquant.checkpoints.recipes import how_to_make  # noqa: F401 - re-exported
+from autoquant.checkpoints.hub import (
+    HF_ID,
+    GatedRepo,
+    HubClient,
+    HubRepo,
+    HubSettings,
+    HubUnavailable,
+    RepoNotFound,
+)
+from autoquant.checkpoints.recipes import BASE_METHODS, how_to_make  # noqa: F401 - how_to_make re-exported
 from autoquant.checkpoints.sources import Found
 from autoquant.checkpoints.verify import (
     Target,
@@ -31,9 +40,7 @@ from autoquant.checkpoints.verify import (
 from autoquant.errors import InputError, NotFoundError, UsageError
 from autoquant.records import Checkpoint, ModelSpec
 
-BASE_METHODS = ("bf16", "fp16")
 GGUF_METHOD_RE = re.compile(r"^gguf-(?:ud-)?[a-z0-9_]+$")
-HF_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 SOURCE_RANK = {"explicit": 0, "base": 0, "local": 1, "cache": 2, "package": 3, "hub": 4, "registry": 5}
 STATUS_RANK = {"verified": 0, "unverified": 1}
 MAX_HUB_PER_METHOD = 6
@@ -84,14 +91,14 @@ class Resolution:
     notices: list[str] = field(default_factory=list)
     target: Target = field(default_factory=Target)
 
-    def all(self) -> list[Checkpoint]:
-        return [c for cs in self.candidates.values() for c in cs]
-
 
 def capability_of(node: object | None) -> str | None:
+    """The lowest compute capability among the node's GPUs (the one every kernel must run on)."""
+    from autoquant.planner.facts import capability_tuple
+
     gpus = getattr(node, "gpus", None) or []
-    caps = [g.compute_capability for g in gpus if getattr(g, "compute_capability", None)]
-    return min(caps, key=lambda c: tuple(int(x) for x in c.split(".") if x.isdigit())) if caps else None
+    caps = [g.compute_capability for g in gpus if capability_tuple(getattr(g, "compute_capability", None))]
+    return min(caps, key=capability_tuple) if caps else None
 
 
 class Resolver:
@@ -100,7 +107,7 @@ class Resolver:
                  local_dirs: Iterable[str] = (), max_hub_per_method: int = MAX_HUB_PER_METHOD):
         self.settings = settings or HubSettings.from_env()
         self.offline = self.settings.offline if offline is None else offline
-        self.offline_reason = "HF_HUB_OFFLINE is set" if self.settings.offline else "--offline"
+        self.offline_reason = f"{self.settings.offline_reason} is set" if self.settings.offline else "--offline"
         self._client = client
         self.notify = notify
         self.local_dirs = [*self.settings.local_dirs, *local_dirs]
@@ -150,11 +157,10 @@ class Resolver:
             if key in seen:
                 continue
             seen.add(key)
-            if wanted_set is not None and not any(serves(m, ckpt.method) for m in wanted_set) \
-                    and ckpt.method not in wanted_set:
+            if wanted_set is not None and not any(serves(m, ckpt.method) for m in wanted_set):
                 continue
             for m in (wanted or [ckpt.method]):
-                if serves(m, ckpt.method) or m == ckpt.method:
+                if serves(m, ckpt.method):
                     res.candidates.setdefault(m, []).append(ckpt)
         for m in wanted or list(res.candidates):
             res.candidates.setdefault(m, [])
@@ -347,15 +353,19 @@ class Resolver:
             return client.gguf_header(info.id, name, rev)
 
         return Found(repo=info.id, source=source, files=list(info.files), revision=revision or info.sha,
-                     base_models=list(info.base_models), read_json=read_json, read_header=read_header,
-                     gated=info.gated, downloads=info.downloads)
+                     base_models=list(info.base_models), read_json=read_json, read_header=read_header)
 
 
 # ---------------------------------------------------------------------------------------------- helpers
 
 
+@functools.lru_cache(maxsize=1)
+def _registry_keys() -> frozenset[str]:
+    return frozenset(registry.publisher_key(e.repo) for e in registry.entries())
+
+
 def _rank(c: Checkpoint) -> tuple:
-    known = 0 if any(registry.publisher_key(e.repo) == registry.publisher_key(c.repo) for e in registry.entries()) else 1
+    known = 0 if registry.publisher_key(c.repo) in _registry_keys() else 1
     return (STATUS_RANK.get(c.status, 2 if c.verified else 3), SOURCE_RANK.get(c.source, 9), known, c.repo.lower())
 
 

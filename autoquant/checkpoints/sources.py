@@ -43,9 +43,6 @@ class Found:
     registry: RegistryEntry | None = None
     package: PackageEntry | None = None
     local_path: str | None = None
-    gated: bool | str | None = None
-    downloads: int | None = None
-    note: str = ""
 
     def file_names(self) -> list[str]:
         return [p for p, _ in self.files]
@@ -142,8 +139,9 @@ def scan_dirs(dirs: Iterable[str | Path]) -> Iterator[Found]:
 # ---------------------------------------------------------------------------------------------- HF cache
 
 
-def scan_cache(cache_dir: str | None, wanted: Callable[[str], bool]) -> Iterator[Found]:
-    """Cached Hub repos (huggingface_hub.scan_cache_dir) whose id `wanted(repo_id)` accepts."""
+def scan_cache(cache_dir: str | None, wanted: Callable[[str], bool], revision: str | None = None) -> Iterator[Found]:
+    """Cached Hub repos (huggingface_hub.scan_cache_dir) whose id `wanted(repo_id)` accepts: the snapshot of
+    `revision` (a commit hash, its prefix, or a ref) when given, else of `main`, else the newest."""
     try:
         from huggingface_hub import scan_cache_dir
 
@@ -156,7 +154,12 @@ def scan_cache(cache_dir: str | None, wanted: Callable[[str], bool]) -> Iterator
         revisions = sorted(repo.revisions, key=lambda r: r.last_modified, reverse=True)
         if not revisions:
             continue
-        rev = next((r for r in revisions if "main" in r.refs), revisions[0])
+        if revision:
+            rev = next((r for r in revisions if revision in r.refs or r.commit_hash.startswith(revision)), None)
+            if rev is None:
+                continue
+        else:
+            rev = next((r for r in revisions if "main" in r.refs), revisions[0])
         snap = Path(rev.snapshot_path)
         files = [(f.file_path.relative_to(snap).as_posix(), f.size_on_disk) for f in rev.files]
         yield Found(repo=repo.repo_id, source="cache", files=files, revision=rev.commit_hash,

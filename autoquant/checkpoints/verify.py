@@ -21,10 +21,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from autoquant.catalog.models import canonical_id, gguf_architecture
 from autoquant.checkpoints import gguf_files, registry
 from autoquant.checkpoints.recipes import short_name
 from autoquant.checkpoints.sources import Found
 from autoquant.errors import InputError
+from autoquant.quantconfig import gguf_quant_spec
 from autoquant.records import Checkpoint, ModelSpec, QuantSpec
 
 Result = tuple[bool, str | None]
@@ -88,12 +90,14 @@ def check_dimensions(candidate: ModelSpec, base: ModelSpec) -> Result:
 def check_gguf_header(facts: dict[str, Any], gtype: str, base: ModelSpec | None) -> Result:
     """GGUF header vs the file name's type and the base model's architecture and dimensions."""
     header_type = facts.get("quant")
-    if header_type and not gtype.startswith("ud-") and header_type != gtype:
-        return False, f"header general.file_type is {header_type.upper()}, not {gtype.upper()} as named"
+    named = gguf_files.base_type(gtype)  # bartowski Q4_K_L / unsloth UD-Q4_K_XL are Q4_K_M files
+    if header_type and header_type != named:
+        shown = gtype.upper() if named == gtype else f"{gtype.upper()} (a {named.upper()} file)"
+        return False, f"header general.file_type is {header_type.upper()}, not {shown} as named"
     if base is None:
         return True, None
     arch = str(facts.get("architecture") or "")
-    want = registry.gguf_architecture(base.model_type)
+    want = gguf_architecture(base.model_type)
     if arch and arch.lower() != want and arch.lower() != base.model_type.lower():
         return False, f"header architecture {arch} is not {want} ({base.id})"
     pairs = (("num_layers", base.num_layers), ("hidden_size", base.hidden_size), ("num_heads", base.num_heads),
@@ -300,8 +304,7 @@ def _verify_gguf(found: Found, base_id: str, base: ModelSpec | None, target: Tar
         method = f"gguf-{gtype}"
         if methods is not None and method not in methods:
             continue
-        quant = QuantSpec(method=method, quant_method="gguf", weight_bits=_gguf_bits(gtype),
-                          format=gtype.upper(), producer="llama.cpp", container="gguf")
+        quant = gguf_quant_spec(gtype)
         files = variant.files
         ckpt = Checkpoint(repo=found.repo, method=method, revision=found.revision, files=list(files),
                           source=found.source, quant=quant, tokenizer=_canonical(base_id),
@@ -363,19 +366,9 @@ def verify_registry_offline(entry: registry.RegistryEntry, base_id: str, base: M
     return _finish(ckpt, False, f"{UNVERIFIED_OFFLINE}; {entry.evidence}".rstrip("; "), "unverified")
 
 
-def _gguf_bits(gtype: str) -> float:
-    try:
-        from autoquant.quantconfig import nominal_gguf_bits
-
-        return nominal_gguf_bits(gtype.removeprefix("ud-"))
-    except Exception:  # noqa: BLE001
-        return 0.0
-
-
 def _canonical(base_id: str) -> str:
-    """The current id of a base repo (last alias listed: the new Llama-3.1-* names)."""
-    names = registry.aliases(base_id)
-    return names[-1] if len(names) > 1 and "meta-llama-3.1" in base_id.lower() else base_id
+    """The current id of a base repo (models.yaml `renames`), the tokenizer repo GGUF serving names."""
+    return canonical_id(base_id)
 
 
 def _rejected(found: Found, method: str, reason: str, base_id: str, quant: QuantSpec | None = None) -> Checkpoint:
@@ -404,7 +397,8 @@ _NAME_METHODS = (
     (re.compile(r"gguf", re.I), "gguf"),
     (re.compile(r"nvfp4|[-_.]fp4(?:$|[-_.])", re.I), "nvfp4"),
     (re.compile(r"awq", re.I), "awq-int4"),
-    (re.compile(r"gptq[-_.]?int8|w8a16", re.I), "gptq-int8"),
+    # 8-bit GPTQ in either word order: -GPTQ-Int8, -Int8-GPTQ, -gptq-8bit, -8bit-gptq; W8A16 (llm-compressor).
+    (re.compile(r"(?=.*gptq)(?=.*(?:^|[-_.])(?:int8|8[-_.]?bits?)(?:$|[-_.])).*|w8a16", re.I), "gptq-int8"),
     (re.compile(r"gptq|w4a16|int4", re.I), "gptq-int4"),
     (re.compile(r"w8a8|int8", re.I), "int8-sq"),
     (re.compile(r"fp8", re.I), "fp8"),

@@ -188,3 +188,15 @@ def test_demo_cut_tensor_data(gemma_gguf, tmp_path):
     assert read_header(cut).meta["general.architecture"] == "gemma3"  # metadata alone is fine
     with pytest.raises(GGUFError, match="tensor data ends at byte"):
         read_header(cut, tensors=True)
+
+
+def test_gguf_file_walked_once_for_probe_and_verification(gemma_gguf):
+    """read_gguf (tensors) and verification (header only) share one cached walk of the file."""
+    gguf_file._read_path.cache_clear()
+    gguf_file.read_gguf(gemma_gguf)
+    header = gguf_file.read_header(gemma_gguf)
+    assert header.tensors == [] and header.meta["general.architecture"] == "gemma3"
+    info = gguf_file._read_path.cache_info()
+    assert (info.misses, info.hits) == (1, 1)
+    with pytest.raises(TypeError):
+        header.meta["x"] = 1  # shared: read-only

@@ -27,28 +27,32 @@ def isolated_hf_cache(tmp_path, monkeypatch):
 
 
 class RecordedHub:
-    """Stands in for huggingface_hub.HfApi: list_repo_files + hf_hub_download of small json files."""
+    """Stands in for the Hub boundary (autoquant.checkpoints.hub.HubClient): repo_info's file list and
+    read_json of small json files; errors are huggingface_hub's own, raised as the library raises them."""
 
     def __init__(self, files: dict[str, Path], error: BaseException | None = None):
         self.files, self.error, self.calls = files, error, []
 
-    def list_repo_files(self, repo_id, *, revision=None):
-        self.calls.append(("list", repo_id))
+    def repo_info(self, repo, revision=None):
+        from autoquant.checkpoints.hub import HubRepo
+
+        self.calls.append(("list", repo))
         if self.error:
             raise self.error
-        return [*self.files, "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]
+        names = [*self.files, "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]
+        return HubRepo(id=repo, files=[(n, None) for n in names])
 
-    def hf_hub_download(self, repo_id, filename, *, revision=None):
+    def read_json(self, repo, filename, revision=None):
         self.calls.append(("download", filename))
         assert not filename.endswith((".safetensors", ".bin", ".gguf")), "the probe must never fetch weights"
-        return str(self.files[filename])
+        return json.loads(self.files[filename].read_text())
 
 
 class NoHub:
-    def list_repo_files(self, *a, **k):
+    def repo_info(self, *a, **k):
         raise AssertionError("the Hub must not be contacted")
 
-    hf_hub_download = list_repo_files
+    read_json = repo_info
 
 
 def hub_error(cls_name: str, message: str) -> BaseException:
