@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Sequence
 
 from autoquant import __version__
-from autoquant.errors import UsageError, describe
+from autoquant.errors import AutoquantError, UsageError, describe
 
 # name -> (module, one-line help). Names are a contract (design.md): add freely, rename nothing.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -95,4 +95,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if message is None:
             message = f"internal error: {type(exc).__name__}: {exc} (rerun with --debug and report it)"
         print(f"autoquant: error: {message}", file=sys.stderr)
-        return 130 if isinstance(exc, KeyboardInterrupt) else 2
+        if isinstance(exc, KeyboardInterrupt):
+            return 130
+        return exc.exit_code if isinstance(exc, AutoquantError) else AutoquantError.exit_code

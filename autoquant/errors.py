@@ -60,6 +60,15 @@ def describe(exc: BaseException) -> str | None:
         return _one_line(f"no such file: {exc.filename or exc}")
     if isinstance(exc, PermissionError):
         return _one_line(f"permission denied: {exc.filename or exc}")
+    if isinstance(exc, IsADirectoryError):
+        return _one_line(f"{exc.filename or exc} is a directory: give a file")
+    if isinstance(exc, NotADirectoryError):
+        return _one_line(f"not a directory: {exc.filename or exc}")
+    if isinstance(exc, OSError):  # any other failure to read or write a file (disk, device, limits)
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _one_line(f"{where}{exc.strerror or exc}")
+    if isinstance(exc, UnicodeDecodeError):
+        return _one_line(f"a file is not UTF-8 text ({exc.reason} at byte {exc.start}): is it the right file?")
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted"
     return None

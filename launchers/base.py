@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-ENGINES = ("vllm", "trtllm", "llamacpp")
+from autoquant.records.plan import ENGINES
+
+__all__ = ["ENGINES", "REDACTED", "SECRET_ENV", "LaunchSpec", "ServeOptions", "engine_binary", "is_secret_name",
+           "secret_values", "served_names"]
 
 REDACTED = "***"
 
 # Environment variables whose values are never printed.
 SECRET_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "VLLM_API_KEY", "LLAMA_API_KEY", "API_KEY", "OPENAI_API_KEY")
+# A variable or flag whose name holds one of these words carries a secret (matched case-insensitively).
+SECRET_WORDS = ("token", "api_key", "api-key", "apikey", "key", "password", "secret")
 
 
 @dataclass
@@ -53,13 +59,12 @@ class LaunchSpec:
 
     @property
     def ready_url(self) -> str:
-        # Readiness is always probed over loopback: the engine binds all interfaces or 127.0.0.1.
-        return f"http://127.0.0.1:{self.port}{self.ready_path}"
+        # An engine bound to all interfaces answers on loopback; one bound to a given address only there.
+        return f"http://{_url_host(self.host)}:{self.port}{self.ready_path}"
 
     @property
     def url(self) -> str:
-        host = "127.0.0.1" if self.host in (None, "", "0.0.0.0", "::") else self.host
-        return f"http://{host}:{self.port}/v1"
+        return f"http://{_url_host(self.host)}:{self.port}/v1"
 
     def redact(self, text: str) -> str:
         for secret in sorted(self.secrets, key=len, reverse=True):
@@ -93,8 +98,39 @@ class LaunchSpec:
         return env
 
 
+def _url_host(host: str | None) -> str:
+    """The host to connect to for a bind address: loopback for a wildcard, IPv6 literals bracketed."""
+    if host in (None, "", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    if ":" in host and not host.startswith("["):
+        return f"[{host}]"
+    return host
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a variable or flag name (HF_TOKEN, --api-key, --hf_token) names a secret."""
+    low = name.lower().lstrip("-")
+    return name in SECRET_ENV or any(w in low for w in SECRET_WORDS)
+
+
 def _is_secret(key: str, value: str, secrets: list[str]) -> bool:
-    return key in SECRET_ENV or "TOKEN" in key or "API_KEY" in key or value in secrets
+    return is_secret_name(key) or value in secrets
+
+
+def secret_values(passthrough: list[str], environ: Mapping[str, str] | None = None) -> list[str]:
+    """Values never to print: secrets in the environment, values of token/key/password/secret flags."""
+    environ = os.environ if environ is None else environ
+    found = [environ[k] for k in SECRET_ENV if environ.get(k)]
+    for i, token in enumerate(passthrough):
+        name, eq, value = token.partition("=")
+        if name.startswith("-") and is_secret_name(name):
+            if eq and value:
+                found.append(value)
+            elif i + 1 < len(passthrough) and not passthrough[i + 1].startswith("-"):
+                found.append(passthrough[i + 1])
+    return found
 
 
 def engine_binary(engine: str, default: str, environ: dict[str, str] | None = None) -> str:

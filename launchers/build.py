@@ -5,20 +5,24 @@ from __future__ import annotations
 from autoquant.errors import UsageError
 from autoquant.records import Candidate
 
-from .base import ENGINES, LaunchSpec, ServeOptions
+from .base import ENGINES, LaunchSpec, ServeOptions, secret_values
 
 
 def build(candidate: Candidate, options: ServeOptions, model: str, threads: int | None = None) -> LaunchSpec:
-    """argv + env for `candidate` (nothing is started). `model` is the name clients ask for."""
+    """argv + env for `candidate` (nothing is started). `model` is the name clients ask for. The spec
+    redacts, wherever it is printed, secrets from the environment and the values of secret passthrough flags."""
     from . import llamacpp, trtllm, vllm
 
     if candidate.engine == "vllm":
-        return vllm.build(candidate, options, model)
-    if candidate.engine == "trtllm":
-        return trtllm.build(candidate, options, model)
-    if candidate.engine == "llamacpp":
-        return llamacpp.build(candidate, options, model, threads=threads)
-    raise UsageError(f"unknown engine {candidate.engine!r} in the plan: choose one of {', '.join(ENGINES)}")
+        spec = vllm.build(candidate, options, model)
+    elif candidate.engine == "trtllm":
+        spec = trtllm.build(candidate, options, model)
+    elif candidate.engine == "llamacpp":
+        spec = llamacpp.build(candidate, options, model, threads=threads)
+    else:
+        raise UsageError(f"unknown engine {candidate.engine!r} in the plan: choose one of {', '.join(ENGINES)}")
+    spec.secrets += [s for s in secret_values(options.passthrough) if s not in spec.secrets]
+    return spec
 
 
 def server_batch_cap(candidate: Candidate, pinned: bool) -> None:

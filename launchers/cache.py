@@ -1,55 +1,65 @@
 """Per-node decision cache: a restarted container skips planning when nothing that drives the plan changed.
 
 Key = sha256 of (hardware fingerprint, model, pins, workload, engine versions, autoquant version). The
-fingerprint is read cheaply (no NVML init, no benchmark): GPU models from /proc/driver/nvidia, CPU model and
-core count, RAM, cgroup limits. Entries live in AUTOQUANT_CACHE_DIR or ~/.cache/autoquant/decisions/.
+fingerprint is read cheaply (no NVML init, no benchmark) through the probes' own parsers: GPU models from
+/proc/driver/nvidia (CUDA_VISIBLE_DEVICES applied), CPU model and core count, RAM, cgroup limits. Entries
+live in <autoquant cache>/decisions/ (autoquant.paths).
 """
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import os
 import platform
 import tempfile
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from autoquant import __version__
+from autoquant.paths import autoquant_cache_dir
 from autoquant.records import Plan, from_dict, to_dict
 
 from . import versions
 
 
-def cache_dir(environ: dict[str, str] | None = None) -> str:
-    environ = os.environ if environ is None else environ
-    return environ.get("AUTOQUANT_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "autoquant",
-                                                              "decisions")
+def cache_dir(environ: Mapping[str, str] | None = None) -> str:
+    return str(autoquant_cache_dir(environ, "decisions"))
 
 
-def hardware_fingerprint() -> dict[str, Any]:
+def visible_gpus(environ: Mapping[str, str] | None = None, root: Path = Path("/")) -> list[str]:
+    """Models of the GPUs this process will see (cheap: /proc, no NVML init)."""
+    from autoquant.probes.nvml import proc_gpu_names
+
+    return proc_gpu_names(os.environ if environ is None else environ, str(root))
+
+
+def hardware_fingerprint(environ: Mapping[str, str] | None = None, root: Path = Path("/")) -> dict[str, Any]:
     """What identifies this node's hardware, cheaply (milliseconds)."""
-    gpus = []
-    for info in sorted(glob.glob("/proc/driver/nvidia/gpus/*/information")):
-        fields = {}
-        try:
-            with open(info) as fh:
-                for line in fh:
-                    key, _, value = line.partition(":")
-                    fields[key.strip()] = value.strip()
-        except OSError:
-            continue
-        gpus.append(fields.get("Model", "?"))
+    from autoquant.probes.cgroup import probe_cgroup
+    from autoquant.probes.cpu import parse_cpuinfo
+
+    environ = os.environ if environ is None else environ
+    try:
+        cpu_model = parse_cpuinfo((root / "proc/cpuinfo").read_text(errors="replace"))[0]
+    except OSError:
+        cpu_model = None
+    limits, _ = probe_cgroup(root)
     return {
-        "gpus": gpus,
-        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-        "cpu": _cpu_model(),
+        "gpus": visible_gpus(environ, root),
+        "cuda_visible_devices": environ.get("CUDA_VISIBLE_DEVICES"),
+        "cpu": cpu_model or platform.processor() or "unknown",
         "cpus": os.cpu_count(),
-        "ram": _meminfo_total(),
-        "cgroup_memory": _read_first(("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")),
-        "cgroup_cpu": _read_first(("/sys/fs/cgroup/cpu.max",)),
+        "ram": _meminfo_total(root),
+        "cgroup_memory": limits.memory_limit_bytes,
+        "cgroup_cpu": limits.cpu_limit_cores,
         "machine": platform.machine(),
     }
+
+
+def engine_versions() -> dict[str, str | None]:
+    return {e: versions.engine_version(e) for e in versions.DISTRIBUTIONS}
 
 
 def decision_key(model: str, pins: dict, workload: dict, extra: dict | None = None,
@@ -59,7 +69,7 @@ def decision_key(model: str, pins: dict, workload: dict, extra: dict | None = No
         "model": model,
         "pins": pins,
         "workload": workload,
-        "engines": {e: versions.engine_version(e) for e in versions.DISTRIBUTIONS},
+        "engines": engine_versions(),
         "autoquant": __version__,
         "extra": extra or {},
     }
@@ -67,7 +77,7 @@ def decision_key(model: str, pins: dict, workload: dict, extra: dict | None = No
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def load_plan(key: str, environ: dict[str, str] | None = None) -> Plan | None:
+def load_plan(key: str, environ: Mapping[str, str] | None = None) -> Plan | None:
     path = os.path.join(cache_dir(environ), f"{key}.json")
     try:
         with open(path, encoding="utf-8") as fh:
@@ -76,7 +86,7 @@ def load_plan(key: str, environ: dict[str, str] | None = None) -> Plan | None:
         return None  # missing or unreadable: plan again
 
 
-def save_plan(key: str, plan: Plan, environ: dict[str, str] | None = None) -> str | None:
+def save_plan(key: str, plan: Plan, environ: Mapping[str, str] | None = None) -> str | None:
     directory = cache_dir(environ)
     try:
         os.makedirs(directory, exist_ok=True)
@@ -90,33 +100,12 @@ def save_plan(key: str, plan: Plan, environ: dict[str, str] | None = None) -> st
         return None  # a read-only cache never stops a launch
 
 
-def _cpu_model() -> str:
+def _meminfo_total(root: Path) -> int | None:
     try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith(("model name", "Hardware", "cpu model")):
-                    return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _meminfo_total() -> int | None:
-    try:
-        with open("/proc/meminfo") as fh:
+        with open(root / "proc/meminfo") as fh:
             for line in fh:
                 if line.startswith("MemTotal:"):
                     return int(line.split()[1]) * 1024
     except (OSError, ValueError):
         pass
-    return None
-
-
-def _read_first(paths: tuple[str, ...]) -> str | None:
-    for path in paths:
-        try:
-            with open(path) as fh:
-                return fh.read().strip()
-        except OSError:
-            continue
     return None

@@ -33,18 +33,10 @@ _VALUE_FLAGS = {
 # nargs="+" in vLLM: every following token up to the next flag
 _MULTI_FLAGS = {"--served-model-name": ()}
 
-# vLLM --quantization value -> autoquant method (vllm/model_executor/layers/quantization/__init__.py;
-# awq* all map to AutoAWQConfig, gptq* to AutoGPTQConfig since 0.22/0.24, engine-flags.md 1.0).
-QUANTIZATION_TO_METHOD = {
-    "awq": "awq-int4", "awq_marlin": "awq-int4", "auto_awq": "awq-int4",
-    "gptq": "gptq-int4", "gptq_marlin": "gptq-int4", "auto_gptq": "gptq-int4",
-    "fp8": "fp8", "fp8_per_tensor": "fp8", "fp8_per_channel": "fp8", "fp8_per_block": "fp8",
-    "modelopt": "fp8", "modelopt_fp4": "nvfp4", "gguf": None,  # gguf: method comes from the file
-}
+def _rules() -> dict:
+    from autoquant.data import load
 
-# vLLM --dtype choices (config/model.py ModelDType) -> autoquant unquantized method
-DTYPE_TO_METHOD = {"half": "fp16", "float16": "fp16", "bfloat16": "bf16"}
-DTYPES = ("auto", "half", "float16", "bfloat16", "float", "float32")
+    return load("engines_flags")["vllm"]
 
 
 @dataclass
@@ -103,8 +95,9 @@ def split_passthrough(extra: list[str]) -> tuple[Pins, ServeOptions]:
 def _apply(flag: str, given: str, value: str, pins: Pins, opts: ServeOptions) -> None:
     if flag == "--quantization":
         q = value.strip().lower()
-        if q in QUANTIZATION_TO_METHOD:
-            method = QUANTIZATION_TO_METHOD[q]
+        to_method = _rules()["quantization_to_method"]
+        if q in to_method:
+            method = to_method[q]
             if method:
                 _pin(pins, "method", method, given)
         else:
@@ -122,8 +115,9 @@ def _apply(flag: str, given: str, value: str, pins: Pins, opts: ServeOptions) ->
     elif flag == "--max-num-seqs":
         _pin(pins, "max_num_seqs", positive_int(value, given), given)
     elif flag == "--dtype":
-        if value not in DTYPES:
-            raise UsageError(f"--dtype must be one of {', '.join(DTYPES)}, not {value!r}")
+        dtypes = _rules()["dtypes"]
+        if value not in dtypes:
+            raise UsageError(f"--dtype must be one of {', '.join(dtypes)}, not {value!r}")
         opts.dtype = value
     elif flag == "--gpu-memory-utilization":
         try:

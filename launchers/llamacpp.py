@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from pathlib import Path
 
 from autoquant.data import load
 from autoquant.errors import InputError, RuleError, UsageError
@@ -233,19 +234,22 @@ def _translate_passthrough(passthrough: list[str], native: set[str], translate: 
     return out
 
 
-def threads_for(node=None) -> int | None:
-    """llama.cpp threads: physical cores, within the CPUs this process may use (affinity, cgroup quota)."""
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    physical = None
+def threads_for(node=None, root: Path = Path("/")) -> int:
+    """llama.cpp threads: physical cores, within the CPUs the process may use (affinity, cgroup quota).
+    With no node (a cached or saved plan, the demo) this machine is read cheaply: affinity and
+    probes/cgroup, no NVML, no benchmark. A probed node adds this machine's affinity; a described one
+    (--hardware, --gpu) is taken at its word."""
+    from autoquant.probes.cgroup import probe_cgroup
+    from autoquant.probes.cpu import physical_cores, usable_cpus
+
     if node is not None and node.cpu and node.cpu.physical_cores:
         physical = node.cpu.physical_cores
-        if node.cgroup and node.cgroup.cpu_limit_cores:
-            usable = min(usable, max(1, int(node.cgroup.cpu_limit_cores)))
+        limit = node.cgroup.cpu_limit_cores if node.cgroup else None
+        if node.source == "probe":
+            usable = usable_cpus(limit)
+        else:
+            usable = max(1, int(limit)) if limit else physical
     else:
-        try:
-            import psutil
-
-            physical = psutil.cpu_count(logical=False)
-        except ImportError:  # pragma: no cover
-            physical = None
+        physical = physical_cores()
+        usable = usable_cpus(probe_cgroup(root)[0].cpu_limit_cores)
     return max(1, min(usable, physical or usable))

@@ -14,12 +14,16 @@ import yaml
 
 from autoquant.data import load
 from autoquant.errors import RuleError, UsageError
+from autoquant.paths import autoquant_cache_dir
 from autoquant.records import Candidate
 
 from . import versions
 from .base import LaunchSpec, ServeOptions, engine_binary
 
-KV_FREE_FRACTION_DEFAULT = 0.9  # KvCacheConfig.free_gpu_memory_fraction default (llm_args.py)
+
+def kv_free_fraction() -> float:
+    """KvCacheConfig.free_gpu_memory_fraction default (llm_args.py), from engines.yaml (the planner's figure)."""
+    return float(load("engines")["engines"]["trtllm"]["kv_cache_free_gpu_memory_fraction"])
 
 
 def build(
@@ -72,7 +76,7 @@ def build(
     if kv_dtype == "fp8_e4m3":
         kv_dtype = "fp8"  # TensorRT-LLM's fp8 KV cache is e4m3
     if kv_dtype != "auto":
-        extra["kv_cache_config"] = {"dtype": kv_dtype, "free_gpu_memory_fraction": KV_FREE_FRACTION_DEFAULT}
+        extra["kv_cache_config"] = {"dtype": kv_dtype, "free_gpu_memory_fraction": kv_free_fraction()}
     if options.dtype and options.dtype != "auto":
         extra["dtype"] = options.dtype
 
@@ -110,7 +114,4 @@ def _translate_passthrough(passthrough: list[str], rules: dict) -> list[str]:
 
 
 def _default_run_dir() -> str:
-    base = os.environ.get("AUTOQUANT_RUN_DIR") or os.path.join(
-        os.environ.get("XDG_RUNTIME_DIR") or os.path.expanduser("~/.cache"), "autoquant", "run"
-    )
-    return base
+    return os.environ.get("AUTOQUANT_RUN_DIR") or str(autoquant_cache_dir(os.environ, "run"))

@@ -6,8 +6,11 @@ can both decide and say why.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import re
+
+from autoquant.data import load
 
 # engine -> distribution names to try, in order
 DISTRIBUTIONS = {
@@ -17,6 +20,7 @@ DISTRIBUTIONS = {
 }
 
 
+@functools.cache  # package metadata does not change while autoquant runs: read each once per process
 def installed_version(dist: str) -> str | None:
     try:
         return importlib.metadata.version(dist)
@@ -53,8 +57,9 @@ def at_least(version: str | None, minimum: str, unknown: bool = True) -> bool:
 
 def check_vllm_gguf(version: str | None) -> tuple[bool, str]:
     """GGUF left vLLM's tree in v0.24.0 (#39612): from then on it needs vllm-gguf-plugin."""
-    if version is None or not at_least(version, "0.24"):
-        return True, "in-tree GGUF (vLLM < 0.24) or vLLM not installed here"
+    since = load("engines_flags")["vllm"]["gguf_plugin_since"]
+    if version is None or not at_least(version, since):
+        return True, f"in-tree GGUF (vLLM < {since}) or vLLM not installed here"
     if installed_version("vllm-gguf-plugin") or installed_version("vllm_gguf_plugin"):
         return True, "vllm-gguf-plugin installed"
     return False, f"vLLM {version} serves GGUF only with the plugin: pip install vllm-gguf-plugin"
@@ -62,6 +67,7 @@ def check_vllm_gguf(version: str | None) -> tuple[bool, str]:
 
 def check_trtllm_served_model_name(version: str | None) -> tuple[bool, str]:
     """trtllm-serve gained --served_model_name in the 1.3 line (absent from the 1.0 option list)."""
-    if version is not None and at_least(version, "1.3"):
-        return True, "trtllm-serve >= 1.3 has --served_model_name"
+    since = load("engines_flags")["trtllm"]["served_model_name_since"]
+    if version is not None and at_least(version, since):
+        return True, f"trtllm-serve >= {since} has --served_model_name"
     return False, f"trtllm-serve {version or '1.0-1.2'} has no --served_model_name"

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
+from autoquant.data import load
 from autoquant.errors import RuleError, UsageError
 from autoquant.records import Candidate
 
 from . import versions
 from .base import LaunchSpec, ServeOptions, engine_binary, served_names
 from .flags import flag_names
-
-# Flags vLLM removed; passing one makes `vllm serve` exit at parse time (engine-flags.md 1.1).
-REMOVED_FLAGS = {
-    "--swap-space": ("0.18", "removed in vLLM 0.18 (#36216)"),
-    "--calculate-kv-scales": ("0.28", "removed from vLLM's arguments in 2026"),
-    "--worker-use-ray": ("0.6", "removed; use --distributed-executor-backend ray"),
-    "--use-v2-block-manager": ("0.6", "removed"),
-}
-
-_DTYPE_FOR_METHOD = {"bf16": "bfloat16", "fp16": "float16"}
 
 
 def build(
@@ -29,10 +20,12 @@ def build(
 ) -> LaunchSpec:
     if version is None and detect_version:
         version = versions.engine_version("vllm")
+    rules = load("engines_flags")["vllm"]
     ckpt = candidate.checkpoint
     user_flags = set(flag_names(options.passthrough))
-    for flag in user_flags & set(REMOVED_FLAGS):
-        since, why = REMOVED_FLAGS[flag]
+    removed = rules["removed_flags"]
+    for flag in user_flags & set(removed):
+        since, why = removed[flag]["since"], removed[flag]["why"]
         if versions.at_least(version, since):
             raise UsageError(f"{flag} is not a vLLM {version or 'current'} flag: {why}")
 
@@ -71,7 +64,7 @@ def build(
         add("--kv-cache-dtype", candidate.kv_cache_dtype)
     if options.gpu_memory_utilization is not None:
         add("--gpu-memory-utilization", options.gpu_memory_utilization)
-    dtype = options.dtype or _DTYPE_FOR_METHOD.get(candidate.method)
+    dtype = options.dtype or rules["dtype_for_method"].get(candidate.method)
     if dtype:
         add("--dtype", dtype)
     quantization = _quantization_flag(candidate, options)

@@ -11,10 +11,14 @@ from autoquant.records.node import AppleSilicon
 Runner = Callable[[list[str]], "str | None"]
 
 
-def probe_apple(run: Runner, find_spec: Callable[[str], Any] | None = None) -> tuple[AppleSilicon | None, list[str]]:
-    """The chip ("Apple M2 Max"), unified memory bytes, GPU cores and catalog key; notes on gaps."""
+def probe_apple(
+    run: Runner, find_spec: Callable[[str], Any] | None = None, chip: str | None = None
+) -> tuple[AppleSilicon | None, list[str]]:
+    """The chip ("Apple M2 Max"), unified memory bytes, GPU cores and catalog key; notes on gaps. `chip` is
+    the brand string when the CPU probe already read it (sysctl is then not run again)."""
     notes: list[str] = []
-    chip = (run(["sysctl", "-n", "machdep.cpu.brand_string"]) or "").strip()
+    if chip is None:
+        chip = (run(["sysctl", "-n", "machdep.cpu.brand_string"]) or "").strip()
     memsize = (run(["sysctl", "-n", "hw.memsize"]) or "").strip()
     if not chip:
         notes.append("sysctl machdep.cpu.brand_string unreadable: Apple chip unknown")

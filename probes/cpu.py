@@ -1,7 +1,7 @@
 """The CPU: model, ISA flags that matter to llama.cpp, cores, and measured memory bandwidth / matmul speed.
 
 Flags come from /proc/cpuinfo on Linux and `sysctl` on macOS; every root and runner is injectable so
-tests point them at fixture trees. The measurements are short numpy runs, cached per machine in
+tests point them at fixture trees. The measurements are short numpy runs, cached per CPU model in
 <cache>/cpu.json (cache = $AUTOQUANT_CACHE_DIR, else $XDG_CACHE_HOME/autoquant, else ~/.cache/autoquant).
 """
 
@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from autoquant.paths import autoquant_cache_dir
 from autoquant.records.node import CPUInfo
 
 # ISA features llama.cpp's CPU backend selects kernels by (ggml-cpu feature checks), by the names
@@ -45,6 +46,8 @@ _MAC_FLAGS = {
 }
 
 Runner = Callable[[list[str]], str | None]
+
+_IMPORT = object()  # probe_cpu's psutil_mod default: import psutil here
 
 
 def run_command(argv: list[str]) -> str | None:
@@ -102,9 +105,10 @@ def probe_cpu(
     system: str = "Linux",
     machine: str = "x86_64",
     run: Runner = run_command,
-    psutil_mod: Any = None,
+    psutil_mod: Any = _IMPORT,
 ) -> tuple[CPUInfo, list[str]]:
-    """CPU facts (no measurement) and notes on what could not be read."""
+    """CPU facts (no measurement) and notes on what could not be read. `psutil_mod=None` means the caller
+    found psutil missing and said so: no second import, no second note."""
     notes: list[str] = []
     cpu = CPUInfo(arch=machine or "unknown")
     if system == "Darwin":
@@ -117,17 +121,17 @@ def probe_cpu(
             cpu.flags = flags
         except OSError as exc:
             notes.append(f"cannot read /proc/cpuinfo ({exc.strerror or exc}): CPU model and ISA flags unknown")
-    if psutil_mod is None:
+    if psutil_mod is _IMPORT:
         try:
             import psutil as psutil_mod
         except ImportError:
             psutil_mod = None
+            notes.append("psutil not installed: physical core count unknown")
     if psutil_mod is not None:
         cpu.logical_cores = psutil_mod.cpu_count(logical=True)
         cpu.physical_cores = psutil_mod.cpu_count(logical=False)
     else:
         cpu.logical_cores = os.cpu_count()
-        notes.append("psutil not installed: physical core count unknown")
     return cpu, notes
 
 
@@ -135,16 +139,12 @@ def probe_cpu(
 
 
 def cache_dir(env: Mapping[str, str]) -> Path:
-    if env.get("AUTOQUANT_CACHE_DIR"):
-        return Path(env["AUTOQUANT_CACHE_DIR"])
-    if env.get("XDG_CACHE_HOME"):
-        return Path(env["XDG_CACHE_HOME"]) / "autoquant"
-    home = env.get("HOME")
-    return (Path(home) if home else Path.home()) / ".cache" / "autoquant"
+    return autoquant_cache_dir(env)
 
 
-def cache_key(cpu: CPUInfo, hostname: str | None) -> str:
-    return f"{cpu.model}|{cpu.logical_cores}|{hostname or ''}"
+def cache_key(cpu: CPUInfo) -> str:
+    """Per CPU model and size, not per host: a new pod on the same CPU reuses the measurement."""
+    return f"{cpu.model}|{cpu.logical_cores}"
 
 
 def measure_bandwidth_gbps(size_bytes: int = 256 * 1024**2, repeats: int = 5, threads: int | None = None) -> float:
@@ -154,7 +154,7 @@ def measure_bandwidth_gbps(size_bytes: int = 256 * 1024**2, repeats: int = 5, th
 
     import numpy as np
 
-    threads = max(1, threads or _usable_cpus())
+    threads = max(1, threads or usable_cpus())
     n = max(threads, size_bytes // 8)
     src = np.ones(n, dtype=np.float64)
     dst = np.empty_like(src)
@@ -169,11 +169,25 @@ def measure_bandwidth_gbps(size_bytes: int = 256 * 1024**2, repeats: int = 5, th
     return 2 * n * 8 / best / 1e9
 
 
-def _usable_cpus() -> int:
+def usable_cpus(cpu_limit_cores: float | None = None) -> int:
+    """CPUs this process may run on: its affinity mask, capped by a cgroup CPU quota (in cores) if given."""
     try:
-        return len(os.sched_getaffinity(0))
+        n = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return os.cpu_count() or 1
+        n = os.cpu_count() or 1
+    if cpu_limit_cores:
+        n = min(n, max(1, int(cpu_limit_cores)))
+    return max(1, n)
+
+
+def physical_cores(psutil_mod: Any = None) -> int | None:
+    """Physical core count (psutil), None when psutil is missing."""
+    if psutil_mod is None:
+        try:
+            import psutil as psutil_mod
+        except ImportError:
+            return None
+    return psutil_mod.cpu_count(logical=False)
 
 
 def measure_matmul_gflops(n: int = 1024, budget_s: float = 2.0, max_runs: int = 5) -> float:
@@ -197,7 +211,6 @@ def measure_matmul_gflops(n: int = 1024, budget_s: float = 2.0, max_runs: int = 
 
 def measured(
     cpu: CPUInfo,
-    hostname: str | None,
     env: Mapping[str, str],
     *,
     measure: bool = True,
@@ -209,7 +222,7 @@ def measured(
     caching what is missing when `measure` is set."""
     notes: list[str] = []
     path = cache_dir(env) / "cpu.json"
-    key = cache_key(cpu, hostname)
+    key = cache_key(cpu)
     cache = _read_cache(path)
     entry = dict(cache[key]) if isinstance(cache.get(key), dict) else {}
     wanted = (["memory_bandwidth_gbps"] if want_bandwidth else []) + ["matmul_gflops"]

@@ -67,11 +67,13 @@ def probe(
         node.cgroup, notes = probe_cgroup(root)
         node.notes += notes
 
-    node.disk_path, node.disk_free_bytes = _model_cache_disk(env)
+    path = hf_cache_dir(env)
+    node.disk_path, node.disk_free_bytes = str(path), free_bytes(path)
 
     bandwidth_spec = None
     if system == "Darwin" and machine in ("arm64", "aarch64"):
-        node.apple, notes = probe_apple(run, catalog.find if catalog is not None else None)
+        chip = node.cpu.model if node.cpu.model not in (None, "", "unknown") else None  # read by probe_cpu
+        node.apple, notes = probe_apple(run, catalog.find if catalog is not None else None, chip=chip)
         node.notes += notes
         if node.apple and node.apple.catalog_key and catalog is not None:
             bandwidth_spec = catalog.specs[node.apple.catalog_key].memory_bandwidth_gbps
@@ -85,7 +87,7 @@ def probe(
     kwargs = {k: v for k, v in (("bandwidth", bandwidth), ("matmul", matmul)) if v is not None}
     try:
         node.notes += measured(
-            node.cpu, node.hostname, env, measure=measure,
+            node.cpu, env, measure=measure,
             want_bandwidth=node.cpu.memory_bandwidth_gbps is None, **kwargs,
         )
     except Exception as exc:  # noqa: BLE001 - a failed measurement must not lose the rest of the probe
@@ -122,23 +124,19 @@ def _numa_nodes(root: Path) -> int | None:
 
 
 def hf_cache_dir(env: Mapping[str, str]) -> Path:
-    """Where Hugging Face models are cached: HF_HUB_CACHE, else HF_HOME/hub, else the XDG/home default."""
-    if env.get("HF_HUB_CACHE"):
-        return Path(env["HF_HUB_CACHE"]).expanduser()
-    if env.get("HF_HOME"):
-        return Path(env["HF_HOME"]).expanduser() / "hub"
-    if env.get("XDG_CACHE_HOME"):
-        return Path(env["XDG_CACHE_HOME"]) / "huggingface" / "hub"
-    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
-    return home / ".cache" / "huggingface" / "hub"
+    """Where Hugging Face models are cached (huggingface_hub's precedence; one helper for the project)."""
+    from autoquant.checkpoints.hub import hf_cache_dir as _hf_cache_dir
+
+    return _hf_cache_dir(env)
 
 
-def _model_cache_disk(env: Mapping[str, str]) -> tuple[str, int | None]:
-    path = hf_cache_dir(env)
-    existing = path
+def free_bytes(path: str | Path) -> int | None:
+    """Free bytes on the filesystem that holds `path`, or would hold it: the nearest existing ancestor is
+    measured (commands/pull can use this for its download target). None when unreadable."""
+    existing = Path(path)
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     try:
-        return str(path), shutil.disk_usage(existing).free
+        return shutil.disk_usage(existing).free
     except OSError:
-        return str(path), None
+        return None

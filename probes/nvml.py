@@ -20,13 +20,13 @@ from autoquant.records.node import GPU, MigSlice
 # (NVML_TOPOLOGY_INTERNAL means two GPUs on one board, which nvidia-smi also shows as PIX.)
 _TOPOLOGY_LABELS = {0: "PIX", 10: "PIX", 20: "PXB", 30: "PHB", 40: "NODE", 50: "SYS"}
 
-# FP32 lanes ("CUDA cores") per SM by compute capability major.minor, to turn NVML's core count into
-# SMs when the catalog does not know the GPU. Source: CUDA C++ Programming Guide, "Arithmetic
-# Instructions" throughput table (32-bit floating-point add/multiply per clock per SM).
-_CORES_PER_SM = {
-    "6.0": 64, "6.1": 128, "7.0": 64, "7.2": 64, "7.5": 64, "8.0": 64, "8.6": 128, "8.7": 128, "8.9": 128,
-    "9.0": 128, "10.0": 128, "10.3": 128, "12.0": 128, "12.1": 128,
-}
+# FP32 lanes ("CUDA cores") per SM by compute capability, to turn NVML's core count into SMs when the
+# catalog does not know the GPU: autoquant/data/cuda.yaml (its source is cited there).
+def _cores_per_sm() -> dict[str, int]:
+    from autoquant.data import load
+
+    return {str(k): int(v) for k, v in load("cuda")["fp32_cores_per_sm"].items()}
+
 
 _MIG_PROFILE = re.compile(r"(\d+g\.\d+gb(?:\+[a-z0-9]+)?)", re.IGNORECASE)
 
@@ -198,8 +198,8 @@ def _probe_device(
     # NVML counts CUDA cores, not SMs; the catalog's SM count wins, else cores / cores-per-SM.
     if spec is not None and getattr(spec, "sm_count", None):
         gpu.sm_count = spec.sm_count
-    elif cores and gpu.compute_capability in _CORES_PER_SM:
-        gpu.sm_count = int(cores) // _CORES_PER_SM[gpu.compute_capability]
+    elif cores and gpu.compute_capability in (per_sm := _cores_per_sm()):
+        gpu.sm_count = int(cores) // per_sm[gpu.compute_capability]
     gpu.max_sm_clock_mhz = call(where, "nvmlDeviceGetMaxClockInfo", handle, getattr(nvml, "NVML_CLOCK_SM", 1))
     gpu.max_mem_clock_mhz = call(where, "nvmlDeviceGetMaxClockInfo", handle, getattr(nvml, "NVML_CLOCK_MEM", 2))
     power_mw = call(where, "nvmlDeviceGetPowerManagementLimit", handle)
@@ -330,6 +330,44 @@ def _visible_gpu(device: _Device, slot: int | None) -> GPU:
 
 def _copy_gpu(gpu: GPU) -> GPU:
     return replace(gpu, mig_slices=[replace(s) for s in gpu.mig_slices])
+
+
+def proc_gpu_names(env: Mapping[str, str], root: str = "/") -> list[str]:
+    """Names of the GPUs CUDA will show this process, read cheaply from /proc/driver/nvidia (no NVML init),
+    CUDA_VISIBLE_DEVICES applied as in `probe_gpus`. A MIG UUID counts as one GPU (its parent is not
+    known here)."""
+    import glob
+
+    devices: list[_Device] = []
+    for i, info in enumerate(sorted(glob.glob(os.path.join(root, "proc/driver/nvidia/gpus/*/information")))):
+        fields: dict[str, str] = {}
+        try:
+            with open(info) as fh:
+                for line in fh:
+                    key, _, value = line.partition(":")
+                    fields[key.strip()] = value.strip()
+        except OSError:
+            continue
+        gpu = GPU(index=i, name=fields.get("Model", "?"), memory_total_bytes=0, uuid=fields.get("GPU UUID"),
+                  physical_index=i)
+        devices.append(_Device(handle=None, gpu=gpu))
+    text = env.get("CUDA_VISIBLE_DEVICES")
+    if text is None:
+        return [d.gpu.name for d in devices]
+    names: list[str] = []
+    seen: set[int] = set()
+    for raw in text.split(",") if text.strip() else []:
+        token = raw.strip()
+        if token.lower().startswith("mig-"):
+            names.append("MIG")
+            continue
+        hit = _match_token(token, devices)
+        if hit is None:
+            break  # CUDA ignores this entry and every one after it
+        if id(hit[0]) not in seen:
+            seen.add(id(hit[0]))
+            names.append(hit[0].gpu.name)
+    return names
 
 
 # --- topology ------------------------------------------------------------------------------------------

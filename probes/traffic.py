@@ -64,8 +64,12 @@ def profile_file(
         text = p.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise InputError(f"no such traffic file: {path}") from None
+    except IsADirectoryError:
+        raise InputError(f"{path} is a directory: give a traffic file (CSV or JSONL trace)") from None
     except UnicodeDecodeError:
         raise InputError(f"{path} is not a text trace (expected CSV or JSONL)") from None
+    except OSError as exc:
+        raise InputError(f"cannot read traffic file {path}: {exc.strerror or exc}") from None
     fmt, requests = parse_trace(text, name=str(path))
     return profile_requests(requests, source=str(path), fmt=fmt, tpot_ms=tpot_ms, ttft_ms=ttft_ms)
 

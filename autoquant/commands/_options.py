@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
+from typing import Any
 
 from autoquant.argtypes import positive_float, positive_int
 from autoquant.errors import InputError, UsageError
@@ -78,14 +78,26 @@ def resolve_node(args: argparse.Namespace) -> Node:
     return node
 
 
-def load_node(path: str) -> Node:
-    p = Path(path)
+def load_json_record(path: str, what: str, hint: str) -> Any:
+    """The JSON in the `what` file at `path` (a node record, a plan), or one line saying why it cannot be
+    read; `hint` says how to make a good one."""
     try:
-        data = json.loads(p.read_text())
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
     except FileNotFoundError:
-        raise InputError(f"no such hardware file: {path} (make one with `autoquant probe --save {path}`)") from None
+        raise InputError(f"no such {what} file: {path} ({hint})") from None
+    except IsADirectoryError:
+        raise InputError(f"{path} is a directory, not a {what} file ({hint})") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path} is not a {what} file: not UTF-8 JSON text ({hint})") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {what} file {path}: {exc.strerror or exc}") from None
+
+
+def load_node(path: str) -> Node:
+    data = load_json_record(path, "hardware", f"make one with `autoquant probe --save {path}`")
     if not isinstance(data, dict) or "gpus" not in data or "cpu" not in data:
         raise InputError(f"{path} is not a node record (expected the output of `autoquant probe --json`)")
     node = from_dict(Node, data)

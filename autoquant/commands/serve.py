@@ -24,16 +24,16 @@ from autoquant.argtypes import positive_float, positive_int
 from autoquant.commands._options import (
     add_hardware_options,
     add_workload_options,
+    load_json_record,
     parse_concurrency,
     resolve_node,
     resolve_workload,
 )
 from autoquant.errors import AutoquantError, InputError, RuleError, UsageError
 from autoquant.records import Candidate, Checkpoint, Plan, from_dict, to_dict
+from autoquant.records.plan import ENGINES
 
 ACCEPTS_EXTRA_ARGS = True
-
-ENGINES = ("vllm", "trtllm", "llamacpp")
 
 # vLLM flags autoquant reads itself (declared so their values are never taken for MODEL); dest -> flags
 _VLLM_OPTIONS: dict[str, tuple[str, ...]] = {
@@ -117,18 +117,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def take_model(args: argparse.Namespace) -> None:
-    """MODEL is the first leftover argument when it is not a flag (`vllm serve MODEL ...` order)."""
+    """MODEL is the first leftover argument when it is not a flag (`vllm serve MODEL ...` order). With no
+    MODEL, a bare token that cannot be a flag's value (after a boolean flag, or after `--flag=value`) is a
+    model given out of place: refused, not served as the demo with the token passed to the engine."""
     extra = list(getattr(args, "extra_args", []) or [])
     if extra and not extra[0].startswith("-"):
         if args.model:
             raise UsageError(f"two models given: {args.model} and {extra[0]}")
         args.model = extra.pop(0)
+    elif not args.model:
+        stray = _stray_token(extra)
+        if stray is not None:
+            raise UsageError(f"{stray!r} is not the value of a flag: put MODEL first, as with vllm serve: "
+                             "autoquant serve MODEL [flags]")
     args.extra_args = extra
+
+
+def _stray_token(extra: list[str]) -> str | None:
+    """The first bare token that follows a flag which takes no value (boolean, or `--flag=value`)."""
+    from autoquant.data import load
+    from autoquant.launchers.flags import is_number
+
+    rules = load("engines_flags")["vllm"]
+    booleans, prefixes = set(rules["boolean_flags"]), tuple(rules["boolean_prefixes"])
+    previous_takes_value = False
+    for token in extra:
+        if token.startswith("-") and not is_number(token):
+            name, eq, _ = token.partition("=")
+            previous_takes_value = not eq and name not in booleans and not name.startswith(prefixes)
+            continue
+        if not previous_takes_value:
+            return token
+        previous_takes_value = False  # one value per flag
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
     take_model(args)
     apply_env(args, os.environ)
+    from autoquant.launchers.build import server_batch_cap
     from autoquant.launchers.flags import parse_human_int, split_passthrough
 
     if args.engine is not None and args.engine not in ENGINES:
@@ -169,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
     ordered = [chosen] + list(plan.alternatives)
     for c in ordered:
         _apply_pins(c, pins)
-        _server_batch_cap(c, pins)
+        server_batch_cap(c, pinned=pins.max_num_seqs is not None)
 
     def make_spec(candidate: Candidate):
         spec = build_spec(candidate, options, context["served_model"], context.get("threads"))
@@ -210,7 +237,7 @@ def apply_env(args: argparse.Namespace, environ: Mapping[str, str]) -> argparse.
     """Fill options the command line left unset from AUTOQUANT_* variables (flags win)."""
     for var, (attr, parse) in ENV_OPTIONS.items():
         raw = environ.get(var)
-        if raw is None or raw == "" or getattr(args, attr, None) not in (None, False):
+        if raw is None or raw == "" or getattr(args, attr, None) is not None:  # an explicit 0 is a value
             continue
         try:
             value = parse(raw)
@@ -219,6 +246,8 @@ def apply_env(args: argparse.Namespace, environ: Mapping[str, str]) -> argparse.
         setattr(args, attr, value)
     for var, attr in ENV_FLAGS.items():
         raw = environ.get(var, "").strip().lower()
+        if getattr(args, attr, False):
+            continue  # the flag was given
         if raw in ("1", "true", "yes", "on"):
             setattr(args, attr, True)
         elif raw not in ("", "0", "false", "no", "off"):
@@ -231,6 +260,12 @@ def apply_env(args: argparse.Namespace, environ: Mapping[str, str]) -> argparse.
 
         if use_case not in USE_CASES:
             raise UsageError(f"use case {use_case!r} is not one of {', '.join(USE_CASES)}")
+    objective = getattr(args, "objective", None)
+    if objective is not None:
+        from autoquant.records.workload import OBJECTIVES
+
+        if objective not in OBJECTIVES:
+            raise UsageError(f"objective {objective!r} is not one of {', '.join(OBJECTIVES)}")
     return args
 
 
@@ -251,6 +286,7 @@ def make_plan(args: argparse.Namespace, pins) -> tuple[Plan, str, dict]:
     from autoquant.launchers import cache
     from autoquant.launchers.llamacpp import threads_for
 
+    # threads for llama.cpp on this machine (affinity, cgroup quota, physical cores) on every path
     context: dict = {"threads": threads_for()}
     if args.plan:
         plan = _load_plan_file(args.plan)
@@ -268,10 +304,7 @@ def make_plan(args: argparse.Namespace, pins) -> tuple[Plan, str, dict]:
     described = bool(getattr(args, "hardware", None) or getattr(args, "gpu", None))
     key = None
     if not args.no_cache and not described:  # the cache is keyed by this node's hardware
-        key = cache.decision_key(
-            model, pins.as_kwargs(), to_dict(workload),
-            extra={"checkpoint": args.checkpoint, "runtime_q": args.allow_runtime_quantization},
-        )
+        key = decision_key(args, model, pins, workload)
         cached = cache.load_plan(key)
         if cached is not None and cached.chosen is not None:
             context["source"] = f"decision cache {key}"
@@ -284,6 +317,19 @@ def make_plan(args: argparse.Namespace, pins) -> tuple[Plan, str, dict]:
     if key is not None and plan.chosen is not None:
         cache.save_plan(key, plan)
     return plan, model, context
+
+
+def decision_key(args: argparse.Namespace, model: str, pins, workload, fingerprint: dict | None = None) -> str:
+    """The decision-cache key: everything that drives the plan, including what resolve_node applies to
+    the probed node (--nodes, --cpu-bandwidth, measuring or not)."""
+    from autoquant.launchers import cache
+
+    extra = {
+        "checkpoint": args.checkpoint, "runtime_q": args.allow_runtime_quantization,
+        "nodes": getattr(args, "nodes", None), "cpu_bandwidth": getattr(args, "cpu_bandwidth", None),
+        "measure": not getattr(args, "no_measure", False),
+    }
+    return cache.decision_key(model, pins.as_kwargs(), to_dict(workload), extra=extra, fingerprint=fingerprint)
 
 
 def plan_with_planner(model: str, node, workload, pins, args) -> Plan:
@@ -309,12 +355,6 @@ def _apply_pins(chosen: Candidate, pins) -> None:
 
 def _is_checkpoint(ckpt: Checkpoint | None, value: str) -> bool:
     return ckpt is not None and (ckpt.repo == value or value in ckpt.files)
-
-
-def _server_batch_cap(c: Candidate, pins) -> None:
-    from autoquant.launchers.build import server_batch_cap
-
-    server_batch_cap(c, pinned=pins.max_num_seqs is not None)
 
 
 def plan_demo(args: argparse.Namespace, pins) -> tuple[Plan, str]:
@@ -346,11 +386,7 @@ def demo_plan(pins) -> Plan:
     from autoquant.launchers import cache
     from autoquant.launchers.llamacpp import DEMO_MODEL_ID, DEMO_PACKAGE
 
-    if pins.engine not in (None, "llamacpp"):
-        raise UsageError(f"the demo model (no MODEL given) runs on llama.cpp, not {pins.engine}: give a MODEL")
-    if pins.method not in (None, "gguf-q4_k_m"):
-        raise UsageError(f"the demo model is gguf-q4_k_m, not {pins.method}: give a MODEL")
-    gpus = len(cache.hardware_fingerprint()["gpus"])
+    gpus = len(cache.visible_gpus())  # plan_demo checked the pins; CUDA_VISIBLE_DEVICES applied
     ckpt = Checkpoint(repo=f"pkg:{DEMO_PACKAGE}", method="gguf-q4_k_m", source="package", verified=True,
                       reason="demo model package (sha256 checked on assembly)")
     from autoquant.records import Memory
@@ -375,13 +411,7 @@ def _demo_name() -> str:
 
 
 def _load_plan_file(path: str) -> Plan:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except FileNotFoundError:
-        raise InputError(f"no such plan file: {path} (make one with `autoquant plan MODEL --json > {path}`)") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    data = load_json_record(path, "plan", f"make one with `autoquant plan MODEL --json > {path}`")
     if isinstance(data, dict) and "plan" in data and "chosen" not in data:
         data = data["plan"]  # the output of `serve --dry-run --json`
     if not isinstance(data, dict) or "chosen" not in data:
@@ -402,26 +432,10 @@ def _explicit_checkpoint(value: str, chosen: Candidate) -> Checkpoint:
 
 # -- launching -------------------------------------------------------------------------------------------
 def build_spec(candidate: Candidate, options, model: str, threads: int | None = None):
+    """launchers.build.build, which also redacts the environment's and the passthrough's secrets."""
     from autoquant.launchers.build import build
 
-    spec = build(candidate, options, model, threads=threads)
-    spec.secrets += secret_values(options.passthrough, os.environ)
-    return spec
-
-
-def secret_values(passthrough: list[str], environ: Mapping[str, str]) -> list[str]:
-    """Values never to print: tokens from the environment, values of token/key/password flags."""
-    from autoquant.launchers.base import SECRET_ENV
-
-    found = [environ[k] for k in SECRET_ENV if environ.get(k)]
-    for i, token in enumerate(passthrough):
-        name, eq, value = token.partition("=")
-        if name.startswith("-") and any(w in name.lower() for w in ("token", "key", "password", "secret")):
-            if eq and value:
-                found.append(value)
-            elif i + 1 < len(passthrough) and not passthrough[i + 1].startswith("-"):
-                found.append(passthrough[i + 1])
-    return found
+    return build(candidate, options, model, threads=threads)
 
 
 def label(c: Candidate) -> str:

@@ -51,7 +51,7 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
                 return _convert(arg, value, where)
             except (RecordError, TypeError, ValueError) as exc:
                 errors.append(str(exc))
-        raise RecordError(f"{where}: {value!r} matches none of {tp}")
+        raise RecordError(f"{where}: {value!r} matches none of {tp} ({'; '.join(errors)})")
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise RecordError(f"{where}: expected an object, got {type(value).__name__}")

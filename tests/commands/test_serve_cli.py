@@ -10,6 +10,7 @@ import pytest
 
 from autoquant.cli import main
 from autoquant.commands import serve
+from autoquant.launchers.build import server_batch_cap
 from autoquant.records import Candidate, Checkpoint, Memory, Plan, to_dict
 
 
@@ -213,7 +214,86 @@ def test_server_batch_cap(engine, running, expected):
                   max_concurrency=5000, concurrency=4, ttft_ms=1.0, tpot_ms=1.0, output_tokens_per_s=1.0,
                   per_request_tokens_per_s=1.0, ppl_delta=0.0, cost_per_million_tokens=None,
                   regime="bandwidth_bound", max_num_seqs=4, max_running=running)
-    serve._server_batch_cap(c, argparse.Namespace(max_num_seqs=None))
+    server_batch_cap(c, pinned=False)
     assert c.max_num_seqs == expected
-    serve._server_batch_cap(c, argparse.Namespace(max_num_seqs=4))
+    server_batch_cap(c, pinned=True)
     assert c.max_num_seqs == expected  # pinned: untouched
+
+
+# --- review fixes ---------------------------------------------------------------------------------------
+
+
+def _serve_args(*argv):
+    from autoquant.cli import build_parser
+
+    args, extra = build_parser("serve").parse_known_args(["serve", *argv])
+    args.extra_args = extra
+    return args
+
+
+def test_decision_key_covers_what_resolve_node_applies():
+    # --nodes and --cpu-bandwidth change the node the planner sees, so they must change the cache key.
+    from autoquant.launchers.flags import Pins
+    from autoquant.records import Workload
+
+    fp = {"gpus": ["NVIDIA H100 80GB HBM3"], "cpu": "x"}
+    key = serve.decision_key(_serve_args("m"), "m", Pins(), Workload(), fingerprint=fp)
+    assert key == serve.decision_key(_serve_args("m"), "m", Pins(), Workload(), fingerprint=fp)
+    assert key != serve.decision_key(_serve_args("m", "--nodes", "2"), "m", Pins(), Workload(), fingerprint=fp)
+    assert key != serve.decision_key(_serve_args("m", "--cpu-bandwidth", "80"), "m", Pins(), Workload(),
+                                     fingerprint=fp)
+
+
+def test_model_after_a_boolean_flag_is_an_error_not_the_demo(capsys):
+    assert main(["serve", "--enable-prefix-caching", "Qwen/Qwen2.5-0.5B", "--dry-run"]) == 2
+    line = _err_line(capsys)
+    assert "'Qwen/Qwen2.5-0.5B'" in line and "put MODEL first, as with vllm serve: autoquant serve MODEL" in line
+
+
+def test_model_after_an_inline_flag_value_is_an_error(capsys):
+    assert main(["serve", "--max-loras=4", "Qwen/Qwen2.5-0.5B", "--dry-run"]) == 2
+    assert "put MODEL first" in _err_line(capsys)
+
+
+def test_a_flag_value_is_not_taken_for_a_stray_model():
+    args = _serve_args("--block-size", "16", "--enforce-eager")
+    serve.take_model(args)
+    assert args.model is None and args.extra_args == ["--block-size", "16", "--enforce-eager"]
+
+
+def test_explicit_zero_max_retries_beats_the_environment():
+    args = _serve_args("m", "--max-retries", "0")
+    serve.apply_env(args, {"AUTOQUANT_MAX_RETRIES": "3"})
+    assert args.max_retries == 0
+    unset = serve.apply_env(_serve_args("m"), {"AUTOQUANT_MAX_RETRIES": "3"})
+    assert unset.max_retries == 3
+
+
+def test_bad_objective_in_the_environment_is_one_line(capsys, monkeypatch):
+    monkeypatch.setenv("AUTOQUANT_OBJECTIVE", "foo")
+    assert main(["serve", "org/model", "--dry-run"]) == 2
+    line = _err_line(capsys)
+    assert line.startswith("autoquant: error: objective 'foo' is not one of") and "balanced" in line
+
+
+def test_binary_plan_file_is_one_line(capsys, tmp_path):
+    bad = tmp_path / "plan.bin"
+    bad.write_bytes(b"\xff\xfe\x00\x81binary")
+    assert main(["serve", "--plan", str(bad), "--dry-run"]) == 2
+    assert _err_line(capsys) == (f"autoquant: error: {bad} is not a plan file: not UTF-8 JSON text "
+                                 f"(make one with `autoquant plan MODEL --json > {bad}`)")
+
+
+def test_plan_file_that_is_a_directory_is_one_line(capsys, tmp_path):
+    assert main(["serve", "--plan", str(tmp_path), "--dry-run"]) == 2
+    assert f"{tmp_path} is a directory, not a plan file" in _err_line(capsys)
+
+
+def test_demo_plan_counts_gpus_honouring_cuda_visible_devices(monkeypatch):
+    # /proc/driver/nvidia is faked (the outermost boundary): two GPUs, CUDA_VISIBLE_DEVICES shows none.
+    from autoquant.launchers import cache
+    from autoquant.launchers.flags import Pins
+
+    monkeypatch.setattr(cache, "visible_gpus", lambda environ=None, root=None: [])
+    plan = serve.demo_plan(Pins())
+    assert plan.chosen.gpus == 0 and plan.chosen.gpu == "cpu" and plan.chosen.n_gpu_layers == 0

@@ -180,29 +180,40 @@ def test_measurements_are_cached_per_machine(tmp_path):
         return 400.0
 
     cpu = CPUInfo(model="Test CPU", logical_cores=8)
-    assert measured(cpu, "h1", env, bandwidth=bw, matmul=mm) == []
+    assert measured(cpu, env, bandwidth=bw, matmul=mm) == []
     assert (cpu.memory_bandwidth_gbps, cpu.memory_bandwidth_source) == (50.0, "measured")
     assert (cpu.matmul_gflops, cpu.matmul_gflops_source) == (400.0, "measured")
     again = CPUInfo(model="Test CPU", logical_cores=8)
-    measured(again, "h1", env, bandwidth=bw, matmul=mm)
+    measured(again, env, bandwidth=bw, matmul=mm)
     assert again.memory_bandwidth_gbps == 50.0 and runs == ["bw", "mm"]  # second probe: from the cache
-    other = CPUInfo(model="Test CPU", logical_cores=8)
-    measured(other, "h2", env, bandwidth=bw, matmul=mm)  # another host: measured again
+    other = CPUInfo(model="Other CPU", logical_cores=8)
+    measured(other, env, bandwidth=bw, matmul=mm)  # another CPU model: measured again
     assert runs == ["bw", "mm", "bw", "mm"]
     cache = json.loads((tmp_path / "cpu.json").read_text())
-    assert set(cache) == {"Test CPU|8|h1", "Test CPU|8|h2"}
+    assert set(cache) == {"Test CPU|8", "Other CPU|8"}
     # --no-measure still uses what is cached
     cached = CPUInfo(model="Test CPU", logical_cores=8)
-    assert measured(cached, "h1", env, measure=False, bandwidth=bw, matmul=mm) == []
+    assert measured(cached, env, measure=False, bandwidth=bw, matmul=mm) == []
     assert cached.matmul_gflops == 400.0 and len(runs) == 4
+
+
+def test_measurement_cache_is_shared_by_hosts_with_the_same_cpu(tmp_path, env, probe_kwargs, fake_pynvml, machines):
+    # A new pod (another hostname) on the same CPU model reuses the measurement instead of re-running it.
+    runs = []
+    kwargs = {**probe_kwargs, "measure": True, "bandwidth": lambda: runs.append("bw") or 42.0,
+              "matmul": lambda: runs.append("mm") or 420.0}
+    first = probe(env, fake_pynvml.make_nvml(machines.library_missing()), **{**kwargs, "hostname": "pod-a"})
+    second = probe(env, fake_pynvml.make_nvml(machines.library_missing()), **{**kwargs, "hostname": "pod-b"})
+    assert first.cpu.matmul_gflops == second.cpu.matmul_gflops == 420.0
+    assert runs == ["bw", "mm"]
 
 
 def test_corrupt_cache_is_remeasured(tmp_path):
     (tmp_path / "cpu.json").write_text("{not json")
     cpu = CPUInfo(model="X", logical_cores=1)
-    measured(cpu, "h", {"AUTOQUANT_CACHE_DIR": str(tmp_path)}, bandwidth=lambda: 10.0, matmul=lambda: 20.0)
+    measured(cpu, {"AUTOQUANT_CACHE_DIR": str(tmp_path)}, bandwidth=lambda: 10.0, matmul=lambda: 20.0)
     assert cpu.memory_bandwidth_gbps == 10.0
-    assert json.loads((tmp_path / "cpu.json").read_text())["X|1|h"]["matmul_gflops"] == 20.0
+    assert json.loads((tmp_path / "cpu.json").read_text())["X|1"]["matmul_gflops"] == 20.0
 
 
 def test_real_measurement_with_small_arrays():
@@ -229,3 +240,43 @@ def test_probe_cpu_without_psutil_uses_os_cpu_count(roots, monkeypatch):
     cpu, notes = probe_cpu(root=roots / "x86-cgroup-v2")
     assert cpu.logical_cores == os.cpu_count() and cpu.physical_cores is None
     assert any("psutil not installed" in n for n in notes)
+
+
+def test_missing_psutil_is_noted_once(env, probe_kwargs, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_psutil(name, *args, **kwargs):
+        if name == "psutil":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_psutil)
+    node = probe(env, None, **{**probe_kwargs, "psutil_mod": None})
+    assert sum("psutil not installed" in n for n in node.notes) == 1
+
+
+def test_mac_brand_string_is_read_once(env, probe_kwargs):
+    calls = []
+
+    def counting_run(argv):
+        calls.append(tuple(argv))
+        return MAC_ANSWERS.get(tuple(argv))
+
+    node = probe(env, None, **{**probe_kwargs, "system": "Darwin", "machine": "arm64", "run": counting_run})
+    assert node.apple.chip == "Apple M2 Max" == node.cpu.model
+    assert calls.count(("sysctl", "-n", "machdep.cpu.brand_string")) == 1
+
+
+def test_free_bytes_walks_up_to_an_existing_directory(tmp_path):
+    from autoquant.probes.hardware import free_bytes
+
+    assert free_bytes(tmp_path / "not" / "yet") == free_bytes(tmp_path) > 0
+
+
+def test_sm_count_from_cores_uses_cuda_data():
+    from autoquant.data import load
+    from autoquant.probes.nvml import _cores_per_sm
+
+    assert _cores_per_sm()["9.0"] == load("cuda")["fp32_cores_per_sm"]["9.0"] == 128
