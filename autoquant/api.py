@@ -30,20 +30,21 @@ def plan_model(
     offline: bool | None = None,
     resolve_checkpoints: bool = True,
     notify: Callable[[str], None] | None = None,
+    memory_fraction: float | None = None,
+    ruled_out: dict[str, str] | None = None,
 ) -> Plan:
-    """The plan for `model` on `node`: only methods with a checkpoint it can get survive (unless
-    `resolve_checkpoints` is False, e.g. for what-if planning), each chosen candidate names it."""
+    """The plan for `model` on `node`: only (engine, method) pairs with a checkpoint that engine can load
+    survive (unless `resolve_checkpoints` is False, e.g. for what-if planning); each chosen candidate names it."""
     from autoquant.planner import plan
 
     checkpoints = None
     if resolve_checkpoints:
-        checkpoints = available_checkpoints(
-            model, node, method=method, engine=engine, tp=tp, checkpoint=checkpoint,
-            allow_runtime_quantization=allow_runtime_quantization, offline=offline, notify=notify,
-        )
+        checkpoints = available_checkpoints(model, node, method=method, engine=engine, tp=tp, checkpoint=checkpoint,
+                                            offline=offline, notify=notify)
     return plan(model, node, workload, engine=engine, method=method, tp=tp, pp=pp, kv_cache_dtype=kv_cache_dtype,
                 checkpoints=checkpoints, allow_runtime_quantization=allow_runtime_quantization,
-                calibration=calibration, max_model_len=max_model_len, max_num_seqs=max_num_seqs)
+                calibration=calibration, max_model_len=max_model_len, max_num_seqs=max_num_seqs,
+                memory_fraction=memory_fraction, ruled_out=ruled_out)
 
 
 def available_checkpoints(
@@ -54,19 +55,18 @@ def available_checkpoints(
     engine: str | None = None,
     tp: int | None = None,
     checkpoint: str | None = None,
-    allow_runtime_quantization: bool = False,
     offline: bool | None = None,
     notify: Callable[[str], None] | None = None,
 ) -> dict:
-    """method -> the verified Checkpoint the planner may use, or None (the planner then rejects the
-    method with the way to make one)."""
+    """method -> the checkpoints the planner may use, best first, each with its per-engine verdicts (empty:
+    the planner rejects the method with the way to make one)."""
     from autoquant.checkpoints import resolve_for_plan
     from autoquant.checkpoints.resolve import known_methods
 
     methods = [method] if method else known_methods()
     return resolve_for_plan(
         model, methods, node=node, client=None, offline=offline, checkpoint=checkpoint, engine=engine,
-        tp=tp or 1, allow_runtime_quantization=allow_runtime_quantization, notify=notify,
+        tp=tp or 1, notify=notify,
     )
 
 

@@ -258,6 +258,7 @@ def _compressed_tensors(qc: Mapping[str, Any], where: str) -> QuantSpec:
         act_order=None if actorder is None else actorder not in (False, "none", "None", "static"),
         dynamic_act=_opt_bool(acts.get("dynamic"), "dynamic", where) if acts else None,
         weight_block_size=list(block) if strategy == "block" and isinstance(block, list) else None,
+        weight_strategy=strategy or None,
         kv_cache=kv_name,
         ignore=_str_list(qc.get("ignore"), "ignore", where),
         format=fmt or None,
@@ -310,28 +311,29 @@ PARSERS: dict[str, Callable[[Mapping[str, Any], str], QuantSpec]] = {
 
 def gguf_type_name(file_type: int) -> str:
     """llama.cpp's name for a `general.file_type` value (gguf.LlamaFileType), e.g. 15 -> 'Q4_K_M'."""
-    import gguf  # light: numpy only; imported here so parsing JSON configs never needs it
+    from autoquant.gguf.types import file_type_name  # a table: no `gguf` package, no numpy
 
     try:
-        name = gguf.LlamaFileType(int(file_type)).name
-    except ValueError as exc:
-        raise InputError(f"GGUF general.file_type {file_type!r} is not a llama.cpp file type") from exc
-    for prefix in ("MOSTLY_", "ALL_"):
-        name = name.removeprefix(prefix)
+        name = file_type_name(int(file_type))
+    except (TypeError, ValueError):
+        name = None
+    if name is None:
+        raise InputError(f"GGUF general.file_type {file_type!r} is not a llama.cpp file type")
     return name
 
 
 def nominal_gguf_bits(type_name: str) -> float:
-    """Bits per weight of the file type's main tensor type, from gguf.GGML_QUANT_SIZES (block, bytes)."""
-    import gguf
+    """Bits per weight of the file type's main tensor type, from gguf.GGML_QUANT_SIZES (block, bytes)
+    as tabulated in autoquant.gguf.types."""
+    from autoquant.gguf.types import GGML_TYPE_BY_NAME
 
     parts = type_name.upper().split("_")
     candidates = [type_name.upper(), "_".join(parts[:-1]), "_".join(parts[:-1] + ["S"])]
     for name in candidates:
-        member = gguf.GGMLQuantizationType.__members__.get(name)
-        if member is not None:
-            block, size = gguf.GGML_QUANT_SIZES[member]
-            return 8.0 * size / block
+        size = GGML_TYPE_BY_NAME.get(name)
+        if size is not None:
+            block, nbytes = size
+            return 8.0 * nbytes / block
     return 0.0
 
 

@@ -12,9 +12,7 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from autoquant.records.plan import ENGINES
-
-__all__ = ["ENGINES", "REDACTED", "SECRET_ENV", "LaunchSpec", "ServeOptions", "engine_binary", "is_secret_name",
+__all__ = ["REDACTED", "SECRET_ENV", "LaunchSpec", "ServeOptions", "engine_binary", "is_secret_name",
            "secret_values", "served_names"]
 
 REDACTED = "***"
@@ -35,7 +33,8 @@ class ServeOptions:
     api_key: str | None = None
     dtype: str | None = None
     gpu_memory_utilization: float | None = None
-    passthrough: list[str] = field(default_factory=list)  # flags for the engine, untouched
+    passthrough: list[str] = field(default_factory=list)  # flags autoquant does not read, untouched
+    user_args: list[str] = field(default_factory=list)  # every engine flag the user gave, as given (vLLM: verbatim)
     unmapped_quantization: str | None = None  # a vLLM --quantization value with no autoquant method
     pinned: set[str] = field(default_factory=set)  # planner pins the user gave (their flags must be honoured)
 

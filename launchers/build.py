@@ -1,28 +1,67 @@
-"""Dispatch: the LaunchSpec for a candidate, from the launcher of its engine."""
+"""Dispatch: the LaunchSpec for a candidate, from the launcher module its engine spec names.
+
+Before any launcher runs, the user's flags are checked against the engine's spec (autoquant.engines.flags):
+one place says "--x has no <engine> equivalent", for a plan made here or loaded from a file.
+"""
 
 from __future__ import annotations
 
-from autoquant.errors import UsageError
+import importlib
+
+from autoquant.engines.compat import check_kv
+from autoquant.engines.flags import honour, translate
+from autoquant.engines.spec import EngineSpec
+from autoquant.errors import RuleError, UsageError
 from autoquant.records import Candidate
 
-from .base import ENGINES, LaunchSpec, ServeOptions, secret_values
+from .base import LaunchSpec, ServeOptions, secret_values
+from .flags import classify_tokens, native_option_lists
+
+
+def launcher_module(spec: EngineSpec):
+    return importlib.import_module(f"autoquant.launchers.{spec.flags.get('launcher', spec.id)}")
 
 
 def build(candidate: Candidate, options: ServeOptions, model: str, threads: int | None = None) -> LaunchSpec:
     """argv + env for `candidate` (nothing is started). `model` is the name clients ask for. The spec
     redacts, wherever it is printed, secrets from the environment and the values of secret passthrough flags."""
-    from . import llamacpp, trtllm, vllm
+    from autoquant.facts import default_facts
 
-    if candidate.engine == "vllm":
-        spec = vllm.build(candidate, options, model)
-    elif candidate.engine == "trtllm":
-        spec = trtllm.build(candidate, options, model)
-    elif candidate.engine == "llamacpp":
-        spec = llamacpp.build(candidate, options, model, threads=threads)
-    else:
-        raise UsageError(f"unknown engine {candidate.engine!r} in the plan: choose one of {', '.join(ENGINES)}")
-    spec.secrets += [s for s in secret_values(options.passthrough) if s not in spec.secrets]
-    return spec
+    facts = default_facts()
+    if candidate.engine not in facts.engines:
+        raise UsageError(f"unknown engine {candidate.engine!r} in the plan: choose one of {', '.join(facts.engines)}")
+    spec = facts.engine(candidate.engine)
+    launch = launcher_module(spec).build(candidate, options, model, threads=threads)
+    launch.secrets += [s for s in secret_values(options.user_args or options.passthrough) if s not in launch.secrets]
+    return launch
+
+
+def check_launch(spec: EngineSpec, candidate: Candidate, options: ServeOptions, version: str | None,
+                 flavor: str | None = None) -> None:
+    """What every launcher checks first, with the engine spec's rules: the user's flags (each carried,
+    translated or meaningless there), load-time quantization, the KV-cache dtype."""
+    args, _ = classify_tokens(list(options.user_args or options.passthrough))
+    ok, why = honour(spec, args, version, flavor, native_option_lists().get(spec.id, ()))
+    if not ok:
+        hint = "" if spec.flags.get("options") == "vllm" else (
+            f" ({spec.label} was chosen; pass --engine vllm to keep vLLM flags, or use {spec.label}'s own option)")
+        raise UsageError(f"{why}{hint}")
+    if candidate.checkpoint and candidate.checkpoint.runtime_quantization \
+            and not spec.quantizes_at_load(candidate.method):
+        raise RuleError(spec.no_quantize_at_load)
+    kv = check_kv(spec, candidate.kv_cache_dtype or spec.kv_default, None)
+    if not kv.ok:
+        raise UsageError(kv.reason)
+
+
+def translated_passthrough(spec: EngineSpec, options: ServeOptions, version: str | None,
+                           flavor: str | None = None) -> tuple[list[str], list[str]]:
+    """The user's flags autoquant does not read, in the engine's own spelling, and notes on any dropped."""
+    args, _ = classify_tokens(list(options.passthrough))
+    try:
+        return translate(spec, args, version, flavor, native_option_lists().get(spec.id, ()))
+    except ValueError as exc:
+        raise UsageError(f"{exc} ({spec.label} was chosen; pass --engine vllm to keep vLLM flags)") from None
 
 
 def server_batch_cap(candidate: Candidate, pinned: bool) -> None:
@@ -31,5 +70,8 @@ def server_batch_cap(candidate: Candidate, pinned: bool) -> None:
     pinned --max-num-seqs it admits `max_running`: up to max_concurrency (the KV room), but no more than the
     engine's default batch cap, which the plan's memory budget (sampler logits, activations) assumes.
     llama.cpp keeps M: each -np slot takes its share of n_ctx."""
-    if not pinned and candidate.engine in ("vllm", "trtllm") and candidate.max_running > candidate.max_num_seqs:
+    from autoquant.facts import default_facts
+
+    spec = default_facts().engines.get(candidate.engine)
+    if not pinned and spec is not None and spec.tensor_parallel and candidate.max_running > candidate.max_num_seqs:
         candidate.max_num_seqs = candidate.max_running

@@ -59,7 +59,9 @@ def hardware_fingerprint(environ: Mapping[str, str] | None = None, root: Path = 
 
 
 def engine_versions() -> dict[str, str | None]:
-    return {e: versions.engine_version(e) for e in versions.DISTRIBUTIONS}
+    from autoquant.facts import default_facts
+
+    return {e: versions.engine_version(e) for e in default_facts().engines}
 
 
 def decision_key(model: str, pins: dict, workload: dict, extra: dict | None = None,

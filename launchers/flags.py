@@ -1,42 +1,29 @@
-"""vLLM-style flags given to `autoquant serve`: pins for the planner, common options, and the rest.
+"""The user's `vllm serve` flags, read once: planner pins, the options every engine carries, and the rest.
 
-`autoquant serve MODEL --port 8000 -tp 4 --enable-prefix-caching` is a drop-in for `vllm serve`. Flags that
-pin a decision (quantization, parallelism, KV-cache dtype, context length, dtype, memory fraction, batch)
-are taken out of the passthrough and become planner constraints, so the launcher emits the planner's
-consistent value once instead of fighting it. Host, port, served name and API key become `ServeOptions`,
-translated per engine. Everything else is passed through untouched.
+`autoquant serve MODEL --port 8000 -tp 4 --enable-prefix-caching` is a drop-in for `vllm serve`. Every token
+is classified against vLLM's own option schema (autoquant/data/engine_options/vllm-*.yaml, generated from its
+parser) by autoquant.engines.flags. The flags in READ_FLAGS pin a decision (quantization, parallelism,
+KV-cache dtype, context length, batch) or name something every engine must carry (host, port, served name,
+API key, dtype, memory fraction): they are read into `Pins` and `ServeOptions`. Every flag also stays, as
+given, in `ServeOptions.user_args`, which the vLLM launcher passes through verbatim; other engines get the
+translations in their spec (engines.yaml `flags`).
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from autoquant.argtypes import positive_int
+from autoquant.engines.flags import Arg, OptionList, classify, is_number, option_list
 from autoquant.errors import UsageError
+from autoquant.facts import option_data
 
 from .base import ServeOptions
 
-# canonical flag -> aliases (vLLM spellings; `--flag=value` is accepted for each)
-_VALUE_FLAGS = {
-    "--quantization": ("-q",),
-    "--tensor-parallel-size": ("-tp",),
-    "--pipeline-parallel-size": ("-pp",),
-    "--kv-cache-dtype": (),
-    "--max-model-len": (),
-    "--dtype": (),
-    "--gpu-memory-utilization": (),
-    "--max-num-seqs": (),
-    "--host": (),
-    "--port": (),
-    "--api-key": (),
-}
-# nargs="+" in vLLM: every following token up to the next flag
-_MULTI_FLAGS = {"--served-model-name": ()}
-
-def _rules() -> dict:
-    from autoquant.data import load
-
-    return load("engines_flags")["vllm"]
+__all__ = ["READ_FLAGS", "Pins", "classify_tokens", "flag_names", "is_number", "parse_human_int",
+           "split_passthrough", "vllm_options"]
 
 
 @dataclass
@@ -50,92 +37,157 @@ class Pins:
     kv_cache_dtype: str | None = None
     max_model_len: int | None = None
     max_num_seqs: int | None = None
+    memory_fraction: float | None = None
     sources: dict[str, str] = field(default_factory=dict)  # pin -> the flag it came from
 
     def as_kwargs(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != "sources" and v is not None}
 
 
-def split_passthrough(extra: list[str]) -> tuple[Pins, ServeOptions]:
-    """Parse pinning and common flags out of `extra` (vLLM spellings); the rest stays in order."""
+@functools.cache  # the option lists are immutable data: built once per process
+def vllm_options(version: str | None = None) -> OptionList:
+    return option_list(option_data("vllm", version))
+
+
+@functools.cache
+def native_option_lists() -> dict[str, list[OptionList]]:
+    """engine -> its own option lists (flavors included), for the engines whose options are not vLLM's."""
+    from autoquant.facts import default_facts, option_list_names
+
+    from . import versions
+
+    out: dict[str, list[OptionList]] = {}
+    for eid, spec in default_facts().engines.items():
+        name = spec.flags.get("options")
+        if not name or name == "vllm" or name not in option_list_names():
+            continue
+        # the list of the installed version (the newest shipped at or below it), else the assumed one
+        data = option_data(str(name), versions.engine_version(eid) or spec.flags.get("assumed_version"))
+        flavors = list(data.get("flavors") or {})
+        out[eid] = [option_list(data, f) for f in flavors] if flavors else [option_list(data)]
+    return out
+
+
+def classify_tokens(tokens: Sequence[str]) -> tuple[list[Arg], list[str]]:
+    return classify(tokens, vllm_options(), native_option_lists())
+
+
+def _rules() -> Mapping:
+    from autoquant.facts import default_facts
+
+    return default_facts().engine("vllm").flags
+
+
+# --- the flags autoquant reads -----------------------------------------------------------------------------
+
+Reader = Callable[[Arg, Pins, ServeOptions], None]
+
+
+def _quantization(arg: Arg, pins: Pins, opts: ServeOptions) -> None:
+    q = (arg.value or "").strip().lower()
+    to_method = _rules()["quantization_to_method"]
+    if q in to_method:
+        if to_method[q]:
+            _pin(pins, "method", to_method[q], arg.given)
+    else:
+        # a vLLM method autoquant does not model: kept verbatim, which only vLLM understands
+        opts.unmapped_quantization = arg.value
+        _pin(pins, "engine", "vllm", arg.given)
+
+
+def _dtype(arg: Arg, pins: Pins, opts: ServeOptions) -> None:
+    choices = arg.option.choices if arg.option else ()
+    if choices and arg.value not in choices:
+        raise UsageError(f"--dtype must be one of {', '.join(choices)}, not {arg.value!r}")
+    opts.dtype = arg.value
+
+
+def _memory_fraction(arg: Arg, pins: Pins, opts: ServeOptions) -> None:
+    try:
+        frac = float(arg.value or "")
+    except ValueError:
+        frac = -1.0
+    if not 0 < frac <= 1:
+        raise UsageError(f"--gpu-memory-utilization must be a fraction in (0, 1], not {arg.value!r}")
+    opts.gpu_memory_utilization = frac
+    _pin(pins, "memory_fraction", frac, arg.given)
+
+
+def _port(arg: Arg, pins: Pins, opts: ServeOptions) -> None:
+    port = positive_int(arg.value or "", arg.given)
+    if not 0 < port < 65536:
+        raise UsageError(f"--port must be 1-65535, not {arg.value}")
+    opts.port = port
+
+
+def _set(attr: str) -> Reader:
+    def read(arg: Arg, pins: Pins, opts: ServeOptions) -> None:
+        setattr(opts, attr, arg.value)
+    return read
+
+
+def _pinner(name: str, parse: Callable[[str, str], object]) -> Reader:
+    def read(arg: Arg, pins: Pins, opts: ServeOptions) -> None:
+        _pin(pins, name, parse(arg.value or "", arg.given), arg.given)
+    return read
+
+
+def _served_names(arg: Arg, pins: Pins, opts: ServeOptions) -> None:
+    opts.served_model_name = list(arg.values)
+
+
+def _kv(value: str, flag: str) -> str:
+    return value
+
+
+def _human(value: str, flag: str) -> int:
+    return parse_human_int(flag, value)
+
+
+# canonical vLLM flag -> what reading it does. Each engine's spec says how it carries these (engines.yaml
+# flags.translate `via: plan`: from the plan or ServeOptions, in its own spelling).
+READ_FLAGS: dict[str, Reader] = {
+    "--quantization": _quantization,
+    "--tensor-parallel-size": _pinner("tp", positive_int),
+    "--pipeline-parallel-size": _pinner("pp", positive_int),
+    "--kv-cache-dtype": _pinner("kv_cache_dtype", _kv),
+    "--max-model-len": _pinner("max_model_len", _human),
+    "--max-num-seqs": _pinner("max_num_seqs", positive_int),
+    "--dtype": _dtype,
+    "--gpu-memory-utilization": _memory_fraction,
+    "--host": _set("host"),
+    "--port": _port,
+    "--api-key": _set("api_key"),
+    "--served-model-name": _served_names,
+}
+
+
+def split_passthrough(tokens: Sequence[str]) -> tuple[Pins, ServeOptions]:
+    """Read pins and common options out of the user's engine flags. `user_args` keeps every token as given;
+    `passthrough` keeps the flags autoquant does not read, in order (for engines that translate them)."""
+    args, bare = classify_tokens(list(tokens))
+    return read_args(args, bare)
+
+
+def read_args(args: Sequence[Arg], bare: Sequence[str] = ()) -> tuple[Pins, ServeOptions]:
+    if bare:
+        raise UsageError(f"{bare[0]!r} is not the value of a flag (one MODEL, given first as with vllm serve)")
     pins, opts = Pins(), ServeOptions()
     rest: list[str] = []
-    lookup = {a: c for c, aliases in _VALUE_FLAGS.items() for a in (c, *aliases)}
-    multi = {a: c for c, aliases in _MULTI_FLAGS.items() for a in (c, *aliases)}
-    i = 0
-    while i < len(extra):
-        token = extra[i]
-        name, eq, inline = token.partition("=") if token.startswith("-") else (token, "", "")
-        if name in lookup:
-            flag = lookup[name]
-            if eq:
-                value = inline
-            elif i + 1 < len(extra):
-                i += 1
-                value = extra[i]
-            else:
-                raise UsageError(f"{name} needs a value")
-            _apply(flag, name, value, pins, opts)
-        elif name in multi:
-            values = [inline] if eq else []
-            while not eq and i + 1 < len(extra) and not extra[i + 1].startswith("-"):
-                i += 1
-                values.append(extra[i])
-            if not values:
-                raise UsageError(f"{name} needs at least one name")
-            opts.served_model_name = values
-        else:
-            rest.append(token)
-        i += 1
+    user: list[str] = []
+    for arg in args:
+        user.extend(arg.tokens)
+        reader = READ_FLAGS.get(arg.name) if arg.option is not None else None
+        if reader is None:
+            rest.extend(arg.tokens)
+            continue
+        if not arg.values or (arg.option and arg.option.takes_value and arg.values == ("",)):
+            raise UsageError(f"{arg.given} needs a value")
+        reader(arg, pins, opts)
     opts.passthrough = rest
+    opts.user_args = user
     opts.pinned = set(pins.sources)
     return pins, opts
-
-
-def _apply(flag: str, given: str, value: str, pins: Pins, opts: ServeOptions) -> None:
-    if flag == "--quantization":
-        q = value.strip().lower()
-        to_method = _rules()["quantization_to_method"]
-        if q in to_method:
-            method = to_method[q]
-            if method:
-                _pin(pins, "method", method, given)
-        else:
-            # a vLLM method autoquant does not model: keep it verbatim, which only vLLM understands
-            opts.unmapped_quantization = value
-            _pin(pins, "engine", "vllm", given)
-    elif flag == "--tensor-parallel-size":
-        _pin(pins, "tp", positive_int(value, given), given)
-    elif flag == "--pipeline-parallel-size":
-        _pin(pins, "pp", positive_int(value, given), given)
-    elif flag == "--kv-cache-dtype":
-        _pin(pins, "kv_cache_dtype", value, given)
-    elif flag == "--max-model-len":
-        _pin(pins, "max_model_len", parse_human_int(given, value), given)
-    elif flag == "--max-num-seqs":
-        _pin(pins, "max_num_seqs", positive_int(value, given), given)
-    elif flag == "--dtype":
-        dtypes = _rules()["dtypes"]
-        if value not in dtypes:
-            raise UsageError(f"--dtype must be one of {', '.join(dtypes)}, not {value!r}")
-        opts.dtype = value
-    elif flag == "--gpu-memory-utilization":
-        try:
-            frac = float(value)
-        except ValueError:
-            frac = -1.0
-        if not 0 < frac <= 1:
-            raise UsageError(f"--gpu-memory-utilization must be a fraction in (0, 1], not {value!r}")
-        opts.gpu_memory_utilization = frac
-    elif flag == "--host":
-        opts.host = value
-    elif flag == "--port":
-        port = positive_int(value, given)
-        if not 0 < port < 65536:
-            raise UsageError(f"--port must be 1-65535, not {value}")
-        opts.port = port
-    elif flag == "--api-key":
-        opts.api_key = value
 
 
 def _pin(pins: Pins, name: str, value, flag: str) -> None:
@@ -167,9 +219,7 @@ def flag_names(argv: list[str]) -> list[str]:
     return [t.partition("=")[0] for t in argv if t.startswith("-") and not is_number(t)]
 
 
-def is_number(token: str) -> bool:
-    try:
-        float(token)
-        return True
-    except ValueError:
-        return False
+def canonical_names(argv: Sequence[str]) -> set[str]:
+    """vLLM's canonical names of the flags in argv (`-tp` -> --tensor-parallel-size), as given where unknown."""
+    args, _ = classify(list(argv), vllm_options())
+    return {a.name for a in args}

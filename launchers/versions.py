@@ -10,15 +10,6 @@ import functools
 import importlib.metadata
 import re
 
-from autoquant.data import load
-
-# engine -> distribution names to try, in order
-DISTRIBUTIONS = {
-    "vllm": ("vllm",),
-    "trtllm": ("tensorrt_llm", "tensorrt-llm"),
-    "llamacpp": ("llama_cpp_python",),
-}
-
 
 @functools.cache  # package metadata does not change while autoquant runs: read each once per process
 def installed_version(dist: str) -> str | None:
@@ -29,7 +20,11 @@ def installed_version(dist: str) -> str | None:
 
 
 def engine_version(engine: str) -> str | None:
-    for dist in DISTRIBUTIONS.get(engine, ()):
+    """The installed version of an engine (its spec's distributions, in order), None when not installed."""
+    from autoquant.facts import default_facts
+
+    spec = default_facts().engines.get(engine)
+    for dist in spec.distributions if spec else ():
         version = installed_version(dist)
         if version:
             return version
@@ -57,17 +52,11 @@ def at_least(version: str | None, minimum: str, unknown: bool = True) -> bool:
 
 def check_vllm_gguf(version: str | None) -> tuple[bool, str]:
     """GGUF left vLLM's tree in v0.24.0 (#39612): from then on it needs vllm-gguf-plugin."""
-    since = load("engines_flags")["vllm"]["gguf_plugin_since"]
+    from autoquant.facts import default_facts
+
+    since = default_facts().engine("vllm").flags["gguf_plugin_since"]
     if version is None or not at_least(version, since):
         return True, f"in-tree GGUF (vLLM < {since}) or vLLM not installed here"
     if installed_version("vllm-gguf-plugin") or installed_version("vllm_gguf_plugin"):
         return True, "vllm-gguf-plugin installed"
     return False, f"vLLM {version} serves GGUF only with the plugin: pip install vllm-gguf-plugin"
-
-
-def check_trtllm_served_model_name(version: str | None) -> tuple[bool, str]:
-    """trtllm-serve gained --served_model_name in the 1.3 line (absent from the 1.0 option list)."""
-    since = load("engines_flags")["trtllm"]["served_model_name_since"]
-    if version is not None and at_least(version, since):
-        return True, f"trtllm-serve >= {since} has --served_model_name"
-    return False, f"trtllm-serve {version or '1.0-1.2'} has no --served_model_name"

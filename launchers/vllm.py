@@ -1,14 +1,18 @@
-"""`vllm serve` command for a planned candidate (flags per engine-flags.md section 1, gated on the version)."""
+"""`vllm serve` command for a planned candidate (flags per engine-flags.md section 1, gated on the version).
+
+Every flag the user gave goes through verbatim, in order (the drop-in contract); autoquant adds only what the
+plan decides and the user did not give (`--tensor-parallel-size`, `--max-num-seqs`, ...). The one exception:
+`--api-key` travels as VLLM_API_KEY (vllm/envs.py, same effect), so the secret is not on the command line.
+"""
 
 from __future__ import annotations
 
-from autoquant.data import load
 from autoquant.errors import RuleError, UsageError
 from autoquant.records import Candidate
 
 from . import versions
 from .base import LaunchSpec, ServeOptions, engine_binary, served_names
-from .flags import flag_names
+from .flags import canonical_names, classify_tokens
 
 
 def build(
@@ -17,25 +21,34 @@ def build(
     model: str,
     version: str | None = None,
     detect_version: bool = True,
+    **_: object,
 ) -> LaunchSpec:
+    from autoquant.facts import default_facts
+
     if version is None and detect_version:
         version = versions.engine_version("vllm")
-    rules = load("engines_flags")["vllm"]
+    from .build import check_launch
+
+    spec = default_facts().engine("vllm")
+    rules = spec.flags
+    check_launch(spec, candidate, options, version)
     ckpt = candidate.checkpoint
-    user_flags = set(flag_names(options.passthrough))
-    removed = rules["removed_flags"]
-    for flag in user_flags & set(removed):
-        since, why = removed[flag]["since"], removed[flag]["why"]
-        if versions.at_least(version, since):
-            raise UsageError(f"{flag} is not a vLLM {version or 'current'} flag: {why}")
+    user_tokens = list(options.user_args or options.passthrough)
+    user_args, _bare = classify_tokens(user_tokens)
+    user_flags = canonical_names(user_tokens) | {a.given for a in user_args}
+    removed = rules["removed"]
+    for arg in user_args:
+        if arg.given in removed and versions.at_least(version, removed[arg.given]["since"]):
+            raise UsageError(f"{arg.given} is not a vLLM {version or 'current'} flag: {removed[arg.given]['why']}")
 
     is_gguf = candidate.method.startswith("gguf-") or bool(ckpt and ckpt.quant and ckpt.quant.container == "gguf")
     argv = [engine_binary("vllm", "vllm"), "serve", _model_arg(candidate, model, is_gguf)]
+    decided: list[str] = []
     notes: list[str] = []
 
     def add(flag: str, *values) -> None:
         if flag not in user_flags:
-            argv.extend([flag, *[str(v) for v in values]])
+            decided.extend([flag, *[str(v) for v in values]])
 
     if ckpt and ckpt.revision and not is_gguf:
         add("--revision", ckpt.revision)
@@ -49,9 +62,6 @@ def build(
         if tokenizer:
             add("--tokenizer", tokenizer)
     add("--served-model-name", *served_names(options, model))
-    if options.host:
-        add("--host", options.host)
-    add("--port", options.port)
     if candidate.tp > 1:
         add("--tensor-parallel-size", candidate.tp)
     if candidate.pp > 1:
@@ -62,23 +72,23 @@ def build(
         add("--max-num-seqs", candidate.max_num_seqs)
     if candidate.kv_cache_dtype and candidate.kv_cache_dtype != "auto":
         add("--kv-cache-dtype", candidate.kv_cache_dtype)
-    if options.gpu_memory_utilization is not None:
-        add("--gpu-memory-utilization", options.gpu_memory_utilization)
-    dtype = options.dtype or rules["dtype_for_method"].get(candidate.method)
+    dtype = rules["dtype_for_method"].get(candidate.method)
     if dtype:
         add("--dtype", dtype)
-    quantization = _quantization_flag(candidate, options)
+    quantization = _quantization_flag(candidate)
     if quantization:
         add("--quantization", quantization)
     elif ckpt and ckpt.quant:
         notes.append(f"pre-quantized checkpoint ({ckpt.quant.quant_method}): vLLM reads its quantization_config")
-    argv.extend(options.passthrough)
 
     env: dict[str, str] = {}
     secrets: list[str] = []
+    passed = user_tokens
     if options.api_key:
         env["VLLM_API_KEY"] = options.api_key  # vllm/envs.py: same as --api-key, kept off the command line
         secrets.append(options.api_key)
+        passed = [t for a in user_args if a.name != "--api-key" for t in a.tokens]
+    argv += decided + passed
     return LaunchSpec(
         engine="vllm", argv=argv, env=env, version=version, flavor="vllm serve", host=options.host or "0.0.0.0",
         port=options.port, ready_path="/health", secrets=secrets, notes=notes,
@@ -97,14 +107,15 @@ def _model_arg(candidate: Candidate, model: str, is_gguf: bool) -> str:
     return ckpt.repo
 
 
-def _quantization_flag(candidate: Candidate, options: ServeOptions) -> str | None:
-    """Never for a pre-quantized checkpoint (vLLM reads its config and rejects a mismatch);
-    `fp8` only when vLLM quantizes BF16/FP16 weights at load time."""
-    if options.unmapped_quantization:
-        return options.unmapped_quantization
+def _quantization_flag(candidate: Candidate) -> str | None:
+    """Never for a pre-quantized checkpoint (vLLM reads its config and rejects a mismatch); the engine's
+    load-time flag (engines.yaml quantize_at_load) when it quantizes BF16/FP16 weights itself."""
+    from autoquant.facts import default_facts
+
     ckpt = candidate.checkpoint
     if ckpt and ckpt.runtime_quantization:
-        if candidate.method != "fp8":
-            raise RuleError(f"vLLM runtime quantization is only wired for fp8, not {candidate.method}")
-        return "fp8"
+        entry = default_facts().engine("vllm").quantize_at_load.get(candidate.method)
+        if entry is None:
+            raise RuleError(f"vLLM does not quantize {candidate.method} at load time")
+        return str(entry["flag"][1])
     return None

@@ -1,7 +1,7 @@
 """Edge: describe a model from wherever it can be found -> `ModelSpec`.
 
 Resolution order for `load_model(ref)`:
-  1. a GGUF file path (header and tensor infos read by probes.gguf_file.read_header),
+  1. a GGUF file path (header and tensor infos read by autoquant.gguf.read_header),
   2. a local directory (config.json + quantization files + safetensors sizes),
   3. the local Hugging Face cache (checkpoints.hub.hf_cache_dir; scanned by checkpoints.sources.scan_cache),
   4. the Hub, unless offline (config.json, quantization json files and the file list: never weights),
@@ -30,11 +30,12 @@ from autoquant.checkpoints.hub import (
     map_hub_error,
 )
 from autoquant.errors import AutoquantError, InputError, NotFoundError
+from autoquant.gguf import is_gguf
 from autoquant.modelspec import from_hf_config
 from autoquant.quantconfig import parse_quantization
 from autoquant.records import ModelSpec
 
-from .gguf_file import is_gguf, read_gguf
+from .gguf_file import read_gguf
 
 QUANT_FILES = ("hf_quant_config.json", "quantize_config.json", "quant_config.json")
 INDEX_FILE = "model.safetensors.index.json"

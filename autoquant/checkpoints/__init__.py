@@ -17,7 +17,6 @@ from autoquant.checkpoints.resolve import (
     capability_of,
     check_disk,
     how_to_make,
-    runtime_fp8_checkpoint,
     validate_methods,
 )
 from autoquant.checkpoints.verify import Target
@@ -25,7 +24,7 @@ from autoquant.records import Checkpoint, ModelSpec
 
 __all__ = [
     "Resolution", "Resolver", "Target", "base_checkpoint", "check_disk", "how_to_make", "resolve",
-    "resolve_for_plan", "runtime_fp8_checkpoint", "validate_methods",
+    "resolve_for_plan", "validate_methods",
 ]
 
 
@@ -54,22 +53,16 @@ def resolve(model: ModelSpec | str, methods: Iterable[str] | None = None, *, nod
 
 def resolve_for_plan(model: ModelSpec, methods: Iterable[str], *, node: object | None, client: HubClient | None,
                      offline: bool | None, checkpoint: str | None = None, engine: str | None = None, tp: int = 1,
-                     allow_runtime_quantization: bool = False,
-                     notify: Callable[[str], None] | None = None) -> dict[str, Checkpoint | None]:
-    """method -> the checkpoint the planner may use, or None (the planner rejects it; see `how_to_make`).
+                     notify: Callable[[str], None] | None = None) -> dict[str, list[Checkpoint]]:
+    """method -> the checkpoints the planner may use, best first (empty: the planner rejects the method and
+    says how to make one, or, for an engine that quantizes at load time, how to ask for that).
 
-    bf16/fp16 map to the base checkpoint. fp8 with no pre-quantized checkpoint maps to the base weights
-    with `runtime_quantization=True` when `allow_runtime_quantization` (vLLM `--quantization fp8`).
-    Registry entries that could not be verified offline are returned flagged (verified False,
-    status "unverified") when their published quant facts are recorded.
+    Each checkpoint carries its per-engine verdicts (`loadable_by`, `not_loadable`); the planner takes, per
+    (engine, method), the first its engine can load. bf16/fp16 map to the base checkpoint. Registry entries
+    that could not be verified offline are included flagged (verified False, status "unverified") when their
+    published quant facts are recorded.
     """
     wanted = list(methods)
     res = resolve(model, wanted, node=node, engine=engine, tp=tp, client=client, offline=offline,
                   checkpoint=checkpoint, notify=notify)
-    out: dict[str, Checkpoint | None] = dict(res.chosen)
-    for m in wanted:
-        if out.get(m) is None and allow_runtime_quantization and m == "fp8" and engine in (None, "vllm") \
-                and (model.quantization is None):
-            out[m] = runtime_fp8_checkpoint(model, m)
-        out.setdefault(m, None)
-    return out
+    return {m: res.usable(m) for m in wanted}

@@ -1,6 +1,6 @@
 """GGUF files: names (quant type, gguf-split shards, raw `.partNofM` splits) and header facts.
 
-Pure: the header itself is read by `autoquant.probes.gguf_file.read_header`. Name patterns are the
+Pure: the header itself is read by `autoquant.gguf.read_header`. Name patterns are the
 ones seen on the Hub (docs: /work/shared/reference/checkpoints.md A7): `-` or `.` before the quant
 token, upper or lower case, bartowski/unsloth subfolders, `-00001-of-00003.gguf` gguf-split shards
 (llama.cpp follows these itself) and mradermacher's `.gguf.part1of2` byte splits (must be joined
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autoquant.errors import InputError
-from autoquant.probes.gguf_file import KEY_MAP, SkippedArray
+from autoquant.gguf import KEY_MAP, LLAMA_FILE_TYPES, SkippedArray
 
 
 def registry_data() -> dict[str, Any]:
@@ -73,10 +73,9 @@ def normalize_quant(token: str) -> str:
 
 @functools.lru_cache(maxsize=1)
 def _file_types() -> frozenset[str]:
-    """llama.cpp file type names (gguf.LlamaFileType), lower case: what a header's general.file_type can say."""
-    from gguf import LlamaFileType
-
-    return frozenset(_type_name(m.name) for m in LlamaFileType)
+    """llama.cpp file type names (gguf.LlamaFileType, as autoquant.gguf.types tabulates them), lower case: what a
+    header's general.file_type can say."""
+    return frozenset(_type_name(name) for name in LLAMA_FILE_TYPES.values())
 
 
 def base_type(quant: str) -> str:
@@ -178,7 +177,7 @@ def _rank(v: GGUFVariant) -> tuple[int, int]:
     return (0 if v.complete else 1, order[v.kind])
 
 
-# --- header facts (the reader is autoquant.probes.gguf_file.read_header) -------------------------
+# --- header facts (the reader is autoquant.gguf.read_header) ----------------------------------
 
 
 def _type_name(name: str) -> str:
@@ -205,7 +204,7 @@ def header_facts(meta: Mapping[str, Any]) -> dict[str, Any]:
     arch = meta.get("general.architecture")
     facts: dict[str, Any] = {"architecture": arch, "quant": file_type_name(meta.get("general.file_type"))}
     for field_name, key in COMPARED.items():
-        assert key in KEY_MAP, key  # one key table: probes.gguf_file.KEY_MAP
+        assert key in KEY_MAP, key  # one key table: autoquant.gguf.KEY_MAP
         facts[field_name] = meta.get(f"{arch}.{key}") if arch else None
     vocab = meta.get("tokenizer.ggml.tokens")
     if facts["vocab_size"] is None and isinstance(vocab, (list, SkippedArray)):

@@ -283,7 +283,7 @@ class HfHubClient:
 
     def gguf_header(self, repo: str, filename: str, revision: str | None = None) -> dict[str, Any] | None:
         # HfFileSystem reads by HTTP range: only the header blocks are fetched, never the tensors.
-        from autoquant.probes.gguf_file import GGUFError, read_header
+        from autoquant.gguf import GGUFError, read_header
 
         def read() -> Any:
             from huggingface_hub import HfFileSystem

@@ -49,14 +49,10 @@ _SAID: set[str] = set()  # notices already printed in this process (offline is s
 
 
 def known_methods() -> list[str]:
-    """Method ids the planner knows (autoquant/data/methods.yaml), plus gptq-int8 which quantconfig emits."""
-    try:
-        from autoquant.planner import facts
+    """Method ids the planner knows (autoquant/data/methods.yaml)."""
+    from autoquant.facts import default_facts
 
-        names = list(facts.methods())
-    except Exception:  # noqa: BLE001 - planner data missing: the canonical list from design.md
-        names = ["bf16", "fp16", "fp8", "fp8-weight-only", "int8-sq", "awq-int4", "gptq-int4", "nvfp4", "gguf-q4_k_m"]
-    return names + [m for m in ("gptq-int8",) if m not in names]
+    return list(default_facts().methods)
 
 
 def validate_methods(methods: Iterable[str] | None) -> list[str] | None:
@@ -91,10 +87,14 @@ class Resolution:
     notices: list[str] = field(default_factory=list)
     target: Target = field(default_factory=Target)
 
+    def usable(self, method: str) -> list[Checkpoint]:
+        """Every checkpoint of `method` that may be chosen, best first."""
+        return [c for c in self.candidates.get(method, []) if _choosable(c)]
+
 
 def capability_of(node: object | None) -> str | None:
     """The lowest compute capability among the node's GPUs (the one every kernel must run on)."""
-    from autoquant.planner.facts import capability_tuple
+    from autoquant.engines.compat import capability_tuple
 
     gpus = getattr(node, "gpus", None) or []
     caps = [g.compute_capability for g in gpus if capability_tuple(getattr(g, "compute_capability", None))]
@@ -405,15 +405,6 @@ def base_checkpoint(model_id: str, method: str = "bf16") -> Checkpoint:
     """bf16/fp16: the base model's own weights."""
     return Checkpoint(repo=model_id, method=method, source="base", verified=True,
                       reason="the base checkpoint (16-bit weights)", status="verified", base=model_id)
-
-
-def runtime_fp8_checkpoint(model: ModelSpec | str, method: str = "fp8") -> Checkpoint:
-    """fp8 on vLLM without a pre-quantized checkpoint: the base weights, quantized at load
-    (`--quantization fp8`); only with --allow-runtime-quantization."""
-    model_id = model if isinstance(model, str) else model.id
-    return Checkpoint(repo=model_id, method=method, source="base", verified=True, runtime_quantization=True,
-                      reason="base weights quantized to FP8 by vLLM at load (--quantization fp8)",
-                      status="verified", base=model_id)
 
 
 def check_disk(size_bytes: int | None, free_bytes: int | None, where: str | None) -> tuple[bool, str | None]:

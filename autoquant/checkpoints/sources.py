@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from autoquant.checkpoints import gguf_files
+from autoquant.checkpoints.hub import hf_cache_dir
 from autoquant.checkpoints.registry import PackageEntry, RegistryEntry
 from autoquant.errors import InputError
-from autoquant.probes.gguf_file import GGUFError, read_header
+from autoquant.gguf import GGUFError, read_header
 
 CONFIG_FILES = ("config.json", "hf_quant_config.json", "quantize_config.json", "quant_config.json")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
@@ -141,11 +142,22 @@ def scan_dirs(dirs: Iterable[str | Path]) -> Iterator[Found]:
 
 def scan_cache(cache_dir: str | None, wanted: Callable[[str], bool], revision: str | None = None) -> Iterator[Found]:
     """Cached Hub repos (huggingface_hub.scan_cache_dir) whose id `wanted(repo_id)` accepts: the snapshot of
-    `revision` (a commit hash, its prefix, or a ref) when given, else of `main`, else the newest."""
+    `revision` (a commit hash, its prefix, or a ref) when given, else of `main`, else the newest.
+
+    huggingface_hub (and its HTTP stack, ~100 ms to import) is only loaded when a wanted repo's folder is
+    there: the cache layout names each repo `models--<org>--<name>` (repo ids cannot contain `--`)."""
+    root = Path(cache_dir).expanduser() if cache_dir else hf_cache_dir()
+    try:
+        present = [c.name.split("--", 1)[1].replace("--", "/") for c in root.iterdir()
+                   if c.name.startswith("models--") and c.is_dir()]
+    except OSError:  # no cache folder, or unreadable: nothing cached
+        return
+    if not any(wanted(repo_id) for repo_id in present):
+        return
     try:
         from huggingface_hub import scan_cache_dir
 
-        info = scan_cache_dir(cache_dir)
+        info = scan_cache_dir(str(root))
     except Exception:  # noqa: BLE001 - no cache folder, or unreadable: nothing cached
         return
     for repo in sorted(info.repos, key=lambda r: r.repo_id.lower()):

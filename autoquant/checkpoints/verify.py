@@ -17,7 +17,7 @@ one `Checkpoint` per method it provides, each `verified` or rejected with the fi
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,10 @@ from autoquant.catalog.models import canonical_id, gguf_architecture
 from autoquant.checkpoints import gguf_files, registry
 from autoquant.checkpoints.recipes import short_name
 from autoquant.checkpoints.sources import Found
+from autoquant.engines.compat import Verdict, compat
+from autoquant.engines.spec import EngineSpec
 from autoquant.errors import InputError
+from autoquant.facts import default_facts
 from autoquant.quantconfig import gguf_quant_spec
 from autoquant.records import Checkpoint, ModelSpec, QuantSpec
 
@@ -109,67 +112,43 @@ def check_gguf_header(facts: dict[str, Any], gtype: str, base: ModelSpec | None)
     return True, None
 
 
-def check_engine_loads(quant: QuantSpec, engine: str | None) -> Result:
-    """Can this engine load a checkpoint in this format at all? (reference/engine-flags.md 1.2, 1.5, 2.3, 5)"""
-    if engine is None:
-        return True, None
-    qm = quant.quant_method
-    if quant.container == "gguf":
-        if engine == "trtllm":
-            return False, "TensorRT-LLM cannot load GGUF"
-        return True, None
-    if engine == "llamacpp":
-        return False, f"llama.cpp loads GGUF files only, not {qm} safetensors"
-    if engine == "trtllm":
-        if qm in ("modelopt", "compressed-tensors", "fp8"):
-            if qm == "fp8" and quant.weight_block_size and list(quant.weight_block_size) != [128, 128]:
-                return False, f"TensorRT-LLM loads block FP8 only with 128x128 blocks, not {quant.weight_block_size}"
-            return True, None
-        return False, (f"TensorRT-LLM loads ModelOpt (hf_quant_config.json), compressed-tensors or fp8 checkpoints, "
-                       f"not {qm} (AutoAWQ/AutoGPTQ raise NotImplementedError)")
-    if engine == "vllm":
-        if qm == "gptq" or (qm.startswith("auto") and "round" in qm and quant.method.startswith("gptq")):
-            if quant.symmetric is False:
-                return False, "vLLM >= 0.22 loads only symmetric GPTQ (sym=false raises ValueError)"
-            if int(quant.weight_bits) not in (4, 8):
-                return False, f"vLLM >= 0.22 loads only 4/8-bit GPTQ, not {int(quant.weight_bits)}-bit"
-        if qm == "awq" and int(quant.weight_bits) != 4:
-            return False, f"vLLM loads only 4-bit AWQ, not {int(quant.weight_bits)}-bit"
-        if qm == "bitsandbytes":
-            return False, "bitsandbytes needs vllm-bnb-plugin (out of scope)"
-        return True, None
-    return True, None
+@dataclass(frozen=True)
+class _GPU:
+    """The GPU a checkpoint must run on, as compat reads it, when only its compute capability is known."""
+
+    capability: str
+    kind: str = "cuda"
+    cpu: object = None
+
+    @property
+    def key(self) -> str:
+        return f"a compute capability {self.capability} GPU"
 
 
-def _uses_marlin(quant: QuantSpec) -> bool:
-    if quant.container == "gguf" or quant.weight_type != "int":
-        return False
-    if quant.quant_method in ("awq", "gptq") or "round" in quant.quant_method:
-        return True
-    return quant.quant_method == "compressed-tensors" and quant.act_bits is None
+def engine_verdicts(quant: QuantSpec | str, target: Target, shapes: ModelSpec | None,
+                    engines: Mapping[str, EngineSpec] | None = None) -> dict[str, Verdict]:
+    """engine -> can it load this checkpoint here (format, quant facts, kernels and shapes at target.tp)?
+    Only target.engine when one is given. The one rule set: autoquant.engines.compat."""
+    specs = engines if engines is not None else default_facts().engines
+    device = _GPU(target.capability) if target.capability else None
+    chosen = [target.engine] if target.engine else list(specs)
+    out = {}
+    for eid in chosen:
+        spec = specs[eid]
+        out[eid] = compat(spec, quant, device, target.tp if spec.tensor_parallel else 1, model=shapes)
+    return out
 
 
-def check_kernel(quant: QuantSpec, shapes: ModelSpec | None, target: Target) -> Result:
-    """vLLM Marlin rules for 4/8-bit integer weights: bits/group/zero point, then shapes under TP."""
-    if target.engine != "vllm" or not _uses_marlin(quant):
-        return True, None
-    from autoquant.planner import facts, rules
-
-    bits = int(quant.weight_bits)
-    group = quant.group_size if quant.group_size is not None else -1
-    zero_point = bool(quant.zero_point) if quant.quant_method == "awq" else quant.symmetric is False
-    # No GPU known: check bits and group size at Marlin's minimum capability.
-    capability = target.capability or str(facts.marlin().get("min_capability", "7.5"))
-    ok, reason = rules.check_marlin_supported(bits, group, zero_point, capability)
-    if not ok:
-        tail = ("; vLLM would fall back to the slower non-Marlin AWQ kernel" if quant.quant_method == "awq"
-                else "")
-        return False, f"not Marlin-compatible: {reason}{tail}"
-    if shapes is not None:
-        ok, reason = rules.check_marlin_shapes(shapes, target.tp, group)
-        if not ok:
-            return False, f"not Marlin-compatible at TP={target.tp}: {reason} (use a smaller TP or another method)"
-    return True, None
+def _loader_failure(verdicts: Mapping[str, Verdict], target: Target, ckpt: Checkpoint) -> str | None:
+    """Record who can load it; the reason to reject it when the target engine (or, with none, every engine)
+    cannot."""
+    ckpt.loadable_by = [e for e, v in verdicts.items() if v.ok]
+    ckpt.not_loadable = {e: v.reason for e, v in verdicts.items() if not v.ok}
+    if ckpt.loadable_by:
+        return None
+    if target.engine:
+        return ckpt.not_loadable[target.engine]
+    return "no engine can load it: " + "; ".join(f"{e}: {why}" for e, why in ckpt.not_loadable.items())
 
 
 # ---------------------------------------------------------------------------------------------- candidates
@@ -277,15 +256,12 @@ def _verify_safetensors(found: Found, base_id: str, base: ModelSpec | None, targ
     if method == "other":
         return [_rejected(found, guess or "other", f"unsupported quantization ({_describe(quant)})", base_id, quant)]
     spec = _candidate_spec(config, found.repo) if config else None
-    failure = common or _first_failure(
-        check_dimensions(spec, base) if spec and base else (True, None),
-        check_engine_loads(quant, target.engine),
-        check_kernel(quant, spec or base, target),
-    )
     ckpt = Checkpoint(repo=found.repo, method=method, revision=found.revision, source=found.source,
                       quant=quant, size_bytes=_weights_bytes(found),
                       intermediate_size=own_intermediate_size(spec, base))
     _set_extra(ckpt, base=base_id, local_path=found.local_path)
+    failure = common or _first_failure(check_dimensions(spec, base) if spec and base else (True, None)) \
+        or _loader_failure(engine_verdicts(quant, target, spec or base), target, ckpt)
     if failure:
         return [_finish(ckpt, False, failure, "rejected")]
     note = f"verified: {_describe(quant)}"
@@ -313,9 +289,8 @@ def _verify_gguf(found: Found, base_id: str, base: ModelSpec | None, target: Tar
         if found.source in ("cache", "local") and found.local_path and not found.local_path.endswith(".gguf"):
             local = f"{found.local_path.rstrip('/')}/{files[0]}"
         _set_extra(ckpt, base=base_id, local_path=local)
-        failure = common or (variant.problem or None)
-        if failure is None:
-            failure = _first_failure(check_engine_loads(quant, target.engine))
+        failure = common or (variant.problem or None) or _loader_failure(engine_verdicts(quant, target, base),
+                                                                         target, ckpt)
         if failure:
             out.append(_finish(ckpt, False, failure, "rejected"))
             continue
@@ -332,8 +307,6 @@ def _verify_gguf(found: Found, base_id: str, base: ModelSpec | None, target: Tar
         note = f"verified by GGUF header: {facts.get('architecture')} {str(facts.get('quant') or gtype).upper()}"
         if variant.kind == "split":
             note += f", {len(files)} gguf-split shards (llama.cpp loads them from the first)"
-        if target.engine == "vllm":
-            note += f"; vLLM needs vllm-gguf-plugin and --tokenizer {_canonical(base_id)}"
         out.append(_finish(ckpt, True, note, "verified"))
     return out
 
@@ -351,12 +324,10 @@ def verify_registry_offline(entry: registry.RegistryEntry, base_id: str, base: M
         variant = gguf_files.group_variants(entry.files).get(entry.method.removeprefix("gguf-"))
         if variant and variant.problem:
             problems.append((False, variant.problem))
-    else:
-        problems.append(check_engine_loads(quant, target.engine) if quant.quant_method != "unknown" else (True, None))
-        # Shapes: the base's (the candidate's own config is not readable offline).
-        problems.append(check_kernel(quant, base, target) if quant.group_size is not None or
-                        quant.quant_method == "awq" else (True, None))
     failure = _first_failure(*problems)
+    if failure is None and quant.quant_method != "unknown":
+        # Shapes: the base's (the candidate's own config is not readable offline).
+        failure = _loader_failure(engine_verdicts(quant, target, base), target, ckpt)
     if failure:
         suffix = " (shapes assumed from the base model)" if "Marlin" in failure else ""
         return _finish(ckpt, False, f"{failure}{suffix}", "rejected")

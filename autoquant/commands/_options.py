@@ -37,13 +37,15 @@ def add_hardware_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_workload_options(parser: argparse.ArgumentParser) -> None:
+def add_workload_options(parser: argparse.ArgumentParser, engine_flags: bool = False) -> None:
+    """`engine_flags`: the command also takes vLLM's flags (serve), so --max-model-len is left to them."""
     g = parser.add_argument_group("workload")
     g.add_argument("--concurrency", default=None, metavar="N|max", help="concurrent requests (default 1)")
     g.add_argument("--isl", type=positive_int, default=None, help="input tokens per request (default 512)")
     g.add_argument("--osl", type=positive_int, default=None, help="output tokens per request (default 256)")
     g.add_argument("--traffic", metavar="FILE", help="a traffic sample (CSV/JSONL trace) to profile")
-    g.add_argument("--max-model-len", type=positive_int, default=None, help="context each request must reach")
+    if not engine_flags:
+        g.add_argument("--max-model-len", type=positive_int, default=None, help="context each request must reach")
     g.add_argument("--ttft-ms", type=positive_float, default=None, help="time-to-first-token SLO")
     g.add_argument("--tpot-ms", type=positive_float, default=None, help="time-per-output-token SLO")
     g.add_argument("--min-tps", type=positive_float, default=None, help="per-request output tokens/s floor")

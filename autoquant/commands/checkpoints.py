@@ -13,8 +13,6 @@ from autoquant.commands._options import add_hardware_options
 from autoquant.errors import AutoquantError
 from autoquant.output import human_bytes, print_json, table
 
-ENGINES = ("vllm", "trtllm", "llamacpp")
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="base model: Hugging Face id (org/name), local folder or catalog id")
@@ -22,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="only this method (repeat or comma-separate): awq-int4, gptq-int4, fp8, int8-sq, "
                              "nvfp4, gguf-q4_k_m, ...")
     parser.add_argument("--checkpoint", metavar="PATH_OR_REPO", help="verify this checkpoint only")
-    parser.add_argument("--engine", choices=ENGINES, help="verify loadability and kernels for this engine")
+    parser.add_argument("--engine", help="verify loadability and kernels for this engine")
     parser.add_argument("--tp", type=int, default=None, help="tensor-parallel size for the kernel shape rules")
     parser.add_argument("--search-dir", action="append", default=[], metavar="DIR",
                         help="also look for checkpoints in this folder (also AUTOQUANT_CHECKPOINT_DIRS)")

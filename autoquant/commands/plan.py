@@ -16,7 +16,6 @@ from autoquant.commands._options import (
 )
 from autoquant.output import print_json, table
 from autoquant.records import Estimate, Plan
-from autoquant.records.plan import ENGINES
 
 MAX_ALTERNATIVES = 10
 
@@ -30,7 +29,7 @@ def add_model_argument(parser: argparse.ArgumentParser) -> None:
 
 def add_pin_options(parser: argparse.ArgumentParser, required: bool = False) -> None:
     g = parser.add_argument_group("pin part of the configuration")
-    g.add_argument("--engine", choices=ENGINES, required=required, default=None)
+    g.add_argument("--engine", required=required, default=None)
     g.add_argument("--method", required=required, default=None,
                    help="bf16, fp16, fp8, fp8-weight-only, int8-sq, awq-int4, gptq-int4, nvfp4, gguf-<type>")
     g.add_argument("--tp", type=positive_int, default=None, help="tensor-parallel size")
@@ -76,7 +75,6 @@ def plan_kwargs(args: argparse.Namespace, calibration, model=None, node=None) ->
         kwargs["checkpoints"] = available_checkpoints(
             model, node, method=args.method, engine=args.engine, tp=args.tp,
             checkpoint=getattr(args, "checkpoint", None),
-            allow_runtime_quantization=kwargs["allow_runtime_quantization"],
             offline=True if getattr(args, "offline", False) else None,
             notify=lambda msg: print(f"autoquant: {msg}", file=sys.stderr),
         )

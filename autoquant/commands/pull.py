@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", metavar="REPO_OR_PATH", help="this checkpoint instead of the resolved one")
     parser.add_argument("--revision", help="branch, tag or commit to download")
     parser.add_argument("--local-dir", metavar="DIR", help="download into this folder instead of the HF cache")
-    parser.add_argument("--engine", choices=("vllm", "trtllm", "llamacpp"), help="verify for this engine")
+    parser.add_argument("--engine", help="verify for this engine")
     parser.add_argument("--tp", type=int, default=1, help="tensor-parallel size for the kernel shape rules")
     parser.add_argument("--offline", action="store_true", help="do not use the Hub (only packages can be pulled)")
     parser.add_argument("--dry-run", action="store_true", help="print the files and size; download nothing")

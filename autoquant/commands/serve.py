@@ -18,9 +18,9 @@ import json
 import os
 import shlex
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
-from autoquant.argtypes import positive_float, positive_int
+from autoquant.argtypes import positive_float
 from autoquant.commands._options import (
     add_hardware_options,
     add_workload_options,
@@ -31,70 +31,30 @@ from autoquant.commands._options import (
 )
 from autoquant.errors import AutoquantError, InputError, RuleError, UsageError
 from autoquant.records import Candidate, Checkpoint, Plan, from_dict, to_dict
-from autoquant.records.plan import ENGINES
 
 ACCEPTS_EXTRA_ARGS = True
 
-# vLLM flags autoquant reads itself (declared so their values are never taken for MODEL); dest -> flags
-_VLLM_OPTIONS: dict[str, tuple[str, ...]] = {
-    "v_port": ("--port",),
-    "v_host": ("--host",),
-    "v_api_key": ("--api-key",),
-    "v_quantization": ("--quantization", "-q"),
-    "v_tp": ("--tensor-parallel-size", "-tp"),
-    "v_pp": ("--pipeline-parallel-size", "-pp"),
-    "v_kv_cache_dtype": ("--kv-cache-dtype",),
-    "v_dtype": ("--dtype",),
-    "v_gpu_memory_utilization": ("--gpu-memory-utilization",),
-    "v_max_num_seqs": ("--max-num-seqs",),
-}
-
-# AUTOQUANT_<NAME> -> (args attribute, parser); flags on the command line win over the environment.
-ENV_OPTIONS: dict[str, tuple[str, Callable[[str], object]]] = {
-    "AUTOQUANT_MODEL": ("model", str),
-    "AUTOQUANT_ENGINE": ("engine", str),
-    "AUTOQUANT_METHOD": ("method", str),
-    "AUTOQUANT_CHECKPOINT": ("checkpoint", str),
-    "AUTOQUANT_PLAN": ("plan", str),
-    "AUTOQUANT_CONCURRENCY": ("concurrency", str),
-    "AUTOQUANT_ISL": ("isl", positive_int),
-    "AUTOQUANT_OSL": ("osl", positive_int),
-    "AUTOQUANT_MAX_MODEL_LEN": ("max_model_len", str),
-    "AUTOQUANT_TTFT_MS": ("ttft_ms", positive_float),
-    "AUTOQUANT_TPOT_MS": ("tpot_ms", positive_float),
-    "AUTOQUANT_MIN_TPS": ("min_tps", positive_float),
-    "AUTOQUANT_USE_CASE": ("use_case", str),
-    "AUTOQUANT_MAX_PPL_DELTA": ("max_ppl_delta", positive_float),
-    "AUTOQUANT_OBJECTIVE": ("objective", str),
-    "AUTOQUANT_TRAFFIC": ("traffic", str),
-    "AUTOQUANT_HARDWARE": ("hardware", str),
-    "AUTOQUANT_MAX_RETRIES": ("max_retries", int),
-    "AUTOQUANT_READY_TIMEOUT": ("ready_timeout", positive_float),
-    "AUTOQUANT_PORT": ("v_port", str),
-    "AUTOQUANT_HOST": ("v_host", str),
-}
-ENV_FLAGS = {  # booleans: 1/true/yes/on
-    "AUTOQUANT_SUPERVISE": "supervise",
-    "AUTOQUANT_ALLOW_RUNTIME_QUANTIZATION": "allow_runtime_quantization",
-    "AUTOQUANT_DRY_RUN": "dry_run",
-}
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """autoquant's own options only: every other token is an engine flag, classified against vLLM's option
+    schema (launchers/flags.py). The environment overlay is derived from this parser (env_overlay)."""
+    from autoquant.facts import default_facts
+    from autoquant.launchers.process import READY_TIMEOUT_S
+
     parser.allow_abbrev = False  # a vLLM flag must never be taken for a prefix of one of ours
-    # MODEL is read from the leftover arguments (see take_model): as a declared positional, argparse would
-    # take the value of an unknown vLLM flag (`--block-size 16`) for it.
     parser.usage = "autoquant serve [MODEL] [autoquant options] [vLLM flags]"
+    engines = ", ".join(default_facts().engine_ids)
     parser.add_argument("--model", dest="model", default=None,
                         help="HF id, local dir or .gguf file, also accepted first without --model "
                              "(none: the demo model on a CPU-only machine)")
     g = parser.add_argument_group("autoquant")
-    g.add_argument("--engine", help="pin the engine: vllm, trtllm or llamacpp")
+    g.add_argument("--engine", help=f"pin the engine: {engines}")
     g.add_argument("--method", help="pin the quantization method (bf16, fp8, awq-int4, gguf-q4_k_m, ...)")
     g.add_argument("--checkpoint", metavar="REPO|PATH", help="serve these weights (HF repo, dir or .gguf file)")
     g.add_argument("--plan", metavar="PLAN_JSON", help="launch a saved `autoquant plan --json` instead of planning")
     g.add_argument("--allow-runtime-quantization", action="store_true",
-                   help="let vLLM quantize BF16 weights to FP8 at load time when no checkpoint exists")
+                   help="let an engine that can (vLLM, SGLang) quantize BF16 weights to FP8 at load time when no "
+                        "checkpoint exists")
     g.add_argument("--dry-run", action="store_true", help="print the plan and the exact command; start nothing")
     g.add_argument("--json", action="store_true", help="with --dry-run: the plan and the launch as JSON")
     g.add_argument("--supervise", action="store_true",
@@ -102,77 +62,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--max-retries", type=int, default=None, metavar="N",
                    help="with --supervise: next-ranked candidates to try after a startup failure (default 2)")
     g.add_argument("--ready-timeout", type=positive_float, default=None, metavar="S",
-                   help="with --supervise: seconds to wait for the engine to be ready (default 1800)")
+                   help=f"with --supervise: seconds to wait for the engine to be ready (default {READY_TIMEOUT_S:g})")
     g.add_argument("--no-cache", action="store_true", help="plan again even if this node has a cached decision")
-    v = parser.add_argument_group("vLLM flags autoquant reads (all other vLLM flags pass through)")
-    for dest, names in _VLLM_OPTIONS.items():
-        v.add_argument(*names, dest=dest, default=None, help=argparse.SUPPRESS)
-    v.add_argument("--served-model-name", dest="v_served_model_name", nargs="+", default=None,
-                   help=argparse.SUPPRESS)
     add_hardware_options(parser)
-    add_workload_options(parser)
-    for action in parser._actions:  # vLLM spells context lengths like 32k; accept that here too
-        if action.dest == "max_model_len":
-            action.type = str
+    add_workload_options(parser, engine_flags=True)
 
 
 def take_model(args: argparse.Namespace) -> None:
-    """MODEL is the first leftover argument when it is not a flag (`vllm serve MODEL ...` order). With no
-    MODEL, a bare token that cannot be a flag's value (after a boolean flag, or after `--flag=value`) is a
-    model given out of place: refused, not served as the demo with the token passed to the engine."""
+    """MODEL is the engine flags' one bare token (`vllm serve MODEL ...`: vLLM's positional model_tag), found
+    with vLLM's option schema, so a flag's value is never taken for it. A second bare token is an error."""
+    from autoquant.launchers.flags import classify_tokens
+
     extra = list(getattr(args, "extra_args", []) or [])
-    if extra and not extra[0].startswith("-"):
+    parsed, bare = classify_tokens(extra)
+    if bare:
         if args.model:
-            raise UsageError(f"two models given: {args.model} and {extra[0]}")
-        args.model = extra.pop(0)
-    elif not args.model:
-        stray = _stray_token(extra)
-        if stray is not None:
-            raise UsageError(f"{stray!r} is not the value of a flag: put MODEL first, as with vllm serve: "
+            raise UsageError(f"two models given: {args.model} and {bare[0]}")
+        if len(bare) > 1:
+            raise UsageError(f"{bare[1]!r} is not the value of a flag: one MODEL, as with vllm serve: "
                              "autoquant serve MODEL [flags]")
-    args.extra_args = extra
-
-
-def _stray_token(extra: list[str]) -> str | None:
-    """The first bare token that follows a flag which takes no value (boolean, or `--flag=value`)."""
-    from autoquant.data import load
-    from autoquant.launchers.flags import is_number
-
-    rules = load("engines_flags")["vllm"]
-    booleans, prefixes = set(rules["boolean_flags"]), tuple(rules["boolean_prefixes"])
-    previous_takes_value = False
-    for token in extra:
-        if token.startswith("-") and not is_number(token):
-            name, eq, _ = token.partition("=")
-            previous_takes_value = not eq and name not in booleans and not name.startswith(prefixes)
-            continue
-        if not previous_takes_value:
-            return token
-        previous_takes_value = False  # one value per flag
-    return None
+        args.model = bare[0]
+    args.extra_args = [t for a in parsed for t in a.tokens]
 
 
 def run(args: argparse.Namespace) -> int:
     take_model(args)
     apply_env(args, os.environ)
+    from autoquant.facts import default_facts
     from autoquant.launchers.build import server_batch_cap
-    from autoquant.launchers.flags import parse_human_int, split_passthrough
+    from autoquant.launchers.flags import read_args
 
-    if args.engine is not None and args.engine not in ENGINES:
-        raise UsageError(f"unknown engine {args.engine!r}: choose one of {', '.join(ENGINES)}")
+    engine_ids = default_facts().engine_ids
+    if args.engine is not None and args.engine not in engine_ids:
+        raise UsageError(f"unknown engine {args.engine!r}: choose one of {', '.join(engine_ids)}")
     if args.json and not args.dry_run:
         raise UsageError("--json goes with --dry-run (a running server prints its plan when it is ready)")
     if args.max_retries is not None and args.max_retries < 0:
         raise UsageError(f"--max-retries must be 0 or more, not {args.max_retries}")
-    if args.max_model_len is not None:
-        args.max_model_len = parse_human_int("--max-model-len", str(args.max_model_len))
-    tokens = _vllm_tokens(args) + list(getattr(args, "extra_args", []) or [])
-    tokens += shlex.split(os.environ.get("AUTOQUANT_EXTRA_ARGS", ""))
-    pins, options = split_passthrough(tokens)
-    # --max-model-len is both a workload option and a vLLM pin: argparse took it once, it is used once
-    if args.max_model_len is not None:
-        pins.max_model_len = args.max_model_len
-        pins.sources["max_model_len"] = "--max-model-len"
+    user_args = engine_args(args)
+    pins, options = read_args(user_args)
     if args.engine:
         if pins.engine and pins.engine != args.engine:
             raise UsageError(f"--engine {args.engine} conflicts with {pins.sources['engine']} (a vLLM-only value)")
@@ -182,17 +110,15 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--method {args.method} conflicts with {pins.sources['method']} ({pins.method})")
         pins.method = args.method
 
-    plan, model, context = make_plan(args, pins)
+    plan, model, context = make_plan(args, pins, user_args)
     chosen = plan.chosen
     if chosen is None:
-        reason = plan.rejected[0].reason if plan.rejected else "no configuration fits"
+        reason = _first_reason(plan, pins)
         raise RuleError(f"nothing can serve {model} here with the pinned flags: {reason}")
     if args.checkpoint and not _is_checkpoint(chosen.checkpoint, args.checkpoint):
         chosen.checkpoint = _explicit_checkpoint(args.checkpoint, chosen)  # a plan from a file or the cache
     if pins.engine and chosen.engine != pins.engine:
         raise RuleError(f"the plan chose {chosen.engine} but --engine {pins.engine} was pinned")
-    if pins.max_model_len is not None:
-        options.pinned.add("max_model_len")
     ordered = [chosen] + list(plan.alternatives)
     for c in ordered:
         _apply_pins(c, pins)
@@ -227,31 +153,83 @@ def run(args: argparse.Namespace) -> int:
         print(f"ready: {attempt.spec.url}  ({attempt.label})", flush=True)
         print(summary(plan, attempt.spec, context, attempt.candidate), flush=True)
 
-    sup = Supervisor(ready_timeout=args.ready_timeout or 1800.0, on_ready=on_ready)
+    sup = Supervisor(ready_timeout=args.ready_timeout, on_ready=on_ready)
     attempts = [(label(c), (lambda c=c: spec if c is chosen else make_spec(c)), c) for c in ordered]
     return sup.run(attempts, max_retries=2 if args.max_retries is None else args.max_retries)
 
 
+def _first_reason(plan: Plan, pins) -> str:
+    """The rejection that explains an empty plan best: the pinned engine's own, else the first that is not
+    an engine ruled out by a flag (those are listed, but another engine's reason says more), else the first."""
+    if not plan.rejected:
+        return "no configuration fits"
+    if pins.engine:
+        own = [r for r in plan.rejected if r.engine == pins.engine]
+        if own:
+            return own[0].reason
+    other = [r for r in plan.rejected if r.rule != "flag"]
+    return (other or plan.rejected)[0].reason
+
+
+def engine_args(args: argparse.Namespace):
+    """The user's engine flags (command line, then AUTOQUANT_EXTRA_ARGS and the AUTOQUANT_<FLAG> overlay for
+    the vLLM flags autoquant reads), classified."""
+    from autoquant.launchers.flags import classify_tokens
+
+    tokens = list(getattr(args, "extra_args", []) or []) + shlex.split(os.environ.get("AUTOQUANT_EXTRA_ARGS", ""))
+    parsed, bare = classify_tokens(tokens)
+    if bare:
+        raise UsageError(f"{bare[0]!r} is not the value of a flag (AUTOQUANT_EXTRA_ARGS takes flags only)")
+    parsed += env_engine_args(os.environ, {a.name for a in parsed})
+    return parsed
+
+
 # -- environment (container entrypoint) -------------------------------------------------------------------
+def env_var(flag: str) -> str:
+    """The AUTOQUANT_* variable of a long option: --ttft-ms -> AUTOQUANT_TTFT_MS."""
+    return "AUTOQUANT_" + flag.lstrip("-").upper().replace("-", "_")
+
+
+def env_overlay(parser_actions) -> dict[str, argparse.Action]:
+    """AUTOQUANT_<OPTION> -> the serve option it fills, for every long option of serve's parser."""
+    out = {}
+    for action in parser_actions:
+        longs = [o for o in action.option_strings if o.startswith("--")]
+        if longs and action.dest not in ("help", "json"):
+            out[env_var(longs[0])] = action
+    return out
+
+
+def _serve_actions() -> list[argparse.Action]:
+    parser = argparse.ArgumentParser(add_help=False)
+    add_arguments(parser)
+    return list(parser._actions)
+
+
 def apply_env(args: argparse.Namespace, environ: Mapping[str, str]) -> argparse.Namespace:
     """Fill options the command line left unset from AUTOQUANT_* variables (flags win)."""
-    for var, (attr, parse) in ENV_OPTIONS.items():
+    for var, action in env_overlay(_serve_actions()).items():
         raw = environ.get(var)
-        if raw is None or raw == "" or getattr(args, attr, None) is not None:  # an explicit 0 is a value
+        if raw is None or raw == "":
+            continue
+        if isinstance(action, argparse._StoreTrueAction):
+            value = raw.strip().lower()
+            if getattr(args, action.dest, False):
+                continue  # the flag was given
+            if value in ("1", "true", "yes", "on"):
+                setattr(args, action.dest, True)
+            elif value not in ("0", "false", "no", "off"):
+                raise UsageError(f"{var}={raw!r} is not valid: use 1 or 0")
+            continue
+        if getattr(args, action.dest, None) is not None:  # an explicit 0 is a value
             continue
         try:
-            value = parse(raw)
+            value = action.type(raw) if action.type else raw
         except (ValueError, argparse.ArgumentTypeError) as exc:
             raise UsageError(f"{var}={raw!r} is not valid: {exc}") from None
-        setattr(args, attr, value)
-    for var, attr in ENV_FLAGS.items():
-        raw = environ.get(var, "").strip().lower()
-        if getattr(args, attr, False):
-            continue  # the flag was given
-        if raw in ("1", "true", "yes", "on"):
-            setattr(args, attr, True)
-        elif raw not in ("", "0", "false", "no", "off"):
-            raise UsageError(f"{var}={raw!r} is not valid: use 1 or 0")
+        if action.choices is not None and value not in action.choices:
+            raise UsageError(f"{var}={raw!r} is not valid: choose one of {', '.join(map(str, action.choices))}")
+        setattr(args, action.dest, value)
     if getattr(args, "concurrency", None) is not None:
         parse_concurrency(args.concurrency)
     use_case = getattr(args, "use_case", None)
@@ -269,20 +247,30 @@ def apply_env(args: argparse.Namespace, environ: Mapping[str, str]) -> argparse.
     return args
 
 
-def _vllm_tokens(args: argparse.Namespace) -> list[str]:
-    out: list[str] = []
-    for dest, names in _VLLM_OPTIONS.items():
-        value = getattr(args, dest, None)
-        if value is not None:
-            out += [names[0], str(value)]
-    if getattr(args, "v_served_model_name", None):
-        out += ["--served-model-name", *args.v_served_model_name]
-    return out
+def env_variables() -> set[str]:
+    """Every AUTOQUANT_* variable serve reads as an option (the container entrypoint's interface)."""
+    from autoquant.launchers.flags import READ_FLAGS
+
+    return set(env_overlay(_serve_actions())) | {env_var(f) for f in READ_FLAGS} | {"AUTOQUANT_EXTRA_ARGS"}
+
+
+def env_engine_args(environ: Mapping[str, str], given: set[str]):
+    """AUTOQUANT_<FLAG> for each vLLM flag autoquant reads (AUTOQUANT_PORT, AUTOQUANT_TENSOR_PARALLEL_SIZE,
+    ...), as engine flags, where the command line did not give that flag."""
+    from autoquant.launchers.flags import READ_FLAGS, classify_tokens
+
+    tokens: list[str] = []
+    for flag in READ_FLAGS:
+        raw = environ.get(env_var(flag))
+        if raw and flag not in given:
+            tokens += [flag, *(shlex.split(raw) if flag == "--served-model-name" else [raw])]
+    return classify_tokens(tokens)[0]
 
 
 # -- planning --------------------------------------------------------------------------------------------
-def make_plan(args: argparse.Namespace, pins) -> tuple[Plan, str, dict]:
-    """The plan to launch: from --plan, the node's decision cache, the demo, or the planner."""
+def make_plan(args: argparse.Namespace, pins, user_args=()) -> tuple[Plan, str, dict]:
+    """The plan to launch: from --plan, the node's decision cache, the demo, or the planner. An engine that
+    cannot honour one of the user's flags is ruled out before planning (`user_args`)."""
     from autoquant.launchers import cache
     from autoquant.launchers.llamacpp import threads_for
 
@@ -293,8 +281,10 @@ def make_plan(args: argparse.Namespace, pins) -> tuple[Plan, str, dict]:
         model = args.model or plan.model
         context.update(source=f"plan file {args.plan}", served_model=model)
         return plan, model, context
+    args.max_model_len = pins.max_model_len  # a vLLM flag, and the context every request must reach
+    ruled = flag_rulings(user_args, pins.engine)
     if not args.model:
-        plan, source = plan_demo(args, pins)
+        plan, source = plan_demo(args, pins, ruled)
         context.update(source=source, served_model=_demo_name())
         return plan, plan.model, context
 
@@ -304,13 +294,13 @@ def make_plan(args: argparse.Namespace, pins) -> tuple[Plan, str, dict]:
     described = bool(getattr(args, "hardware", None) or getattr(args, "gpu", None))
     key = None
     if not args.no_cache and not described:  # the cache is keyed by this node's hardware
-        key = decision_key(args, model, pins, workload)
+        key = decision_key(args, model, pins, workload, flags=sorted({a.name for a in user_args}))
         cached = cache.load_plan(key)
         if cached is not None and cached.chosen is not None:
             context["source"] = f"decision cache {key}"
             return cached, model, context
     node = resolve_node(args)
-    plan = plan_with_planner(model, node, workload, pins, args)
+    plan = plan_with_planner(model, node, workload, pins, args, ruled)
     context["source"] = "planner"
     if node.cpu and node.cpu.physical_cores:
         context["threads"] = threads_for(node)
@@ -319,29 +309,69 @@ def make_plan(args: argparse.Namespace, pins) -> tuple[Plan, str, dict]:
     return plan, model, context
 
 
-def decision_key(args: argparse.Namespace, model: str, pins, workload, fingerprint: dict | None = None) -> str:
+def flag_rulings(user_args, pinned_engine: str | None = None) -> dict[str, str]:
+    """engine -> why the user's flags rule it out, before planning.
+
+    The drop-in contract: a flag autoquant reads (READ_FLAGS: host, port, served name, context, parallelism,
+    batch, KV dtype, quantization, dtype, memory fraction) is carried by every engine that has it; any other
+    vLLM flag is a vLLM command line's, so it plans vLLM and is passed verbatim. Another engine carries such
+    flags (translated, or dropped where they mean its default) only when pinned (--engine). An engine's own
+    flag (`--tp_size`) plans that engine."""
+    from autoquant.engines.flags import honour, honour_arg
+    from autoquant.facts import default_facts
+    from autoquant.launchers import versions
+    from autoquant.launchers.build import launcher_module
+    from autoquant.launchers.flags import READ_FLAGS, native_option_lists
+
+    natives = native_option_lists()
+    out = {}
+    for eid, spec in default_facts().engines.items():
+        module = launcher_module(spec)
+        flavor = module.flavor() if hasattr(module, "flavor") else None
+        version = versions.engine_version(eid)
+        ok, why = honour(spec, user_args, version, flavor, natives.get(eid, ()))
+        if ok and pinned_engine is None and spec.flags.get("options") != "vllm":
+            vllm_only = [a for a in user_args if a.option is not None and a.name not in READ_FLAGS
+                         and eid not in a.native_to]
+            if vllm_only:
+                a = vllm_only[0]
+                how = honour_arg(spec, a, version, flavor, natives.get(eid, ()))
+                carried = f"dropped: {how.dropped}" if how.dropped else f"as {' '.join(how.tokens) or 'its own'}"
+                ok, why = False, (f"{a.given} is a vLLM flag, so a vllm serve command line plans vLLM (pass "
+                                  f"--engine {eid} to run {spec.label} with it {carried})")
+        if not ok:
+            out[eid] = f"{why}: {spec.label} is ruled out by that flag" if "vllm serve command line" not in why \
+                else why
+    return out
+
+
+def decision_key(args: argparse.Namespace, model: str, pins, workload, fingerprint: dict | None = None,
+                 flags: list[str] | None = None) -> str:
     """The decision-cache key: everything that drives the plan, including what resolve_node applies to
-    the probed node (--nodes, --cpu-bandwidth, measuring or not)."""
+    the probed node (--nodes, --cpu-bandwidth, measuring or not) and the engine flags given (they rule
+    engines out)."""
     from autoquant.launchers import cache
 
     extra = {
         "checkpoint": args.checkpoint, "runtime_q": args.allow_runtime_quantization,
         "nodes": getattr(args, "nodes", None), "cpu_bandwidth": getattr(args, "cpu_bandwidth", None),
-        "measure": not getattr(args, "no_measure", False),
+        "measure": not getattr(args, "no_measure", False), "flags": flags or [],
     }
     return cache.decision_key(model, pins.as_kwargs(), to_dict(workload), extra=extra, fingerprint=fingerprint)
 
 
-def plan_with_planner(model: str, node, workload, pins, args) -> Plan:
-    """probes.model -> checkpoints -> planner (autoquant.api.plan_model), with the user's pins as constraints."""
+def plan_with_planner(model: str, node, workload, pins, args, ruled: dict[str, str] | None = None) -> Plan:
+    """probes.model -> checkpoints -> planner (autoquant.api.plan_model), with the user's pins as constraints
+    and the engines their flags rule out."""
     from autoquant.api import plan_model
     from autoquant.probes.model import load_model
 
-    # max_model_len reaches the planner through the workload (resolve_workload); max_num_seqs after planning
-    kwargs = {k: v for k, v in pins.as_kwargs().items() if k in ("engine", "method", "tp", "pp", "kv_cache_dtype")}
+    # max_model_len reaches the planner through the workload (resolve_workload)
+    kwargs = {k: v for k, v in pins.as_kwargs().items()
+              if k in ("engine", "method", "tp", "pp", "kv_cache_dtype", "max_num_seqs", "memory_fraction")}
     return plan_model(load_model(model), node, workload, checkpoint=args.checkpoint,
                       allow_runtime_quantization=bool(args.allow_runtime_quantization),
-                      notify=lambda msg: print(f"autoquant: {msg}", file=sys.stderr), **kwargs)
+                      notify=lambda msg: print(f"autoquant: {msg}", file=sys.stderr), ruled_out=ruled, **kwargs)
 
 
 def _apply_pins(chosen: Candidate, pins) -> None:
@@ -357,7 +387,7 @@ def _is_checkpoint(ckpt: Checkpoint | None, value: str) -> bool:
     return ckpt is not None and (ckpt.repo == value or value in ckpt.files)
 
 
-def plan_demo(args: argparse.Namespace, pins) -> tuple[Plan, str]:
+def plan_demo(args: argparse.Namespace, pins, ruled: dict[str, str] | None = None) -> tuple[Plan, str]:
     """No MODEL: the demo model (Gemma 3 270M Q4_K_M, shipped as a Python package) planned like any other
     model, pinned to llama.cpp and its packaged GGUF, so context, slots and threads fit this node. When the
     planner cannot place it (no RAM figure, say), the fixed demo plan still serves it."""
@@ -367,9 +397,11 @@ def plan_demo(args: argparse.Namespace, pins) -> tuple[Plan, str]:
         raise UsageError(f"the demo model (no MODEL given) runs on llama.cpp, not {pins.engine}: give a MODEL")
     if pins.method not in (None, "gguf-q4_k_m"):
         raise UsageError(f"the demo model is gguf-q4_k_m, not {pins.method}: give a MODEL")
+    if ruled and "llamacpp" in ruled:
+        raise UsageError(f"the demo model runs on llama.cpp: {ruled['llamacpp']}")
     pins.engine, pins.method = "llamacpp", "gguf-q4_k_m"
     try:
-        plan = plan_with_planner(DEMO_BASE_MODEL, resolve_node(args), resolve_workload(args), pins, args)
+        plan = plan_with_planner(DEMO_BASE_MODEL, resolve_node(args), resolve_workload(args), pins, args, ruled)
     except AutoquantError as exc:
         why = str(exc)
     else:

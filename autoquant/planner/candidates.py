@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from autoquant.planner import facts, memory, perf, quality, rules
+from autoquant.engines.compat import compat
+from autoquant.planner import facts, memory, perf, quality
 from autoquant.planner.calibration import Calibration
 from autoquant.planner.hardware import Device
-from autoquant.records import Estimate, Memory, ModelSpec, Rejection, Workload
-from autoquant.records.plan import ENGINES
+from autoquant.records import Estimate, Memory, ModelSpec, QuantSpec, Rejection, Workload
 
 TP_SIZES = (1, 2, 4, 8)
 
@@ -29,7 +29,7 @@ class Config:
     @property
     def label(self) -> str:
         par = f" TP={self.tp}" + (f" PP={self.pp}" if self.pp > 1 else "")
-        if self.engine == "llamacpp":
+        if not facts.engine(self.engine).tensor_parallel:
             par = f" {self.gpus} GPU" if self.gpus > 1 else ""
             if self.n_gpu_layers is not None:
                 par += f" -ngl {self.n_gpu_layers}"
@@ -41,7 +41,12 @@ def all_methods() -> list[str]:
 
 
 def _default_kv(engine: str) -> str:
-    return "f16" if engine == "llamacpp" else "auto"
+    return facts.engine(engine).kv_default
+
+
+def engine_kv(engine: str, kv_cache_dtype: str) -> str:
+    """A KV-cache dtype in the engine's own terms (vLLM's `auto` is llama.cpp's `f16`)."""
+    return facts.engine(engine).kv_from_vllm.get(kv_cache_dtype, kv_cache_dtype)
 
 
 def tp_options(device: Device) -> list[int]:
@@ -54,32 +59,29 @@ def pp_options(device: Device) -> list[int]:
     return list(range(1, device.nodes + 1)) if device.kind == "cuda" else [1]
 
 
-def gate(config: Config, model: ModelSpec, device: Device) -> Rejection | None:
-    """The first rule that rules this configuration out, as a Rejection; None when it may run."""
-    ok, reason, rule = rules.check_engine_method(config.engine, config.method, device)
-    if not ok:
-        return Rejection(config.engine, config.method, reason or "ruled out", config.tp, config.pp, rule)
-    if config.engine in ("vllm", "trtllm"):
+def gate(config: Config, model: ModelSpec, device: Device, subject: QuantSpec | str | None = None) -> Rejection | None:
+    """The first rule that rules this configuration out, as a Rejection; None when it may run. `subject`: the
+    checkpoint's QuantSpec when one is known (its format and its own bits/group are then checked too)."""
+    spec = facts.engine(config.engine)
+    if spec.tensor_parallel and device.kind == "cuda":
         if config.tp > device.count:
             return Rejection(config.engine, config.method,
                              f"TP={config.tp} needs {config.tp} GPUs per node, this node has {device.count}",
-                             config.tp, config.pp, "tp-gpus")
+                             config.tp, config.pp, "tp-gpus", scope="config")
         if config.pp > device.nodes:
             return Rejection(config.engine, config.method, f"PP={config.pp} needs {config.pp} nodes, have {device.nodes}",
-                             config.tp, config.pp, "pp-nodes")
-        ok, reason = rules.check_tp(model, config.tp)
-        if not ok:
-            return Rejection(config.engine, config.method, f"TP={config.tp}: {reason}", config.tp, config.pp, "tp-heads")
-        if config.engine == "vllm":
-            ok, reason = rules.check_method_shapes(model, config.method, config.tp, device.capability)
-            if not ok:
-                return Rejection(config.engine, config.method, reason or "", config.tp, config.pp, "marlin")
-        kvs = facts.engines().get(config.engine, {}).get("kv_cache_dtypes", ["auto"])
-        if config.kv_cache_dtype not in kvs:
-            return Rejection(config.engine, config.method,
-                             f"KV-cache dtype {config.kv_cache_dtype} is not one of {kvs} on {config.engine}",
-                             config.tp, config.pp, "kv-dtype")
+                             config.tp, config.pp, "pp-nodes", scope="config")
+    v = compat(spec, subject or config.method, device, config.tp, model=model, kv_cache_dtype=config.kv_cache_dtype)
+    if not v.ok:
+        return Rejection(config.engine, config.method, v.reason or "ruled out", config.tp, config.pp, v.rule,
+                         scope=v.scope)
     return None
+
+
+def kernel_of(config: Config, model: ModelSpec, device: Device, subject: QuantSpec | str | None = None) -> str:
+    """The kernel id (kernels.yaml) the engine runs this configuration with."""
+    spec = facts.engine(config.engine)
+    return compat(spec, subject or config.method, device, config.tp, model=model).kernel
 
 
 def gpu_price(device: Device, workload: Workload) -> float | None:
@@ -93,9 +95,9 @@ def _llamacpp_layer_bytes(model: ModelSpec, method: str) -> float:
 
 
 def llamacpp_offload(model: ModelSpec, method: str, device: Device, gpus: int, context_tokens: int,
-                     kv_bytes: float, concurrency: int) -> int | None:
+                     kv_bytes: float, concurrency: int, engine: str = "llamacpp") -> int | None:
     """-ngl for llama.cpp on CUDA: None when every layer fits on the GPUs, else the layers that fit."""
-    reserve = memory.llamacpp_gpu_reserve_gb()
+    reserve = memory.gpu_reserve_gb(facts.engine(engine))
     total = memory.weight_bytes_total(model, method) / 1e9
     kv = memory.kv_bytes_per_request(model, context_tokens, kv_bytes) * concurrency / 1e9
     room = device.memory_gb * gpus - reserve * gpus
@@ -126,7 +128,8 @@ def running_at_once(concurrency: int | None, kv_room: int, engine_cap: int, max_
 
 
 def evaluate(config: Config, model: ModelSpec, device: Device, workload: Workload,
-             calibration: Calibration, max_num_seqs: int | None = None) -> Estimate:
+             calibration: Calibration, max_num_seqs: int | None = None, subject: QuantSpec | str | None = None,
+             memory_fraction: float | None = None) -> Estimate:
     """Memory, speed, quality and cost of one configuration at the workload's concurrency. When the KV cache
     (or a pinned `max_num_seqs`) holds fewer than the workload's C requests, the engine runs M at a time and
     the rest queue (perf.queued, docs/planner.md "Queueing beyond capacity")."""
@@ -134,17 +137,22 @@ def evaluate(config: Config, model: ModelSpec, device: Device, workload: Workloa
     kv_bytes = facts.kv_dtype_bytes().get(config.kv_cache_dtype, 2.0)
     context = workload.max_model_len or (workload.isl + workload.osl)
     engine = config.engine
-    kernel = facts.kernel_for(config.method, engine, device.capability, device.kind)
-    # per-GPU figures only for GPUs: a CPU node's key ("cpu") names no catalog entry
-    eff = calibration.efficiency(kernel, device.key if device.kind != "cpu" else None, engine)
+    spec = facts.engine(engine)
+    layered = not spec.tensor_parallel  # llama.cpp: layers split over GPUs (or offloaded), no TP
+    kernel = kernel_of(config, model, device, subject)
+    # per-GPU figures only for GPUs: a CPU node's key ("cpu") names no catalog entry; an engine with no fitted
+    # figures of its own is calibrated as the engine it names (engines.yaml calibration_as)
+    cal_engine = spec.calibration_as
+    eff = calibration.efficiency(kernel, device.key if device.kind != "cpu" else None, cal_engine)
     math_p = facts.math_precision(config.method, device.capability)
-    gpus = config.gpus if engine == "llamacpp" else config.tp * config.pp
-    mem_tp, mem_pp = (1, max(1, config.gpus)) if engine == "llamacpp" else (config.tp, config.pp)
+    gpus = config.gpus if layered else config.tp * config.pp
+    mem_tp, mem_pp = (1, max(1, config.gpus)) if layered else (config.tp, config.pp)
 
-    budget = memory.gpu_budget(engine, model, config.method, device, mem_tp, mem_pp, config.n_gpu_layers)
-    kv_tp, kv_pp = (1, 1) if engine == "llamacpp" else (config.tp, config.pp)
+    budget = memory.gpu_budget(spec, model, config.method, device, mem_tp, mem_pp, config.n_gpu_layers,
+                               memory_fraction)
+    kv_tp, kv_pp = (1, 1) if layered else (config.tp, config.pp)
     per_req = memory.kv_bytes_per_request(model, context, kv_bytes, kv_tp, kv_pp)
-    if engine == "llamacpp" and device.kind == "cuda" and config.gpus > 1:
+    if layered and device.kind == "cuda" and config.gpus > 1:
         per_req /= config.gpus
     max_conc = memory.max_requests(budget.kv_space_gb, per_req, 10**9)
     at_max_conc = max(1, running_at_once(None, max_conc, budget.max_num_seqs, max_num_seqs))
@@ -156,7 +164,7 @@ def evaluate(config: Config, model: ModelSpec, device: Device, workload: Workloa
     total = budget.weights_gb + budget.overhead_gb + kv_gb
     fits = budget.kv_space_gb > 0 and max_conc >= 1
     if budget.host_weights_gb > 0:  # llama.cpp partial offload: the rest of the weights live in host RAM
-        reserve = memory.llamacpp_host_reserve_gb()
+        reserve = memory.host_reserve_gb(spec)
         host = device.host_ram_gb
         if host is None or budget.host_weights_gb + reserve > host:
             fits = False
@@ -171,13 +179,13 @@ def evaluate(config: Config, model: ModelSpec, device: Device, workload: Workloa
     mml = memory.max_model_len(model, budget.kv_space_gb, kv_bytes, kv_tp, kv_pp)
 
     gpu_fraction = 1.0
-    if engine == "llamacpp" and config.n_gpu_layers is not None and device.kind == "cuda":
+    if layered and config.n_gpu_layers is not None and device.kind == "cuda":
         gpu_fraction = config.n_gpu_layers / (model.num_layers + 1)
     setup = perf.Setup(
         model=model, method=config.method, engine=engine, device=device,
-        tp=1 if engine == "llamacpp" else config.tp, pp=1 if engine == "llamacpp" else config.pp,
-        kv_bytes=kv_bytes, eff=eff, cpu_eff=calibration.efficiency("llamacpp-cpu", None, engine), gpu_fraction=gpu_fraction,
-        overhead_ms=calibration.overhead_ms(engine), math=math_p,
+        tp=1 if layered else config.tp, pp=1 if layered else config.pp,
+        kv_bytes=kv_bytes, eff=eff, cpu_eff=calibration.efficiency("llamacpp-cpu", None, cal_engine),
+        gpu_fraction=gpu_fraction, overhead_ms=calibration.overhead_ms(cal_engine), math=math_p,
     )
     if not device.bandwidth_gbps:
         notes.append("no memory bandwidth figure for this device: speed unknown")
@@ -201,7 +209,7 @@ def evaluate(config: Config, model: ModelSpec, device: Device, workload: Workloa
     if price is not None and sp.output_tps > 0:
         cost = max(1, gpus) * price / (sp.output_tps * 3600) * 1e6
     bpw = memory.bits_per_weight(config.method, model)
-    if engine == "llamacpp" and config.n_gpu_layers is not None:
+    if layered and config.n_gpu_layers is not None:
         notes.append(f"partial offload: {config.n_gpu_layers} of {model.num_layers} layers on GPU, "
                      f"{budget.host_weights_gb:.1f} GB of weights in host RAM")
     return Estimate(
@@ -211,7 +219,7 @@ def evaluate(config: Config, model: ModelSpec, device: Device, workload: Workloa
         ppl_delta=ppl, cost_per_million_tokens=None if cost is None else round(cost, 4),
         regime=sp.regime, kernel=kernel, kv_cache_dtype=config.kv_cache_dtype, max_model_len=mml,
         max_num_seqs=running, gpus=max(1, gpus) if device.kind == "cuda" else (1 if device.kind == "apple" else 0),
-        gpu=device.key, n_gpu_layers=config.n_gpu_layers if engine == "llamacpp" else None,
+        gpu=device.key, n_gpu_layers=config.n_gpu_layers if layered else None,
         output_tokens_per_s_at_max=round(at_max, 2), max_running=at_max_conc if max_conc >= 1 else 0,
         ppl_delta_uncertainty=q.uncertainty,
         crossover_batch=None if (c := perf.crossover_batch(device, math_p, bpw, eff)) is None else round(c, 1),
@@ -224,16 +232,16 @@ def enumerate_configs(model: ModelSpec, device: Device, workload: Workload,
                       pp: int | None = None, kv_cache_dtype: str | None = None) -> Iterator[Config]:
     """Every configuration to consider (pins narrow the space). KV-cache fp8/q8_0 is a separate
     candidate only where the default KV dtype cannot hold the workload (see docs/planner.md)."""
-    engines = [engine] if engine else list(ENGINES)
+    engines = [engine] if engine else list(facts.engine_ids())
     methods = [method] if method else all_methods()
     for eng in engines:
-        kvs = [kv_cache_dtype] if kv_cache_dtype else [_default_kv(eng)]
+        kvs = [engine_kv(eng, kv_cache_dtype)] if kv_cache_dtype else [_default_kv(eng)]
         for meth in methods:
-            if eng == "llamacpp":
+            if not facts.engine(eng).tensor_parallel:
                 if not meth.startswith("gguf-"):
                     yield Config(eng, meth, kv_cache_dtype=kvs[0])
                     continue
-                yield from _llamacpp_configs(model, device, workload, meth, kvs, kv_cache_dtype is None, tp)
+                yield from _layered_configs(eng, model, device, workload, meth, kvs, tp)
                 continue
             tps = [tp] if tp else tp_options(device)
             pps = [pp] if pp else pp_options(device)
@@ -243,12 +251,12 @@ def enumerate_configs(model: ModelSpec, device: Device, workload: Workload,
                         yield Config(eng, meth, t, p, kv)
 
 
-def _llamacpp_configs(model: ModelSpec, device: Device, workload: Workload, meth: str, kvs: list[str],
-                      may_add_q8: bool, tp: int | None = None) -> Iterator[Config]:
+def _layered_configs(eng: str, model: ModelSpec, device: Device, workload: Workload, meth: str, kvs: list[str],
+                     tp: int | None = None) -> Iterator[Config]:
     conc = workload.concurrency or 1
     for kv in kvs:
         if device.kind != "cuda":
-            yield Config("llamacpp", meth, kv_cache_dtype=kv)
+            yield Config(eng, meth, kv_cache_dtype=kv)
             continue
         # a TP pin means "this many GPUs" to llama.cpp (it splits the model across them)
         for g in ([tp] if tp else sorted({1, device.count})):
@@ -258,11 +266,11 @@ def _llamacpp_configs(model: ModelSpec, device: Device, workload: Workload, meth
             if conc > 1:
                 ngls.append(llamacpp_layers(model, meth, device, g, workload, kv, 1))
             for ngl in dict.fromkeys(ngls):
-                yield Config("llamacpp", meth, kv_cache_dtype=kv, n_gpu_layers=ngl, gpus=g)
+                yield Config(eng, meth, kv_cache_dtype=kv, n_gpu_layers=ngl, gpus=g)
 
 
 def fallback_kv(config: Config) -> str | None:
-    if config.engine == "llamacpp":
-        return "q8_0" if config.kv_cache_dtype == "f16" else None
-    return "fp8" if config.kv_cache_dtype == "auto" else None
+    """The engine's quantized KV cache, tried when its default cannot hold the workload."""
+    spec = facts.engine(config.engine)
+    return spec.kv_fallback if config.kv_cache_dtype == spec.kv_default else None
 

@@ -11,7 +11,7 @@ quantization, then a measured quality delta, then vLLM over TensorRT-LLM, then t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import fields, replace
 
 from autoquant.errors import InputError, RuleError
@@ -34,9 +34,6 @@ from autoquant.records import (
 )
 
 TIE_TOLERANCE = 0.02
-# Rules whose reason does not depend on the method: one line per engine instead of one per method.
-_ENGINE_LEVEL_RULES = {"apple-llamacpp-only", "cpu-llamacpp-only", "gguf-only-on-llamacpp", "vllm-gguf-plugin",
-                       "trtllm-no-gguf", "trtllm-min-ampere"}
 
 
 def _score_cost(e: Estimate) -> float:
@@ -62,8 +59,9 @@ def scores(feasible: list[Estimate], objective: str, osl: int) -> list[float]:
 
 def _simplicity(e: Estimate) -> tuple:
     quantized = bool(facts.methods().get(e.method, {}).get("quantized", True))
-    engine_order = {"vllm": 0, "trtllm": 1, "llamacpp": 2}.get(e.engine, 3)
-    default_kv = e.kv_cache_dtype in ("auto", "f16")
+    spec = facts.engine(e.engine)
+    default_kv = e.kv_cache_dtype == spec.kv_default
+    engine_order = spec.preference
     return (max(e.gpus, 1), quantized, e.ppl_delta is None, engine_order, not default_kv)
 
 
@@ -81,55 +79,83 @@ def rank(feasible: list[Estimate], objective: str, osl: int) -> list[Estimate]:
     return [feasible[i] for i in tied + rest]
 
 
-def checkpoint_model(model: ModelSpec, method: str,
-                     checkpoints: Mapping[str, Checkpoint | None] | None) -> ModelSpec:
-    """The model whose shapes a method's checkpoint really has: a verified checkpoint that carries its own
-    (e.g. padded) MLP width replaces the base model's for the shape rules and the memory estimate."""
-    ck = (checkpoints or {}).get(method)
+def checkpoint_shapes(model: ModelSpec, ck: Checkpoint | None) -> ModelSpec:
+    """The model whose shapes a checkpoint really has: a verified checkpoint that carries its own (e.g. padded)
+    MLP width replaces the base model's for the shape rules and the memory estimate."""
     if ck is None or ck.status != "verified" or not ck.intermediate_size \
             or ck.intermediate_size == model.intermediate_size:
         return model
     return replace(model, intermediate_size=int(ck.intermediate_size))
 
 
-# Engines that cannot use a runtime-quantization "checkpoint" (the base BF16 weights + a load-time flag).
-_NO_RUNTIME_QUANT = {
-    "trtllm": "TensorRT-LLM does not quantize at load time; it needs a pre-quantized FP8 checkpoint "
-              "(ModelOpt/llm-compressor)",
-}
+def engine_order(engine: str, checkpoints: Sequence[Checkpoint]) -> list[Checkpoint]:
+    """The checkpoints of one method in the order this engine should try them: its own publisher's format
+    first (engines.yaml preferred_producers: ModelOpt exports for TensorRT-LLM), then resolution's rank."""
+    preferred = facts.engine(engine).preferred_producers
+    if not preferred:
+        return list(checkpoints)
+
+    def producer_rank(ck: Checkpoint) -> int:
+        producer = ck.quant.producer if ck.quant else None
+        return preferred.index(producer) if producer in preferred else len(preferred)
+
+    return sorted(checkpoints, key=producer_rank)
 
 
-def _checkpoint_rejection(cfg: Config, model: ModelSpec, checkpoints: Mapping[str, Checkpoint | None] | None,
-                          allow_runtime: bool) -> tuple[Rejection | None, Checkpoint | None]:
-    if checkpoints is None or cfg.method not in checkpoints:
-        return None, None
-    ck = checkpoints[cfg.method]
-    if ck is not None and ck.runtime_quantization and cfg.engine != "vllm":
-        return Rejection(cfg.engine, cfg.method, _NO_RUNTIME_QUANT.get(cfg.engine, f"{facts.engine_label(cfg.engine)} "
-                         "does not quantize at load time; it needs a pre-quantized checkpoint"),
-                         cfg.tp, cfg.pp, "checkpoint"), None
-    if ck is not None:
-        return None, ck
-    if cfg.method == "fp8" and cfg.engine == "vllm":
+def _as_list(entry: Checkpoint | Sequence[Checkpoint] | None) -> list[Checkpoint]:
+    if entry is None:
+        return []
+    return [entry] if isinstance(entry, Checkpoint) else list(entry)
+
+
+_MISSING_WITH_RUNTIME = ("no {label} checkpoint found for {model}: {engine} can quantize BF16 weights to {label} at "
+                         "load time: pass --allow-runtime-quantization")
+
+
+def choose_checkpoint(cfg: Config, model: ModelSpec, device: Device,
+                      checkpoints: Mapping[str, Checkpoint | Sequence[Checkpoint] | None],
+                      allow_runtime: bool) -> tuple[Rejection | None, Checkpoint | None, ModelSpec]:
+    """The first checkpoint of cfg.method that cfg.engine can load here (compat on its format, its own bits and
+    group, and its own shapes), or the rejection that says why none can and how to make one."""
+    spec = facts.engine(cfg.engine)
+    listed = _as_list(checkpoints.get(cfg.method))
+    refused: list[str] = []
+    for ck in engine_order(cfg.engine, listed):
+        if ck.runtime_quantization and not spec.quantizes_at_load(cfg.method):
+            refused.append(spec.no_quantize_at_load)
+            continue
+        subject = ck.quant if ck.quant is not None and not ck.runtime_quantization else cfg.method
+        shapes = checkpoint_shapes(model, ck)
+        rej = cands.gate(cfg, shapes, device, subject)
+        if rej is None:
+            return None, ck, shapes
+        refused.append(f"{ck.repo}: {rej.reason}")
+    label = facts.method_label(cfg.method).split(" (")[0]
+    if not listed and spec.quantizes_at_load(cfg.method) and model.quantization is None:
         if allow_runtime:
-            return None, Checkpoint(repo=model.id, method="fp8", source="base", verified=True,
-                                    reason="vLLM quantizes the BF16 weights to FP8 at load time",
-                                    runtime_quantization=True, status="verified", base=model.id)
-        return Rejection(cfg.engine, cfg.method,
-                         f"no FP8 checkpoint found for {model.id}: vLLM can quantize BF16 weights to FP8 at load "
-                         "time: pass --allow-runtime-quantization", cfg.tp, cfg.pp, "checkpoint"), None
+            ck = Checkpoint(repo=model.id, method=cfg.method, source="base", verified=True,
+                            reason=f"{spec.label} quantizes the BF16 weights to {label} at load time",
+                            runtime_quantization=True, status="verified", base=model.id)
+            return None, ck, model
+        return Rejection(cfg.engine, cfg.method, _MISSING_WITH_RUNTIME.format(label=label, model=model.id,
+                         engine=spec.label), cfg.tp, cfg.pp, "checkpoint", scope="method"), None, model
     from autoquant.checkpoints.recipes import how_to_make
 
-    how = how_to_make(cfg.method, model.id)
-    label = facts.method_label(cfg.method).split(" (")[0]
+    how = how_to_make(cfg.method, model.id, spec.preferred_producers[0] if spec.preferred_producers else None)
+    if allow_runtime and not spec.quantizes_at_load(cfg.method):
+        how = f"{spec.no_quantize_at_load}; {how}"
+    if refused:
+        why = "; ".join(dict.fromkeys(refused))
+        return Rejection(cfg.engine, cfg.method, f"no {label} checkpoint {spec.label} can load here ({why}): {how}",
+                         cfg.tp, cfg.pp, "checkpoint", scope="config"), None, model
     return Rejection(cfg.engine, cfg.method, f"no {label} checkpoint found for {model.id}: {how}",
-                     cfg.tp, cfg.pp, "checkpoint"), None
+                     cfg.tp, cfg.pp, "checkpoint", scope="method"), None, model
 
 
 def _fit_reason(e: Estimate, workload: Workload, host_ram_gb: float | None) -> str:
     m = e.memory
     if m.host_weights_gb > 0 and (host_ram_gb is None
-                                  or m.host_weights_gb + memory.llamacpp_host_reserve_gb() > host_ram_gb):
+                                  or m.host_weights_gb + memory.host_reserve_gb(facts.engine(e.engine)) > host_ram_gb):
         return (f"does not fit: host RAM: {m.host_weights_gb:.1f} GB of weights stay in RAM, "
                 + ("RAM size unknown" if host_ram_gb is None else f"{host_ram_gb:.1f} GB there"))
     if m.weights_gb + m.overhead_gb >= m.capacity_gb:
@@ -167,13 +193,14 @@ def _slo_reason(e: Estimate, workload: Workload) -> str | None:
 
 
 def _evaluate_with_kv_fallback(cfg: Config, model: ModelSpec, device: Device, workload: Workload,
-                               cal: Calibration, kv_pinned: bool, max_num_seqs: int | None = None) -> list[Estimate]:
+                               cal: Calibration, kv_pinned: bool, max_num_seqs: int | None = None,
+                               subject=None, memory_fraction: float | None = None) -> list[Estimate]:
     """The default KV dtype first; the engine's quantized KV cache (vLLM/TRT-LLM fp8, llama.cpp q8_0) only
     when the default cannot run every request at once. When the default does not fit at all, the fallback
     replaces it; when the default fits but queues, the fallback (more at once, less KV precision) is a
     second candidate and the ranking decides. quality.yaml has no perplexity figure for a quantized KV
     cache, so with a user-set quality floor the fallback is not taken, and the estimate says so."""
-    est = cands.evaluate(cfg, model, device, workload, cal, max_num_seqs)
+    est = cands.evaluate(cfg, model, device, workload, cal, max_num_seqs, subject, memory_fraction)
     kv_limited = est.max_concurrency < est.concurrency and (max_num_seqs is None or est.max_concurrency < max_num_seqs)
     if kv_pinned or not (not est.memory.fits or kv_limited):
         return [est]
@@ -181,11 +208,11 @@ def _evaluate_with_kv_fallback(cfg: Config, model: ModelSpec, device: Device, wo
     if not alt:
         return [est]
     alt_cfg = Config(cfg.engine, cfg.method, cfg.tp, cfg.pp, alt, cfg.n_gpu_layers, cfg.gpus)
-    rej = cands.gate(alt_cfg, model, device)
+    rej = cands.gate(alt_cfg, model, device, subject)
     if rej is not None:
         est.notes.append(f"KV cache {alt} not possible: {rej.reason}")
         return [est]
-    alt_est = cands.evaluate(alt_cfg, model, device, workload, cal, max_num_seqs)
+    alt_est = cands.evaluate(alt_cfg, model, device, workload, cal, max_num_seqs, subject, memory_fraction)
     held = "would hold it" if alt_est.max_concurrency >= alt_est.concurrency else "would hold more"
     if not alt_est.memory.fits:
         est.notes.append(f"KV cache {alt} tried too: room for {alt_est.max_concurrency} requests")
@@ -206,13 +233,18 @@ def _evaluate_with_kv_fallback(cfg: Config, model: ModelSpec, device: Device, wo
 
 def plan(model: ModelSpec, node: Node, workload: Workload | None = None, *, engine: str | None = None,
          method: str | None = None, tp: int | None = None, pp: int | None = None,
-         kv_cache_dtype: str | None = None, checkpoints: Mapping[str, Checkpoint | None] | None = None,
+         kv_cache_dtype: str | None = None,
+         checkpoints: Mapping[str, Checkpoint | Sequence[Checkpoint] | None] | None = None,
          allow_runtime_quantization: bool = False, calibration: Calibration | None = None,
-         max_model_len: int | None = None, max_num_seqs: int | None = None) -> Plan:
+         max_model_len: int | None = None, max_num_seqs: int | None = None, memory_fraction: float | None = None,
+         ruled_out: Mapping[str, str] | None = None) -> Plan:
     """Choose engine + method + kernel + TP/PP + KV dtype for `model` on `node` under `workload`.
 
-    `max_model_len` / `max_num_seqs` are pins from engine flags the user gave (serve): the context every
-    request must reach, and a cap on concurrent requests."""
+    `checkpoints`: method -> the checkpoints that can be had for it, best first (None: plan as if every method
+    had one); each candidate (engine, method) takes the first its engine can load. `max_model_len` /
+    `max_num_seqs` / `memory_fraction` are pins from engine flags the user gave (serve): the context every
+    request must reach, a cap on concurrent requests, the engine's memory fraction (--gpu-memory-utilization).
+    `ruled_out`: engine -> why it may not serve (a flag the user gave that it cannot honour)."""
     workload = _pinned_workload(workload or Workload(), max_model_len)
     cal = calibration or default_calibration()
     device = device_of(node)
@@ -223,48 +255,33 @@ def plan(model: ModelSpec, node: Node, workload: Workload | None = None, *, engi
     rejected: list[Rejection] = []
     feasible: list[Estimate] = []
     ckpts: dict[int, Checkpoint | None] = {}
-    seen_engine_rules: set[tuple[str, str]] = set()
-    engine_rule_methods: dict[tuple[str, str], list[str]] = {}  # (engine, rule) -> the methods it rejected
-    seen_method_rules: set[tuple[str, str, str]] = set()
+    seen = _Seen()
+    for eng, why in (ruled_out or {}).items():
+        rejected.append(Rejection(eng, "*", why, None, None, "flag", scope="engine"))
     for cfg in cands.enumerate_configs(model, device, workload, engine, method, tp, pp, kv_cache_dtype):
-        cfg_model = checkpoint_model(model, cfg.method, checkpoints)
-        rej = cands.gate(cfg, cfg_model, device)
-        if rej is not None:
-            if rej.rule in _ENGINE_LEVEL_RULES:
-                listed = engine_rule_methods.setdefault((rej.engine, rej.rule), [])
-                if rej.method not in listed:
-                    listed.append(rej.method)
-                if (rej.engine, rej.rule) in seen_engine_rules:
-                    continue
-                seen_engine_rules.add((rej.engine, rej.rule))
-                rej = Rejection(rej.engine, "gguf-*" if "gguf" in rej.rule else "*", rej.reason, None, None, rej.rule)
-            elif rej.rule and rej.rule not in ("tp-gpus", "pp-nodes", "tp-heads", "marlin", "kv-dtype"):
-                key = (rej.engine, rej.method, rej.rule)
-                if key in seen_method_rules:
-                    continue
-                seen_method_rules.add(key)
-                rej = Rejection(rej.engine, rej.method, rej.reason, None, None, rej.rule)
-            rejected.append(rej)
+        if cfg.engine in (ruled_out or {}):
             continue
-        rej, ck = _checkpoint_rejection(cfg, model, checkpoints, allow_runtime_quantization)
+        rej = cands.gate(cfg, model, device)
+        ck, cfg_model = None, model
+        # a shape rule on the base model's shapes may hold for a checkpoint's own (padded) ones: checked there
+        # (a method the mapping does not name was not resolved: planned as if its checkpoint exists)
+        if checkpoints is not None and cfg.method in checkpoints and (rej is None or rej.rule in _SHAPE_RULES):
+            rej, ck, cfg_model = choose_checkpoint(cfg, model, device, checkpoints, allow_runtime_quantization)
         if rej is not None:
-            key = (rej.engine, rej.method, "checkpoint")
-            if key not in seen_method_rules:
-                seen_method_rules.add(key)
-                rejected.append(Rejection(rej.engine, rej.method, rej.reason, None, None, "checkpoint"))
+            _reject(rej, rejected, seen)
             continue
         try:
             ests = _evaluate_with_kv_fallback(cfg, cfg_model, device, workload, cal, kv_cache_dtype is not None,
-                                              max_num_seqs)
+                                              max_num_seqs, _subject(ck, cfg.method), memory_fraction)
         except UnknownSpeed as exc:
             rejected.append(Rejection(cfg.engine, cfg.method, f"{cfg.label}: {exc}", cfg.tp, cfg.pp, "speed"))
             continue
         for est in ests:
-            if cfg_model is not model:
-                est.notes.append(f"shapes from the verified checkpoint {checkpoints[cfg.method].repo} "  # type: ignore[index,union-attr]
+            if cfg_model is not model and ck is not None:
+                est.notes.append(f"shapes from the verified checkpoint {ck.repo} "
                                  f"(MLP width {cfg_model.intermediate_size}, base {model.intermediate_size})")
             _admit(est, workload, floor, floor_from, has_floor, ck, ckpts, feasible, rejected, device.host_ram_gb)
-    rejected = [_name_methods(r, engine_rule_methods) for r in rejected]
+    rejected = [_name_methods(r, seen.methods) for r in rejected]
     ranked = rank(feasible, workload.objective, workload.osl)
     chosen = [_candidate(e, ckpts.get(id(e))) for e in ranked]
     reasons = why_chosen(ranked, workload, floor, floor_from)
@@ -273,6 +290,40 @@ def plan(model: ModelSpec, node: Node, workload: Workload | None = None, *, engi
     wl["quality_floor_from"] = floor_from
     return Plan(model=model.id, hardware=device.describe(), chosen=chosen[0] if chosen else None,
                 alternatives=chosen[1:], rejected=rejected, workload=wl, reasons=reasons)
+
+
+_SHAPE_RULES = ("marlin_types", "marlin_shapes", "machete")
+
+
+def _subject(ck: Checkpoint | None, method: str):
+    return ck.quant if ck is not None and ck.quant is not None and not ck.runtime_quantization else method
+
+
+class _Seen:
+    """Rejections already listed: an engine-level rule once per engine, a method-level one once per method."""
+
+    def __init__(self) -> None:
+        self.keys: set[tuple[str, ...]] = set()
+        self.methods: dict[tuple[str, str], list[str]] = {}  # (engine, rule) -> the methods it rejected
+
+
+def _reject(rej: Rejection, rejected: list[Rejection], seen: _Seen) -> None:
+    if rej.scope == "engine":
+        listed = seen.methods.setdefault((rej.engine, rej.rule), [])
+        if rej.method not in listed:
+            listed.append(rej.method)
+        if (rej.engine, rej.rule) in seen.keys:
+            return
+        seen.keys.add((rej.engine, rej.rule))
+        method = "gguf-*" if rej.method.startswith("gguf-") and "gguf" in rej.rule else "*"
+        rej = replace(rej, method=method, tp=None, pp=None)
+    elif rej.scope == "method" or rej.rule == "checkpoint":
+        key = (rej.engine, rej.method, rej.rule, rej.reason if rej.rule == "checkpoint" else "")
+        if key in seen.keys:
+            return
+        seen.keys.add(key)
+        rej = replace(rej, tp=None, pp=None)
+    rejected.append(rej)
 
 
 def _admit(est: Estimate, workload: Workload, floor: float, floor_from: str, has_floor: bool,
@@ -322,12 +373,12 @@ def _pinned_workload(workload: Workload, max_model_len: int | None) -> Workload:
 
 
 def _cfg_label(e: Estimate) -> str:
-    if e.engine == "llamacpp":
+    spec = facts.engine(e.engine)
+    kv = f" kv={e.kv_cache_dtype}" if e.kv_cache_dtype != spec.kv_default else ""
+    if not spec.tensor_parallel:
         extra = f" on {e.gpus} GPUs" if e.gpus > 1 else ""
         extra += f" -ngl {e.n_gpu_layers}" if e.n_gpu_layers is not None else ""
-        kv = f" kv={e.kv_cache_dtype}" if e.kv_cache_dtype != "f16" else ""
-        return f"{e.method} on llama.cpp{extra}{kv}"
-    kv = f" kv={e.kv_cache_dtype}" if e.kv_cache_dtype not in ("auto", "f16") else ""
+        return f"{e.method} on {spec.label}{extra}{kv}"
     par = f" TP={e.tp}" + (f" PP={e.pp}" if e.pp > 1 else "")
     return f"{e.method} on {facts.engine_label(e.engine)}{par}{kv}"
 
@@ -369,11 +420,12 @@ def _validate_parallel_pins(device, tp: int | None, pp: int | None) -> None:
 
 
 def _validate_pins(engine: str | None, method: str | None, kv: str | None) -> None:
-    if engine is not None and engine not in cands.ENGINES:
-        raise RuleError(f"unknown engine {engine!r}; choose one of {', '.join(cands.ENGINES)}")
+    if engine is not None and engine not in facts.engine_ids():
+        raise RuleError(f"unknown engine {engine!r}; choose one of {', '.join(facts.engine_ids())}")
     if method is not None and method not in facts.methods():
         raise RuleError(f"unknown method {method!r}; choose one of {', '.join(facts.methods())}")
-    if kv is not None and kv not in facts.kv_dtype_bytes():
+    spellings = {k for spec in facts.engines().values() for k in spec.kv_from_vllm}
+    if kv is not None and kv not in facts.kv_dtype_bytes() and kv not in spellings:
         raise RuleError(f"unknown KV-cache dtype {kv!r}; choose one of {', '.join(facts.kv_dtype_bytes())}")
 
 
@@ -384,8 +436,9 @@ def estimate(model: ModelSpec, node: Node, workload: Workload | None = None, *, 
     workload = workload or Workload()
     _validate_pins(engine, method, kv_cache_dtype)
     device = device_of(node)
-    kv = kv_cache_dtype or ("f16" if engine == "llamacpp" else "auto")
-    if engine == "llamacpp":
+    spec = facts.engine(engine)
+    kv = cands.engine_kv(engine, kv_cache_dtype) if kv_cache_dtype else spec.kv_default
+    if not spec.tensor_parallel:
         gpus = max(1, tp * pp) if device.kind == "cuda" else 1
         if device.kind == "cuda" and gpus > device.count:
             raise RuleError(f"{gpus} GPUs asked, this node has {device.count}")

@@ -20,8 +20,12 @@ _CROSSOVERS = (("BF16/FP16 (W16A16)", "fp16", "bf16"), ("INT4 weight-only (W4A16
                ("FP8 W8A8", "fp8", "fp8"), ("INT8 W8A8", "int8", "int8-sq"))
 
 
-def crossover_table(model: ModelSpec, node: Node, calibration: Calibration | None = None) -> list[tuple[str, float, float]]:
-    """(precision, B* at 100% efficiency, B* with the kernel's efficiency factors) for this GPU."""
+def crossover_table(model: ModelSpec, node: Node, calibration: Calibration | None = None,
+                    engine: str = "vllm") -> list[tuple[str, float, float]]:
+    """(precision, B* at 100% efficiency, B* with `engine`'s kernel efficiency factors) for this GPU."""
+    from autoquant.engines.compat import compat
+
+    spec = facts.engine(engine)
     cal = calibration or default_calibration()
     device = device_of(node)
     out = []
@@ -30,8 +34,10 @@ def crossover_table(model: ModelSpec, node: Node, calibration: Calibration | Non
             continue
         bpw = memory.bits_per_weight(method, model)
         ideal = perf.crossover_batch(device, math_p, bpw, perf.Efficiency(1.0, 1.0))
-        kernel = facts.kernel_for(method, "vllm", device.capability, device.kind)
-        real = perf.crossover_batch(device, math_p, bpw, cal.efficiency(kernel, device.key, "vllm"))
+        verdict = compat(spec, method, device)
+        if not verdict.ok:
+            continue
+        real = perf.crossover_batch(device, math_p, bpw, cal.efficiency(verdict.kernel, device.key, spec.calibration_as))
         if ideal is not None and real is not None:
             out.append((label, ideal, real))
     return out

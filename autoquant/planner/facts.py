@@ -1,64 +1,47 @@
-"""The planner's data: methods, engines, overheads, pricing, kernel efficiencies (read-only views).
-
-Every figure that drives a decision comes from a YAML file under autoquant/data/ with its source;
-this module only reads them (through `autoquant.data.load`) and answers small questions.
+"""The planner's read-only views of the packaged Facts (autoquant/facts): methods, engine specs, overheads,
+pricing. Every figure that drives a decision comes from a YAML file under autoquant/data/ with its source.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Mapping
 from typing import Any
 
-from autoquant.data import load
+from autoquant.engines.compat import capability_tuple
+from autoquant.engines.spec import EngineSpec
+from autoquant.facts import default_facts
 
 GIB_GB = 1024**3 / 1e9  # GiB -> GB
 
-
-def _safe_load(name: str) -> Any:
-    try:
-        return load(name) or {}
-    except FileNotFoundError:
-        return {}
+__all__ = ["GIB_GB", "capability_tuple", "engine", "engine_ids", "engine_label", "engines", "kv_dtype_bytes",
+           "math_precision", "method", "method_label", "methods", "overheads", "prices"]
 
 
-@functools.lru_cache(maxsize=1)
 def methods() -> dict[str, dict[str, Any]]:
-    return dict(_safe_load("methods").get("methods") or {})
+    return default_facts().methods  # type: ignore[return-value]
 
 
-@functools.lru_cache(maxsize=1)
 def kv_dtype_bytes() -> dict[str, float]:
-    return {k: float(v) for k, v in (_safe_load("methods").get("kv_cache_dtypes") or {}).items()}
+    return default_facts().kv_dtype_bytes  # type: ignore[return-value]
 
 
-@functools.lru_cache(maxsize=1)
-def engines() -> dict[str, dict[str, Any]]:
-    return dict(_safe_load("engines").get("engines") or {})
+def engines() -> dict[str, EngineSpec]:
+    return default_facts().engines  # type: ignore[return-value]
 
 
-@functools.lru_cache(maxsize=1)
-def rules() -> list[dict[str, Any]]:
-    return list(_safe_load("engines").get("rules") or [])
+def engine_ids() -> tuple[str, ...]:
+    return default_facts().engine_ids
 
 
-@functools.lru_cache(maxsize=1)
-def marlin() -> dict[str, Any]:
-    return dict(_safe_load("engines").get("marlin") or {})
+def engine(engine_id: str) -> EngineSpec:
+    return default_facts().engine(engine_id)
 
 
-@functools.lru_cache(maxsize=1)
 def overheads() -> dict[str, Any]:
-    return dict(_safe_load("overheads"))
+    return default_facts().overheads  # type: ignore[return-value]
 
 
-@functools.lru_cache(maxsize=1)
 def prices() -> dict[str, float]:
-    out: dict[str, float] = {}
-    for key, entry in (_safe_load("pricing").get("prices") or {}).items():
-        if isinstance(entry, Mapping) and isinstance(entry.get("usd_per_hour"), (int, float)):
-            out[str(key)] = float(entry["usd_per_hour"])
-    return out
+    return default_facts().prices  # type: ignore[return-value]
 
 
 def method(method_id: str) -> dict[str, Any]:
@@ -69,36 +52,9 @@ def method_label(method_id: str) -> str:
     return str(methods().get(method_id, {}).get("label", method_id))
 
 
-def engine_label(engine: str) -> str:
-    return str(engines().get(engine, {}).get("label", engine))
-
-
-def capability_tuple(text: str | None) -> tuple[int, int] | None:
-    if not text:
-        return None
-    parts = str(text).split(".")
-    try:
-        return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
-    except ValueError:
-        return None
-
-
-def kernel_for(method_id: str, engine: str, capability: str | None, device_kind: str) -> str:
-    """Kernel id (kernels.yaml) that runs `method_id` on `engine` at this capability."""
-    if method_id.startswith("gguf-"):
-        return {"cuda": "llamacpp-cuda", "apple": "llamacpp-metal"}.get(device_kind, "llamacpp-cpu")
-    spec = methods().get(method_id, {}).get("kernels", {}).get(engine)
-    if isinstance(spec, str):
-        return spec
-    if isinstance(spec, Mapping):
-        cap = capability_tuple(capability) or (0, 0)
-        for rng, kernel in spec.items():
-            lo, _, hi = str(rng).partition("-")
-            lo_t, hi_t = capability_tuple(lo) or (0, 0), capability_tuple(hi or lo) or (99, 9)
-            if lo_t <= cap <= hi_t:
-                return str(kernel)
-        return str(next(iter(spec.values())))
-    return ""
+def engine_label(engine_id: str) -> str:
+    spec = engines().get(engine_id)
+    return spec.label if spec else engine_id
 
 
 def math_precision(method_id: str, capability: str | None) -> str:

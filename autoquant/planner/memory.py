@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from autoquant.engines.shapes import kv_heads_per_gpu
+from autoquant.engines.spec import EngineSpec
 from autoquant.planner import facts
 from autoquant.planner.hardware import Device
 from autoquant.records import ModelSpec
@@ -65,11 +67,6 @@ def weight_bytes_per_gpu(model: ModelSpec, method: str, tp: int, pp: int) -> flo
     return (body / pp + edge) / tp
 
 
-def kv_heads_per_gpu(model: ModelSpec, tp: int) -> int:
-    """KV heads each GPU stores: split over TP, replicated when TP exceeds the KV heads (vLLM)."""
-    return max(1, model.num_kv_heads // tp)
-
-
 def kv_bytes_per_token(model: ModelSpec, kv_bytes: float, tp: int = 1, pp: int = 1,
                        full_layers_only: bool = False) -> float:
     """KV-cache bytes one token adds on one GPU (all layers of its stage). MLA stores one latent of
@@ -108,29 +105,19 @@ class Budget:
     host_weights_gb: float = 0.0
 
 
-def engine_batch_limits(engine: str, device: Device) -> tuple[int, int]:
+def engine_batch_limits(engine: EngineSpec, device: Device) -> tuple[int, int]:
     """(max concurrent sequences, tokens per step) that the engine uses by default on this device."""
-    e = facts.engines()[engine]
-    if engine == "vllm":
-        gib = device.memory_gb / GIB_GB
-        rows = e["max_num_seqs"]
-        # engines.yaml lists the rows largest first; the last (min_gib 0) applies to every device
-        row = next((r for r in rows if gib >= float(r.get("min_gib", 0))
-                    and device.key.split("-")[0] not in r.get("not", [])), rows[-1])
-        return int(row["seqs"]), int(row["batched_tokens"])
-    if engine == "trtllm":
-        return int(e["max_batch_size"]), int(e["max_num_tokens"])
-    return int(e["max_parallel_slots"]), int(e["n_batch"])
+    return engine.batch_limits(device.memory_gb / GIB_GB, device.key)
 
 
-def llamacpp_gpu_reserve_gb() -> float:
-    """What llama-server --fit leaves free per GPU (--fit-target, overheads.yaml), in GB."""
-    return float(facts.overheads()["llamacpp"]["gpu_reserve_mib"]) * 1024**2 / 1e9
+def gpu_reserve_gb(engine: EngineSpec) -> float:
+    """What a layer-splitting engine leaves free per GPU (llama-server --fit-target), in GB."""
+    return float(engine.memory.get("gpu_reserve_mib", 0)) * 1024**2 / 1e9
 
 
-def llamacpp_host_reserve_gb() -> float:
-    """Host RAM the OS and the server process keep (overheads.yaml), in GB."""
-    return float(facts.overheads()["llamacpp"]["host_reserve_gib"]) * GIB_GB
+def host_reserve_gb(engine: EngineSpec) -> float:
+    """Host RAM the OS and the server process keep (engines.yaml memory.host_reserve_gib), in GB."""
+    return float(engine.memory.get("host_reserve_gib", 0)) * GIB_GB
 
 
 def activation_gb(model: ModelSpec, tp: int, batched_tokens: int, max_seqs: int) -> float:
@@ -145,40 +132,56 @@ def activation_gb(model: ModelSpec, tp: int, batched_tokens: int, max_seqs: int)
     return (mlp + hidden + logits) / 1e9
 
 
-def gpu_budget(engine: str, model: ModelSpec, method: str, device: Device, tp: int, pp: int,
-               n_gpu_layers: int | None = None) -> Budget:
-    """Per-GPU budget for a GPU engine (or llama.cpp on a GPU / Apple / CPU)."""
-    over = facts.overheads()
+def gpu_budget(engine: EngineSpec, model: ModelSpec, method: str, device: Device, tp: int, pp: int,
+               n_gpu_layers: int | None = None, memory_fraction: float | None = None) -> Budget:
+    """Per-GPU budget under the engine's memory model (engines.yaml `memory.model`): `fraction_of_total`
+    (vLLM, SGLang: a fraction of the GPU for weights + overhead + KV), `fraction_of_free` (TRT-LLM: the KV
+    cache gets a fraction of what is free after weights and buffers), `llamacpp_fit` (a reserve per GPU;
+    host or unified memory on CPU / Apple). `memory_fraction`: the user's pinned fraction, where the engine
+    takes one (--gpu-memory-utilization)."""
+    mem = engine.memory
     seqs, tokens = engine_batch_limits(engine, device)
-    if engine == "llamacpp":
+    kind = str(mem.get("model", "fraction_of_total"))
+    if kind == "llamacpp_fit":
         total_w = weight_bytes_total(model, method) / 1e9
         if device.kind in ("cpu", "apple"):  # host (unified) memory: process reserve + the logits buffer
-            lc = over["llamacpp"]
-            logits = float(lc["logits_rows"]) * model.vocab_size * float(lc["logits_bytes"]) / 1e9
-            reserve = llamacpp_host_reserve_gb() + logits
+            logits = float(mem.get("logits_rows", 0)) * model.vocab_size * float(mem.get("logits_bytes", 4)) / 1e9
+            reserve = host_reserve_gb(engine) + logits
             cap = device.memory_gb
             return Budget(cap, total_w, reserve, 0.0, cap - total_w - reserve, seqs, tokens)
-        reserve = llamacpp_gpu_reserve_gb()
+        reserve = gpu_reserve_gb(engine)
         gpus = max(1, pp)
         frac = 1.0 if n_gpu_layers is None else n_gpu_layers / (model.num_layers + 1)
         on_gpu = total_w * frac / gpus
         cap = device.memory_gb
         return Budget(cap, on_gpu, reserve, 0.0, cap - on_gpu - reserve, seqs, tokens,
                       host_weights_gb=total_w * (1 - frac))
-    o = over[engine]
-    non_torch = (float(o["non_torch_gib"]) + float(o["non_torch_gib_per_tp_peer"]) * (tp - 1)) * GIB_GB
-    graphs = float(o["cuda_graph_gib"]) * GIB_GB
+    non_torch = (float(mem.get("non_torch_gib", 0)) + float(mem.get("non_torch_gib_per_tp_peer", 0)) * (tp - 1)) * GIB_GB
+    graphs = float(mem.get("cuda_graph_gib", 0)) * GIB_GB
     act = activation_gb(model, tp, tokens, seqs)
     weights = weight_bytes_per_gpu(model, method, tp, pp) / 1e9
     overhead = non_torch + graphs + act
-    if engine == "vllm":
-        cap = device.memory_gb * float(facts.engines()["vllm"]["gpu_memory_utilization"])
-        kv = cap - weights - overhead
-    else:  # trtllm: a fraction of what is free after weights and runtime buffers
+    frac = float(memory_fraction if memory_fraction is not None else fraction_for(engine, device, tp))
+    if kind == "fraction_of_free":
         cap = device.memory_gb
-        frac = float(facts.engines()["trtllm"]["kv_cache_free_gpu_memory_fraction"])
         kv = frac * (cap - weights - overhead)
+    else:
+        cap = device.memory_gb * frac
+        # SGLang's fraction covers weights + KV only: activations and graphs live outside it
+        kv = cap - weights - (0.0 if mem.get("overhead_outside_fraction") else overhead)
     return Budget(cap, weights, overhead, act, kv, seqs, tokens)
+
+
+def fraction_for(engine: EngineSpec, device: Device, tp: int) -> float:
+    """The engine's default memory fraction on this device: a constant, or the first row of
+    `memory.fraction_rows` whose GPU memory (GiB) and TP bounds hold (SGLang sizes it by GPU memory)."""
+    rows = engine.memory.get("fraction_rows")
+    if rows:
+        gib = device.memory_gb / GIB_GB
+        for row in rows:
+            if gib >= float(row.get("min_gib", 0)) and tp >= int(row.get("min_tp", 1)):
+                return float(row["fraction"])
+    return float(engine.memory.get("fraction", 0.9))
 
 
 def max_requests(kv_space_gb: float, per_request_bytes: float, engine_cap: int) -> int:

@@ -22,6 +22,7 @@ class QuantSpec:
     act_order: bool | None = None
     dynamic_act: bool | None = None
     weight_block_size: list[int] | None = None
+    weight_strategy: str | None = None  # compressed-tensors weights.strategy: tensor | channel | group | block | tensor_group
     kv_cache: str | None = None  # e.g. "fp8" when the checkpoint carries a KV-cache scheme
     ignore: list[str] = field(default_factory=list)
     format: str | None = None  # e.g. "gemm", "pack-quantized", "float-quantized", "Q4_K_M"

@@ -10,10 +10,6 @@ PLAN_SCHEMA_VERSION = 1
 
 REGIMES = ("bandwidth_bound", "transitional", "compute_bound")
 
-# Canonical engine ids (design.md contract); import this instead of spelling the tuple again.
-ENGINES = ("vllm", "trtllm", "llamacpp")
-
-
 @dataclass
 class Memory:
     """Per-GPU memory (GB = 1e9 bytes) of one configuration; for llama.cpp on CPU, host RAM."""
@@ -87,6 +83,9 @@ class Checkpoint:
     # Added for the planner: the checkpoint's own MLP width when it differs from the base model's (e.g. padded
     # so Marlin's shape rules hold at a TP size); the planner checks shapes on it when status is "verified".
     intermediate_size: int | None = None
+    # Per engine (autoquant.engines.compat on its format and quant facts): who can load it, and why not.
+    loadable_by: list[str] = field(default_factory=list)
+    not_loadable: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -103,6 +102,7 @@ class Rejection:
     tp: int | None = None
     pp: int | None = None
     rule: str = ""  # id of the rule that rejected it
+    scope: str = ""  # engine | checkpoint | method | config: what the rule is about (autoquant.engines.compat)
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from autoquant.checkpoints.gguf_files import group_variants, header_facts, parse_name
-from autoquant.probes.gguf_file import SkippedArray
+from autoquant.gguf import SkippedArray
 
 
 @pytest.mark.parametrize("path,quant", [

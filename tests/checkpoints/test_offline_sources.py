@@ -11,7 +11,7 @@ import pytest
 from autoquant.checkpoints import gguf_files, registry, resolve
 from autoquant.checkpoints.hub import HubSettings
 from autoquant.errors import UsageError
-from autoquant.probes.gguf_file import read_header
+from autoquant.gguf import read_header
 
 L70 = "meta-llama/Llama-3.1-70B-Instruct"
 HUB = Path(__file__).resolve().parents[1] / "fixtures" / "hub" / "repos"
@@ -136,3 +136,21 @@ def test_registry_aliases_and_publishers():
     reps = {e.repo for e in registry.for_base(L70)}
     assert "hugging-quants/Meta-Llama-3.1-70B-Instruct-AWQ-INT4" in reps and "nvidia/Llama-3.1-70B-Instruct-FP8" in reps
     assert all(e.evidence for e in registry.entries())
+
+
+def test_cache_scan_loads_huggingface_hub_only_for_a_wanted_repo(tmp_path, monkeypatch):
+    """scan_cache looks at the folder names first: no cache, or none of the wanted repos, costs no import."""
+    import huggingface_hub
+
+    from autoquant.checkpoints import sources
+
+    calls = []
+    real = huggingface_hub.scan_cache_dir
+    monkeypatch.setattr(huggingface_hub, "scan_cache_dir", lambda d=None: calls.append(d) or real(d))
+    repo = next(p.name.replace("__", "/") for p in sorted(HUB.iterdir()) if p.is_dir())
+    assert list(sources.scan_cache(str(tmp_path / "absent"), lambda r: True)) == []
+    make_cache(tmp_path / "hub", repo, HUB / repo.replace("/", "__"))
+    assert list(sources.scan_cache(str(tmp_path / "hub"), lambda r: r == "someone/else")) == []
+    assert calls == []
+    found = list(sources.scan_cache(str(tmp_path / "hub"), lambda r: r.lower() == repo.lower()))
+    assert [f.repo for f in found] == [repo] and calls == [str(tmp_path / "hub")]

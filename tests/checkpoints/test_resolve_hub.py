@@ -81,9 +81,13 @@ def test_bartowski_gguf_by_type_with_subfolder_split_shards(l70, fake_hub, setti
     assert q4.tokenizer == L70  # vLLM's --tokenizer: the base repo under its current name
 
 
-def test_gguf_on_vllm_says_plugin_and_tokenizer(l70, fake_hub, settings):
+def test_gguf_on_vllm_says_plugin(l70, fake_hub, settings):
+    # one rule with the planner (engines.yaml vllm formats): GGUF on vLLM needs the out-of-tree plugin
     res = resolve(l70, ["gguf-q4_k_m"], client=fake_hub, settings=settings, engine="vllm")
-    assert "vllm-gguf-plugin" in res.chosen["gguf-q4_k_m"].reason
+    assert res.chosen["gguf-q4_k_m"] is None
+    assert "vllm-gguf-plugin" in res.candidates["gguf-q4_k_m"][0].reason
+    anyone = resolve(l70, ["gguf-q4_k_m"], client=fake_hub, settings=settings).chosen["gguf-q4_k_m"]
+    assert anyone.loadable_by == ["llamacpp"] and "vllm-gguf-plugin" in anyone.not_loadable["vllm"]
 
 
 def test_gguf_not_loadable_by_trtllm(l70, fake_hub, settings):
@@ -179,17 +183,22 @@ def test_resolve_for_plan_maps_methods(l70, fake_hub, settings, monkeypatch):
     monkeypatch.setattr(HubSettings, "from_env", classmethod(lambda cls, env=None: settings))
     out = resolve_for_plan(l70, ["bf16", "awq-int4", "nvfp4", "fp8"], node=None, client=fake_hub, offline=False,
                            engine="vllm", tp=4)
-    assert out["bf16"].repo == L70 and out["bf16"].source == "base"
-    assert out["awq-int4"].repo == "hugging-quants/Meta-Llama-3.1-70B-Instruct-AWQ-INT4"
-    assert out["nvfp4"] is None
-    assert out["fp8"].runtime_quantization is False
+    assert out["bf16"][0].repo == L70 and out["bf16"][0].source == "base"
+    assert out["awq-int4"][0].repo == "hugging-quants/Meta-Llama-3.1-70B-Instruct-AWQ-INT4"
+    assert out["nvfp4"] == []
+    assert out["fp8"] and not any(c.runtime_quantization for c in out["fp8"])
 
 
-def test_resolve_for_plan_runtime_fp8_only_when_allowed(settings, monkeypatch, spec_of, make_hub):
+def test_runtime_fp8_is_the_planners_not_resolutions(settings, monkeypatch, spec_of, make_hub, node):
+    # resolution lists checkpoints that exist; quantizing at load time is an engine's fact (engines.yaml
+    # quantize_at_load), which the planner applies when --allow-runtime-quantization is given
+    from autoquant.planner import plan
+    from autoquant.records import Workload
+
     monkeypatch.setattr(HubSettings, "from_env", classmethod(lambda cls, env=None: settings))
     base = spec_of("Qwen__Qwen2.5-7B-Instruct", "Qwen/Qwen2.5-7B-Instruct")
-    hub = make_hub()
-    assert resolve_for_plan(base, ["fp8"], node=None, client=hub, offline=False)["fp8"] is None
-    ck = resolve_for_plan(base, ["fp8"], node=None, client=hub, offline=False,
-                          allow_runtime_quantization=True)["fp8"]
-    assert ck.runtime_quantization and ck.repo == "Qwen/Qwen2.5-7B-Instruct" and ck.source == "base"
+    ckpts = resolve_for_plan(base, ["fp8"], node=None, client=make_hub(), offline=False)
+    assert ckpts["fp8"] == []
+    p = plan(base, node("H100-SXM"), Workload(), method="fp8", checkpoints=ckpts, allow_runtime_quantization=True)
+    ck = p.chosen.checkpoint
+    assert p.chosen.engine == "vllm" and ck.runtime_quantization and ck.repo == "Qwen/Qwen2.5-7B-Instruct"

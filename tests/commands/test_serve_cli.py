@@ -55,8 +55,8 @@ def _clean_env(monkeypatch, tmp_path):
 
 
 def test_unknown_engine_is_an_error(capsys):
-    assert main(["serve", "org/model", "--engine", "sglang", "--dry-run"]) == 2
-    assert _err_line(capsys) == "autoquant: error: unknown engine 'sglang': choose one of vllm, trtllm, llamacpp"
+    assert main(["serve", "org/model", "--engine", "tgi", "--dry-run"]) == 2
+    assert _err_line(capsys) == "autoquant: error: unknown engine 'tgi': choose one of vllm, trtllm, sglang, llamacpp"
 
 
 def test_vllm_flag_without_equivalent_on_llamacpp_is_an_error(capsys, tmp_path, demo_gguf):
@@ -83,15 +83,15 @@ def test_common_flags_translate_for_llamacpp(capsys, tmp_path, demo_gguf, monkey
     assert pairs["--n_ctx"] == "8000" and launch["env"] == {"API_KEY": "***"}
 
 
-def test_pinned_flag_is_emitted_once(capsys, tmp_path):
+def test_pinned_flag_is_emitted_once_as_the_user_spelled_it(capsys, tmp_path):
     plan = _plan_file(tmp_path)
     assert main(["serve", "--plan", plan, "--dry-run", "--json", "-tp", "2", "--max-model-len", "2048",
                  "--kv-cache-dtype", "fp8", "--max-num-seqs", "16"]) == 0
     argv = json.loads(capsys.readouterr().out)["launch"]["argv"]
-    for flag, value in [("--tensor-parallel-size", "2"), ("--max-model-len", "2048"), ("--kv-cache-dtype", "fp8"),
+    for flag, value in [("-tp", "2"), ("--max-model-len", "2048"), ("--kv-cache-dtype", "fp8"),
                         ("--max-num-seqs", "16")]:
         assert argv.count(flag) == 1 and argv[argv.index(flag) + 1] == value
-    assert "-tp" not in argv
+    assert "--tensor-parallel-size" not in argv  # the user's -tp is that flag: not added again
 
 
 def test_demo_dry_run_on_cpu(capsys, demo_gguf, monkeypatch):
@@ -120,7 +120,7 @@ def test_demo_refuses_other_engine(capsys):
     (["serve", "--plan", "/nonexistent/plan.json"], "no such plan file"),
     (["serve", "org/model", "--json"], "--json goes with --dry-run"),
     (["serve", "org/model", "--max-retries", "-1"], "--max-retries must be 0 or more"),
-    (["serve", "org/model", "-tp", "zero", "--dry-run"], "--tensor-parallel-size must be a positive integer"),
+    (["serve", "org/model", "-tp", "zero", "--dry-run"], "-tp must be a positive integer"),
     (["serve", "a", "--model", "b"], "two models given"),
 ])
 def test_bad_input_one_line(capsys, argv, needle):
@@ -153,14 +153,17 @@ def test_env_fills_what_flags_leave_out():
     args = serve.apply_env(_ns(engine="llamacpp"), env)
     assert args.model == "meta-llama/Llama-3.1-8B-Instruct" and args.engine == "llamacpp"  # flag wins
     assert (args.method, args.ttft_ms, args.tpot_ms, args.use_case) == ("fp8", 500.0, 40.0, "code")
-    assert (args.concurrency, args.supervise, args.max_retries, args.v_port) == ("32", True, 3, "8080")
+    assert (args.concurrency, args.supervise, args.max_retries) == ("32", True, 3)
     assert args.allow_runtime_quantization is True
+    # the vLLM flags autoquant reads come as engine flags, unless the command line gave them
+    assert [(a.name, a.value) for a in serve.env_engine_args(env, set())] == [("--port", "8080")]
+    assert serve.env_engine_args(env, {"--port"}) == []
 
 
 @pytest.mark.parametrize("env,needle", [
     ({"AUTOQUANT_TTFT_MS": "fast"}, "AUTOQUANT_TTFT_MS='fast' is not valid"),
     ({"AUTOQUANT_SUPERVISE": "maybe"}, "AUTOQUANT_SUPERVISE"),
-    ({"AUTOQUANT_USE_CASE": "poetry"}, "use case 'poetry'"),
+    ({"AUTOQUANT_USE_CASE": "poetry"}, "AUTOQUANT_USE_CASE='poetry' is not valid: choose one of chat"),
     ({"AUTOQUANT_CONCURRENCY": "-3"}, "--concurrency must be at least 1"),
 ])
 def test_bad_env_is_a_usage_error(env, needle):
@@ -182,7 +185,7 @@ def test_tokens_and_secret_flags_are_redacted(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_never_print_me")
     plan = _plan_file(tmp_path)
     assert main(["serve", "--plan", plan, "--dry-run", "--hf-token", "hf_never_print_me", "--api-key=k-123",
-                 "--ssl-keyfile-password", "pw-456"]) == 0
+                 "--my-secret-token", "pw-456"]) == 0
     out = capsys.readouterr().out
     assert "hf_never_print_me" not in out and "k-123" not in out and "pw-456" not in out
     assert "--hf-token '***'" in out or "--hf-token ***" in out
@@ -244,15 +247,21 @@ def test_decision_key_covers_what_resolve_node_applies():
                                      fingerprint=fp)
 
 
-def test_model_after_a_boolean_flag_is_an_error_not_the_demo(capsys):
-    assert main(["serve", "--enable-prefix-caching", "Qwen/Qwen2.5-0.5B", "--dry-run"]) == 2
+def test_model_after_a_boolean_flag_is_the_model_as_in_vllm_serve():
+    # vLLM's schema says --enable-prefix-caching takes no value, so the token after it is vLLM's positional
+    # model_tag (argparse takes it anywhere), not the demo with a stray token
+    args = _serve_args("--enable-prefix-caching", "Qwen/Qwen2.5-0.5B", "--dry-run")
+    serve.take_model(args)
+    assert args.model == "Qwen/Qwen2.5-0.5B" and args.extra_args == ["--enable-prefix-caching"]
+    args = _serve_args("--max-loras=4", "Qwen/Qwen2.5-0.5B")
+    serve.take_model(args)
+    assert args.model == "Qwen/Qwen2.5-0.5B" and args.extra_args == ["--max-loras=4"]
+
+
+def test_a_second_bare_token_is_one_line(capsys):
+    assert main(["serve", "Qwen/Qwen2.5-0.5B", "--enable-prefix-caching", "stray", "--dry-run"]) == 2
     line = _err_line(capsys)
-    assert "'Qwen/Qwen2.5-0.5B'" in line and "put MODEL first, as with vllm serve: autoquant serve MODEL" in line
-
-
-def test_model_after_an_inline_flag_value_is_an_error(capsys):
-    assert main(["serve", "--max-loras=4", "Qwen/Qwen2.5-0.5B", "--dry-run"]) == 2
-    assert "put MODEL first" in _err_line(capsys)
+    assert "'stray' is not the value of a flag" in line and "one MODEL" in line
 
 
 def test_a_flag_value_is_not_taken_for_a_stray_model():
@@ -273,7 +282,7 @@ def test_bad_objective_in_the_environment_is_one_line(capsys, monkeypatch):
     monkeypatch.setenv("AUTOQUANT_OBJECTIVE", "foo")
     assert main(["serve", "org/model", "--dry-run"]) == 2
     line = _err_line(capsys)
-    assert line.startswith("autoquant: error: objective 'foo' is not one of") and "balanced" in line
+    assert line.startswith("autoquant: error: AUTOQUANT_OBJECTIVE='foo' is not valid") and "balanced" in line
 
 
 def test_binary_plan_file_is_one_line(capsys, tmp_path):

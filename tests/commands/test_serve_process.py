@@ -98,8 +98,9 @@ def test_exec_replaces_the_process_with_exact_argv_and_env(rig):
     assert proc.returncode == 7, err  # the engine's exit code is the process's exit code
     (rec,) = _records(rig)
     assert rec["pid"] == proc.pid  # exec: same PID, no autoquant parent left
-    assert rec["argv"][1:] == ["serve", "org/model", "--served-model-name", "org/model", "--port", str(rig["port"]),
-                               "--max-model-len", "4096", "--max-num-seqs", "8", "--dtype", "bfloat16",
+    # what the plan decides, then the user's flags verbatim and in order (--api-key travels as VLLM_API_KEY)
+    assert rec["argv"][1:] == ["serve", "org/model", "--served-model-name", "org/model", "--max-model-len", "4096",
+                               "--max-num-seqs", "8", "--dtype", "bfloat16", "--port", str(rig["port"]),
                                "--enable-prefix-caching"]
     assert rec["env"]["VLLM_API_KEY"] == "sk-test-1" and rec["env"]["HF_TOKEN"] == "hf_supersecret"
     assert "sk-test-1" not in out + err and "hf_supersecret" not in out + err

@@ -10,8 +10,7 @@ from autoquant.commands import serve
 
 ROOT = Path(__file__).parents[2]
 CONTAINERS = ROOT / "launchers" / "containers"
-KNOWN_ENV = set(serve.ENV_OPTIONS) | set(serve.ENV_FLAGS) | {
-    "AUTOQUANT_EXTRA_ARGS", "AUTOQUANT_CACHE_DIR", "AUTOQUANT_RUN_DIR", "AUTOQUANT_LLAMACPP_FLAVOR"}
+KNOWN_ENV = serve.env_variables() | {"AUTOQUANT_CACHE_DIR", "AUTOQUANT_RUN_DIR", "AUTOQUANT_LLAMACPP_FLAVOR"}
 
 
 @pytest.mark.parametrize("name", ["Dockerfile.vllm", "Dockerfile.trtllm", "Dockerfile.llamacpp-cpu"])
@@ -34,11 +33,12 @@ def test_kubernetes_env_parses_with_the_entrypoint_logic():
     deploy = next(d for d in docs if d["kind"] == "Deployment")
     container = deploy["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
-    import argparse
+    from autoquant.cli import build_parser
 
-    ns = argparse.Namespace(**{a: None for a, _ in serve.ENV_OPTIONS.values()},
-                            **{a: False for a in serve.ENV_FLAGS.values()})
+    ns, _ = build_parser("serve").parse_known_args(["serve"])
     args = serve.apply_env(ns, env)
     assert args.model == "meta-llama/Llama-3.1-70B-Instruct" and args.supervise is True
-    assert args.ttft_ms == 1000.0 and args.max_retries == 2 and args.v_port == "8000"
+    assert args.ttft_ms == 1000.0 and args.max_retries == 2
+    port = [a for a in serve.env_engine_args(env, set()) if a.name == "--port"]
+    assert port and port[0].value == "8000"
     assert container["startupProbe"]["httpGet"]["path"] == "/health"

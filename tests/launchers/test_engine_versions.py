@@ -22,5 +22,11 @@ def test_installed_version_reads_metadata_without_import():
 def test_gates():
     ok, reason = versions.check_vllm_gguf("0.23.1")
     assert ok
-    assert versions.check_trtllm_served_model_name("1.0.0")[0] is False
-    assert versions.check_trtllm_served_model_name("1.3.0")[0] is True
+    from autoquant.engines.flags import honour
+    from autoquant.facts import default_facts
+    from autoquant.launchers.flags import classify_tokens
+
+    served, _ = classify_tokens(["--served-model-name", "x"])
+    trtllm = default_facts().engine("trtllm")
+    assert honour(trtllm, served, "1.0.0")[0] is False
+    assert honour(trtllm, served, "1.3.0")[0] is True

@@ -12,7 +12,8 @@ def test_pins_common_and_rest_in_order():
         "--served-model-name", "a", "b", "--kv-cache-dtype", "fp8", "--max-num-seqs", "64", "--api-key", "k",
         "-pp=2", "--gpu-memory-utilization", "0.85", "--dtype", "half", "--seed", "1",
     ])
-    assert pins.as_kwargs() == {"method": "awq-int4", "tp": 4, "pp": 2, "kv_cache_dtype": "fp8", "max_num_seqs": 64}
+    assert pins.as_kwargs() == {"method": "awq-int4", "tp": 4, "pp": 2, "kv_cache_dtype": "fp8", "max_num_seqs": 64,
+                                "memory_fraction": 0.85}
     assert pins.sources["tp"] == "-tp"
     assert (opts.port, opts.served_model_name, opts.api_key) == (9000, ["a", "b"], "k")
     assert (opts.gpu_memory_utilization, opts.dtype) == (0.85, "half")

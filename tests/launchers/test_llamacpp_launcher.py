@@ -67,7 +67,7 @@ def test_native_passthrough_kept_vllm_flag_refused(candidate, demo_gguf):
 
 @pytest.mark.parametrize("opts,kw,needle", [
     (ServeOptions(dtype="bfloat16"), {}, "--dtype bfloat16 has no llama.cpp equivalent"),
-    (ServeOptions(gpu_memory_utilization=0.9), {}, "--gpu-memory-utilization has no llama.cpp"),
+    (split_passthrough(["--gpu-memory-utilization", "0.9"])[1], {}, "--gpu-memory-utilization has no llama.cpp"),
     (ServeOptions(), {"kv": "fp8"}, "--kv-cache-dtype fp8 has no llama.cpp equivalent"),
     (ServeOptions(pinned={"max_num_seqs"}), {"max_num_seqs": 8}, "--max-num-seqs 8 has no llama-cpp-python"),
 ])

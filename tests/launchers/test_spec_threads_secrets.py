@@ -76,7 +76,7 @@ def test_trtllm_run_dir_follows_the_cache_dir(monkeypatch, tmp_path, candidate):
     (path,) = spec.files
     assert path.startswith(str(tmp_path / "run"))
     assert f"free_gpu_memory_fraction: {trtllm.kv_free_fraction()}" in spec.files[path]
-    assert trtllm.kv_free_fraction() == load("engines")["engines"]["trtllm"]["kv_cache_free_gpu_memory_fraction"]
+    assert trtllm.kv_free_fraction() == load("engines")["engines"]["trtllm"]["memory"]["fraction"]
 
 
 def _proc_gpus(root: Path, names: list[str]) -> Path:
@@ -105,11 +105,15 @@ def test_fingerprint_reads_cpu_and_cgroup_through_the_probes(tmp_path):
 
 
 def test_version_gates_come_from_data():
-    from autoquant.launchers import versions
+    from autoquant.engines.flags import honour
+    from autoquant.launchers.flags import classify_tokens
 
-    rules = load("engines_flags")
-    since = rules["trtllm"]["served_model_name_since"]
-    assert versions.check_trtllm_served_model_name(since)[0]
-    assert not versions.check_trtllm_served_model_name("1.0")[0]
-    assert "--swap-space" in rules["vllm"]["removed_flags"]
-    assert rules["vllm"]["quantization_to_method"]["awq_marlin"] == "awq-int4"
+    engines = load("engines")["engines"]
+    since = engines["trtllm"]["flags"]["translate"]["--served-model-name"]["since"]
+    served, _ = classify_tokens(["--served-model-name", "x"])
+    from autoquant.facts import default_facts
+
+    assert honour(default_facts().engine("trtllm"), served, since)[0]
+    assert not honour(default_facts().engine("trtllm"), served, "1.0")[0]
+    assert "--swap-space" in engines["vllm"]["flags"]["removed"]
+    assert engines["vllm"]["flags"]["quantization_to_method"]["awq_marlin"] == "awq-int4"

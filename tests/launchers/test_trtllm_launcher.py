@@ -5,13 +5,15 @@ from pathlib import Path
 import pytest
 import yaml
 
+from autoquant.data import load
 from autoquant.errors import RuleError, UsageError
 from autoquant.launchers import trtllm
 from autoquant.launchers.base import ServeOptions
+from autoquant.launchers.build import build
 from autoquant.launchers.flags import split_passthrough
 from autoquant.records import Checkpoint
 
-OPTIONS = yaml.safe_load((Path(__file__).parents[1] / "fixtures/engines/trtllm-serve-1.0.yaml").read_text())
+OPTIONS = load("engine_options/trtllm-1.0")
 
 
 def check_against_option_list(argv):
@@ -66,24 +68,31 @@ def test_no_yaml_when_nothing_needs_it(candidate, tmp_path):
 
 
 def test_vllm_flags_translate_or_fail_with_their_name(candidate):
-    _pins, opts = split_passthrough(["--trust-remote-code", "--log_level", "debug"])
+    _pins, opts = split_passthrough(["--trust-remote-code", "--log_level", "debug", "--enable-prefix-caching"])
     spec = trtllm.build(candidate(engine="trtllm"), opts, "m", version="1.0.0")
     check_against_option_list(spec.argv)
     assert "--trust_remote_code" in spec.argv and spec.argv[-2:] == ["--log_level", "debug"]
-    _pins, opts = split_passthrough(["--enable-prefix-caching"])
-    with pytest.raises(UsageError, match="^--enable-prefix-caching has no trtllm-serve equivalent"):
-        trtllm.build(candidate(engine="trtllm"), opts, "m", version="1.0.0")
+    assert any("--enable-prefix-caching" in n and "block" in n for n in spec.notes)  # on by default there
+    _pins, opts = split_passthrough(["--enable-lora"])
+    with pytest.raises(UsageError, match="^--enable-lora has no trtllm-serve"):
+        build(candidate(engine="trtllm"), opts, "m")
 
 
-@pytest.mark.parametrize("opts,needle", [
-    (ServeOptions(api_key="k"), "--api-key has no trtllm-serve equivalent"),
-    (ServeOptions(gpu_memory_utilization=0.8), "--gpu-memory-utilization has no trtllm-serve equivalent"),
-    (ServeOptions(served_model_name=["x"]), "--served-model-name"),
-    (ServeOptions(unmapped_quantization="experts_int8"), "experts_int8"),
+@pytest.mark.parametrize("argv,needle", [
+    (["--api-key", "k"], "--api-key has no trtllm-serve equivalent"),
+    (["--gpu-memory-utilization", "0.8"], "--gpu-memory-utilization has no trtllm-serve equivalent"),
+    (["--served-model-name", "x"], "--served-model-name"),
 ])
-def test_unsupported_common_flags_are_errors(candidate, opts, needle):
+def test_unsupported_common_flags_are_errors(candidate, argv, needle):
+    _pins, opts = split_passthrough(argv)
     with pytest.raises(UsageError, match=needle):
-        trtllm.build(candidate(engine="trtllm"), opts, "m", version="1.0.0")
+        build(candidate(engine="trtllm"), opts, "m")  # trtllm-serve not installed here: the 1.0 option list
+
+
+def test_unmapped_quantization_is_an_error(candidate):
+    with pytest.raises(UsageError, match="experts_int8"):
+        trtllm.build(candidate(engine="trtllm"), ServeOptions(unmapped_quantization="experts_int8"), "m",
+                     version="1.0.0")
 
 
 def test_served_model_name_on_new_trtllm(candidate):
@@ -95,5 +104,4 @@ def test_bad_kv_dtype_and_runtime_quantization(candidate, runtime_fp8_checkpoint
     with pytest.raises(UsageError, match="fp8_e5m2 has no TensorRT-LLM equivalent"):
         trtllm.build(candidate(engine="trtllm", kv="fp8_e5m2"), ServeOptions(), "m", version="1.0.0")
     with pytest.raises(RuleError, match="does not quantize at load time"):
-        trtllm.build(candidate(engine="trtllm", method="fp8", checkpoint=runtime_fp8_checkpoint), ServeOptions(),
-                     "m", version="1.0.0")
+        build(candidate(engine="trtllm", method="fp8", checkpoint=runtime_fp8_checkpoint), ServeOptions(), "m")

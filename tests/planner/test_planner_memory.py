@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from autoquant.planner import estimate, memory
+from autoquant.planner import estimate, facts, memory
 from autoquant.records import Workload
 
 
@@ -92,6 +92,6 @@ def test_llamacpp_host_budget_counts_the_logits_buffer(model):
     m = model("meta-llama__Llama-3.1-8B-Instruct")
     cpu = Device(kind="cpu", key="cpu", label="cpu", count=1, memory_gb=32.0, bandwidth_gbps=50.0,
                  peaks_tflops={"gguf": 0.5}, cpu=CPUInfo(), host_ram_gb=32.0)
-    budget = memory.gpu_budget("llamacpp", m, "gguf-q4_k_m", cpu, 1, 1)
+    budget = memory.gpu_budget(facts.engine("llamacpp"), m, "gguf-q4_k_m", cpu, 1, 1)
     reserve = 2.0 * 1024**3 / 1e9
     assert budget.overhead_gb == pytest.approx(reserve + 512 * 128256 * 4 / 1e9, rel=1e-6)

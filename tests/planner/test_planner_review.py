@@ -91,8 +91,8 @@ def test_no_link_figure_means_unknown_speed_at_tp2(model):
 
 
 def test_llamacpp_slot_cap_is_llama_max_seq():
-    seqs, _ = memory.engine_batch_limits("llamacpp", device_of(synthetic_node("RTX-4090")))
-    assert seqs == int(facts.engines()["llamacpp"]["max_parallel_slots"]) == 256
+    seqs, _ = memory.engine_batch_limits(facts.engine("llamacpp"), device_of(synthetic_node("RTX-4090")))
+    assert seqs == facts.engine("llamacpp").max_batch == 256
 
 
 def test_estimate_offload_uses_the_planner_helper(model, node):
@@ -106,12 +106,13 @@ def test_estimate_offload_uses_the_planner_helper(model, node):
 
 
 def test_marlin_shape_rules_follow_the_kernel_vllm_picks(model):
-    from autoquant.planner import rules
+    from autoquant.engines import compat
 
     # An MLP width whose down_proj input (14400) is not a multiple of 128: Marlin rules it out where (and only
-    # where) vLLM runs Marlin.
+    # where) vLLM runs Marlin; Machete (SM90) needs input % 64 and takes it.
     m = replace(model("meta-llama__Llama-3.1-8B-Instruct"), intermediate_size=14336 + 64)
-    on_ampere, _ = rules.check_method_shapes(m, "gptq-int4", 1, "8.0")  # Marlin on SM80
-    on_hopper, _ = rules.check_method_shapes(m, "gptq-int4", 1, "9.0")  # Machete on SM90: no Marlin rule
-    assert facts.kernel_for("gptq-int4", "vllm", "9.0", "cuda") == "machete-int4"
-    assert not on_ampere and on_hopper
+    vllm = facts.engine("vllm")
+    on_ampere = compat(vllm, "gptq-int4", device_of(synthetic_node("A100-80GB-SXM")), 1, model=m)
+    on_hopper = compat(vllm, "gptq-int4", device_of(synthetic_node("H100-SXM")), 1, model=m)
+    assert on_hopper.ok and on_hopper.kernel == "machete-int4"
+    assert not on_ampere.ok and "14400" in on_ampere.reason

@@ -1,4 +1,4 @@
-"""Shared fixtures for the planner tests: real published configs (tests/fixtures/hf-configs) and
+"""Shared fixtures for the core tests (planner, engines): real published configs (tests/fixtures/hf-configs) and
 synthetic nodes from the GPU catalog. Nothing is faked: the planner is pure."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from autoquant.catalog.gpus import synthetic_node
 from autoquant.modelspec import from_hf_config
 from autoquant.records import ModelSpec, Node
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "hf-configs"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "hf-configs"
 
 
 def load_fixture(name: str) -> ModelSpec:

