@@ -32,15 +32,19 @@ def plan_model(
     notify: Callable[[str], None] | None = None,
     memory_fraction: float | None = None,
     ruled_out: dict[str, str] | None = None,
+    runtime_only: set[str] | None = None,
 ) -> Plan:
     """The plan for `model` on `node`: only (engine, method) pairs with a checkpoint that engine can load
-    survive (unless `resolve_checkpoints` is False, e.g. for what-if planning); each chosen candidate names it."""
+    survive (unless `resolve_checkpoints` is False, e.g. for what-if planning); each chosen candidate names it.
+    `runtime_only`: methods to serve by load-time quantization of the model's own weights only."""
     from autoquant.planner import plan
 
     checkpoints = None
     if resolve_checkpoints:
         checkpoints = available_checkpoints(model, node, method=method, engine=engine, tp=tp, checkpoint=checkpoint,
                                             offline=offline, notify=notify)
+        for m in runtime_only or ():  # the user asked the engine to quantize at load time: no other checkpoint
+            checkpoints[m] = []
     return plan(model, node, workload, engine=engine, method=method, tp=tp, pp=pp, kv_cache_dtype=kv_cache_dtype,
                 checkpoints=checkpoints, allow_runtime_quantization=allow_runtime_quantization,
                 calibration=calibration, max_model_len=max_model_len, max_num_seqs=max_num_seqs,

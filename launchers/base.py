@@ -8,6 +8,7 @@ engine version (metadata only) and, for llama.cpp, the GGUF header; it never sta
 from __future__ import annotations
 
 import os
+import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,8 +20,9 @@ REDACTED = "***"
 
 # Environment variables whose values are never printed.
 SECRET_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "VLLM_API_KEY", "LLAMA_API_KEY", "API_KEY", "OPENAI_API_KEY")
-# A variable or flag whose name holds one of these words carries a secret (matched case-insensitively).
-SECRET_WORDS = ("token", "api_key", "api-key", "apikey", "key", "password", "secret")
+# A variable or flag whose name has one of these words (split at - and _) carries a secret: --hf-token,
+# HF_TOKEN, --api-key, --ssl-keyfile-password; not --max-num-batched-tokens, --tokenizer or --ssl-keyfile.
+SECRET_WORDS = frozenset({"token", "key", "apikey", "password", "passwd", "secret", "credentials"})
 
 
 @dataclass
@@ -110,8 +112,8 @@ def _url_host(host: str | None) -> str:
 
 def is_secret_name(name: str) -> bool:
     """Whether a variable or flag name (HF_TOKEN, --api-key, --hf_token) names a secret."""
-    low = name.lower().lstrip("-")
-    return name in SECRET_ENV or any(w in low for w in SECRET_WORDS)
+    words = set(re.split(r"[-_.]+", name.lower().strip("-")))
+    return name in SECRET_ENV or bool(words & SECRET_WORDS)
 
 
 def _is_secret(key: str, value: str, secrets: list[str]) -> bool:

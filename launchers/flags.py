@@ -22,7 +22,7 @@ from autoquant.facts import option_data
 
 from .base import ServeOptions
 
-__all__ = ["READ_FLAGS", "Pins", "classify_tokens", "flag_names", "is_number", "parse_human_int",
+__all__ = ["READ_FLAGS", "SERVER_FLAGS", "Pins", "classify_tokens", "flag_names", "is_number", "parse_human_int",
            "split_passthrough", "vllm_options"]
 
 
@@ -160,6 +160,10 @@ READ_FLAGS: dict[str, Reader] = {
     "--api-key": _set("api_key"),
     "--served-model-name": _served_names,
 }
+
+
+# Flags every OpenAI-compatible server has: they leave the choice of engine to autoquant (serve.flag_rulings).
+SERVER_FLAGS = frozenset({"--host", "--port", "--api-key", "--served-model-name"})
 
 
 def split_passthrough(tokens: Sequence[str]) -> tuple[Pins, ServeOptions]:

@@ -180,7 +180,10 @@ class Resolver:
             found = self._explicit_repo(ref, model_id)
         else:
             raise InputError(f"no such checkpoint path: {ref} (give a model folder, a .gguf file, or a Hub id org/name)")
-        results = verify_found(found, model_id, base, target, None)
+        if found.source == "registry" and found.registry is not None:  # offline: its recorded facts
+            results = [verify_registry_offline(found.registry, model_id, base, target)]
+        else:
+            results = verify_found(found, model_id, base, target, None)
         if not results:
             raise InputError(f"{ref}: no quantized weights found (no quantization config and no .gguf file)")
         if wanted is not None and not any(serves(m, c.method) for c in results for m in wanted):
@@ -188,6 +191,9 @@ class Resolver:
             raise InputError(f"checkpoint {ref} is {got}, not {', '.join(sorted(wanted))}")
         for c in results:
             c.source = "explicit" if found.source in ("explicit", "hub") else found.source
+            if c.status == "unconfirmed":  # the user names it: its existence is theirs to vouch for
+                c.status = "unverified"
+                c.reason = f"{c.reason}; named by the user"
         return results
 
     def _explicit_repo(self, repo: str, model_id: str) -> Found:

@@ -159,16 +159,22 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _first_reason(plan: Plan, pins) -> str:
-    """The rejection that explains an empty plan best: the pinned engine's own, else the first that is not
-    an engine ruled out by a flag (those are listed, but another engine's reason says more), else the first."""
+    """The rejection that explains an empty plan best: among the pinned engine's (else all), one about a
+    configuration that could otherwise run (memory, SLO, quality) before a missing checkpoint, before an
+    engine ruled out by a flag or by the device."""
     if not plan.rejected:
         return "no configuration fits"
-    if pins.engine:
-        own = [r for r in plan.rejected if r.engine == pins.engine]
-        if own:
-            return own[0].reason
-    other = [r for r in plan.rejected if r.rule != "flag"]
-    return (other or plan.rejected)[0].reason
+    pool = [r for r in plan.rejected if r.engine == pins.engine] if pins.engine else list(plan.rejected)
+    pool = pool or list(plan.rejected)
+
+    def weight(r) -> int:
+        if r.rule in ("memory", "slo", "quality"):
+            return 0
+        if r.rule == "checkpoint":
+            return 2
+        return 3 if r.rule == "flag" or r.scope == "engine" else 1
+
+    return min(pool, key=weight).reason
 
 
 def engine_args(args: argparse.Namespace):
@@ -312,16 +318,16 @@ def make_plan(args: argparse.Namespace, pins, user_args=()) -> tuple[Plan, str, 
 def flag_rulings(user_args, pinned_engine: str | None = None) -> dict[str, str]:
     """engine -> why the user's flags rule it out, before planning.
 
-    The drop-in contract: a flag autoquant reads (READ_FLAGS: host, port, served name, context, parallelism,
-    batch, KV dtype, quantization, dtype, memory fraction) is carried by every engine that has it; any other
-    vLLM flag is a vLLM command line's, so it plans vLLM and is passed verbatim. Another engine carries such
-    flags (translated, or dropped where they mean its default) only when pinned (--engine). An engine's own
-    flag (`--tp_size`) plans that engine."""
+    The drop-in contract: the flags every OpenAI-compatible server has (SERVER_FLAGS: host, port, API key,
+    served name) leave the engine to autoquant; any other vLLM flag makes the command line a `vllm serve`
+    one, so it plans vLLM and every flag is passed verbatim. Another engine carries vLLM flags (translated,
+    or dropped where they mean its default) only when pinned (--engine). An engine's own flag (`--tp_size`)
+    plans that engine."""
     from autoquant.engines.flags import honour, honour_arg
     from autoquant.facts import default_facts
     from autoquant.launchers import versions
     from autoquant.launchers.build import launcher_module
-    from autoquant.launchers.flags import READ_FLAGS, native_option_lists
+    from autoquant.launchers.flags import SERVER_FLAGS, native_option_lists
 
     natives = native_option_lists()
     out = {}
@@ -331,8 +337,7 @@ def flag_rulings(user_args, pinned_engine: str | None = None) -> dict[str, str]:
         version = versions.engine_version(eid)
         ok, why = honour(spec, user_args, version, flavor, natives.get(eid, ()))
         if ok and pinned_engine is None and spec.flags.get("options") != "vllm":
-            vllm_only = [a for a in user_args if a.option is not None and a.name not in READ_FLAGS
-                         and eid not in a.native_to]
+            vllm_only = [a for a in user_args if a.option is not None and a.name not in SERVER_FLAGS]
             if vllm_only:
                 a = vllm_only[0]
                 how = honour_arg(spec, a, version, flavor, natives.get(eid, ()))
@@ -367,11 +372,39 @@ def plan_with_planner(model: str, node, workload, pins, args, ruled: dict[str, s
     from autoquant.probes.model import load_model
 
     # max_model_len reaches the planner through the workload (resolve_workload)
+    spec, checkpoint = _model_and_checkpoint(model, args.checkpoint, pins, load_model)
+    runtime = bool(args.allow_runtime_quantization)
+    if pins.sources.get("method") in ("--quantization", "-q") and spec.quantization is None and checkpoint is None:
+        # `vllm serve BF16_MODEL --quantization fp8`: vLLM quantizes that model at load time; a pre-quantized
+        # checkpoint would clash with the flag the user gave (vLLM refuses a mismatch)
+        runtime = True
     kwargs = {k: v for k, v in pins.as_kwargs().items()
               if k in ("engine", "method", "tp", "pp", "kv_cache_dtype", "max_num_seqs", "memory_fraction")}
-    return plan_model(load_model(model), node, workload, checkpoint=args.checkpoint,
-                      allow_runtime_quantization=bool(args.allow_runtime_quantization),
+    return plan_model(spec, node, workload, checkpoint=checkpoint, allow_runtime_quantization=runtime,
+                      runtime_only={pins.method} if runtime and pins.method and not args.allow_runtime_quantization
+                      else None,
                       notify=lambda msg: print(f"autoquant: {msg}", file=sys.stderr), ruled_out=ruled, **kwargs)
+
+
+def _model_and_checkpoint(model: str, checkpoint: str | None, pins, load_model):
+    """The model to plan and the checkpoint to serve. `vllm serve ORG/MODEL-AWQ` names a pre-quantized repo:
+    when it cannot be read here (offline) but the checkpoint registry knows it, plan its base model with that
+    repo as the checkpoint and its method pinned."""
+    from autoquant.errors import NotFoundError
+
+    try:
+        return load_model(model), checkpoint
+    except NotFoundError:
+        from autoquant.checkpoints import registry
+
+        entry = next((e for e in registry.entries() if e.repo.lower() == model.lower()), None)
+        if entry is None or checkpoint is not None:
+            raise
+        if pins.method and pins.method != entry.method:
+            raise UsageError(f"{model} is a {entry.method} checkpoint, not {pins.method}") from None
+        pins.method = entry.method
+        pins.sources.setdefault("method", model)
+        return load_model(entry.base), model
 
 
 def _apply_pins(chosen: Candidate, pins) -> None:

@@ -68,9 +68,12 @@ def gate(config: Config, model: ModelSpec, device: Device, subject: QuantSpec | 
             return Rejection(config.engine, config.method,
                              f"TP={config.tp} needs {config.tp} GPUs per node, this node has {device.count}",
                              config.tp, config.pp, "tp-gpus", scope="config")
-        if config.pp > device.nodes:
-            return Rejection(config.engine, config.method, f"PP={config.pp} needs {config.pp} nodes, have {device.nodes}",
-                             config.tp, config.pp, "pp-nodes", scope="config")
+        # pipeline stages may share a node (vLLM/SGLang/TRT-LLM all take PP inside one); the planner's own
+        # enumeration puts one stage per node (pp_options)
+        if config.tp * config.pp > device.count * device.nodes:
+            return Rejection(config.engine, config.method,
+                             f"TP={config.tp} x PP={config.pp} needs {config.tp * config.pp} GPUs, "
+                             f"{device.count * device.nodes} here", config.tp, config.pp, "pp-nodes", scope="config")
     v = compat(spec, subject or config.method, device, config.tp, model=model, kv_cache_dtype=config.kv_cache_dtype)
     if not v.ok:
         return Rejection(config.engine, config.method, v.reason or "ruled out", config.tp, config.pp, v.rule,

@@ -280,7 +280,8 @@ def plan(model: ModelSpec, node: Node, workload: Workload | None = None, *, engi
             if cfg_model is not model and ck is not None:
                 est.notes.append(f"shapes from the verified checkpoint {ck.repo} "
                                  f"(MLP width {cfg_model.intermediate_size}, base {model.intermediate_size})")
-            _admit(est, workload, floor, floor_from, has_floor, ck, ckpts, feasible, rejected, device.host_ram_gb)
+            _admit(est, workload, floor, floor_from, has_floor, ck, ckpts, feasible, rejected, device.host_ram_gb,
+                   method is not None)
     rejected = [_name_methods(r, seen.methods) for r in rejected]
     ranked = rank(feasible, workload.objective, workload.osl)
     chosen = [_candidate(e, ckpts.get(id(e))) for e in ranked]
@@ -328,7 +329,7 @@ def _reject(rej: Rejection, rejected: list[Rejection], seen: _Seen) -> None:
 
 def _admit(est: Estimate, workload: Workload, floor: float, floor_from: str, has_floor: bool,
            ck: Checkpoint | None, ckpts: dict[int, Checkpoint | None], feasible: list[Estimate],
-           rejected: list[Rejection], host_ram_gb: float | None = None) -> None:
+           rejected: list[Rejection], host_ram_gb: float | None = None, method_pinned: bool = False) -> None:
     """fits -> meets the SLOs -> meets the quality floor: into `feasible`, or a Rejection saying why not."""
     why, rule = None, ""
     if not est.memory.fits:
@@ -343,6 +344,9 @@ def _admit(est: Estimate, workload: Workload, floor: float, floor_from: str, has
     elif has_floor and kv_quality_unmeasured(est.kv_cache_dtype):
         why, rule = (f"quality: a {est.kv_cache_dtype} KV cache has no perplexity figure in quality.yaml and a "
                      f"quality floor is set ({floor_from})", "quality")
+    elif est.ppl_delta > floor and not has_floor and method_pinned:
+        est.notes.append(f"quality +{est.ppl_delta:.3f} ppl is above the default {floor:g} floor ({floor_from}); "
+                         "kept because the method was pinned (set --use-case or --max-ppl-delta to enforce one)")
     elif est.ppl_delta > floor:
         why, rule = (f"quality: +{est.ppl_delta:.3f} ppl exceeds the {floor:g} floor ({floor_from})",
                      "quality")
@@ -415,8 +419,10 @@ def _validate_parallel_pins(device, tp: int | None, pp: int | None) -> None:
     gpus = device.count if device.kind == "cuda" else 0
     if tp and tp > 1 and tp > gpus:
         raise RuleError(f"TP={tp} needs {tp} GPUs, this node has {gpus}" + ("" if gpus else " (no CUDA GPU)"))
-    if pp and pp > max(1, device.nodes):
-        raise RuleError(f"PP={pp} spans {pp} nodes, {max(1, device.nodes)} given (--nodes)")
+    nodes = max(1, device.nodes)
+    if pp and pp > 1 and (tp or 1) * pp > gpus * nodes:
+        raise RuleError(f"TP={tp or 1} x PP={pp} needs {(tp or 1) * pp} GPUs, {gpus * nodes} given "
+                        f"({nodes} node(s) of {gpus}; --nodes)")
 
 
 def _validate_pins(engine: str | None, method: str | None, kv: str | None) -> None:

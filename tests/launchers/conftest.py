@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from autoquant.records import Candidate, Checkpoint, Memory, QuantSpec
@@ -47,3 +54,34 @@ def demo_gguf() -> str:
     from autoquant.launchers.llamacpp import demo_model_path
 
     return demo_model_path()
+
+
+HELPER = Path(__file__).parents[2] / "scripts" / "vllm_contract.py"
+
+
+def _vllm_python() -> str | None:
+    explicit = os.environ.get("AUTOQUANT_VLLM_PYTHON")
+    if explicit:
+        return explicit
+    if importlib.util.find_spec("vllm") is not None:
+        return sys.executable
+    return None
+
+
+@pytest.fixture(scope="session")
+def vllm_parse():
+    python = _vllm_python()
+    if python is None:
+        pytest.skip("vLLM is not installed here: set AUTOQUANT_VLLM_PYTHON to a Python that has vllm "
+                    "(CI: .ci/run installs it in its own venv)")
+    if not os.path.exists(python):
+        pytest.fail(f"AUTOQUANT_VLLM_PYTHON={python} does not exist")
+
+    def parse(argvs: list[list[str]]) -> dict:
+        stripped = [a[1:] for a in argvs]  # drop the program name: the helper parses from `serve`
+        out = subprocess.run([python, str(HELPER)], input=json.dumps(stripped), capture_output=True, text=True,
+                             timeout=300, env={**os.environ, "VLLM_LOGGING_LEVEL": "ERROR"})
+        assert out.returncode == 0, out.stderr[-3000:]
+        return json.loads(out.stdout)
+
+    return parse

@@ -9,13 +9,6 @@ against vLLM's QUANTIZATION_METHODS and CacheDType too.
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from autoquant.launchers import vllm as vllm_launcher
@@ -25,36 +18,7 @@ from autoquant.records import Checkpoint, QuantSpec
 
 pytestmark = pytest.mark.vllm
 
-HELPER = Path(__file__).parents[2] / "scripts" / "vllm_contract.py"
 MACHINES = ["H100-SXM:8", "A100-PCIe:2", "L40S:4", "RTX4090:1"]
-
-
-def _vllm_python() -> str | None:
-    explicit = os.environ.get("AUTOQUANT_VLLM_PYTHON")
-    if explicit:
-        return explicit
-    if importlib.util.find_spec("vllm") is not None:
-        return sys.executable
-    return None
-
-
-@pytest.fixture(scope="module")
-def vllm_parse():
-    python = _vllm_python()
-    if python is None:
-        pytest.skip("vLLM is not installed here: set AUTOQUANT_VLLM_PYTHON to a Python that has vllm "
-                    "(CI: .ci/run installs it in its own venv)")
-    if not os.path.exists(python):
-        pytest.fail(f"AUTOQUANT_VLLM_PYTHON={python} does not exist")
-
-    def parse(argvs: list[list[str]]) -> dict:
-        stripped = [a[1:] for a in argvs]  # drop the program name: the helper parses from `serve`
-        out = subprocess.run([python, str(HELPER)], input=json.dumps(stripped), capture_output=True, text=True,
-                             timeout=300, env={**os.environ, "VLLM_LOGGING_LEVEL": "ERROR"})
-        assert out.returncode == 0, out.stderr[-3000:]
-        return json.loads(out.stdout)
-
-    return parse
 
 
 def _emitted_commands() -> list[list[str]]:
@@ -73,7 +37,7 @@ def _emitted_commands() -> list[list[str]]:
         for model_id in models:
             spec = spec_from_catalog(model_id)
             ckpts = resolve_for_plan(spec, known_methods(), node=node, client=None, offline=True,
-                                     allow_runtime_quantization=True, notify=lambda _m: None)
+                                     notify=lambda _m: None)
             for workload in (Workload(), Workload(concurrency=64, max_model_len=8192)):
                 p = plan(spec, node, workload, checkpoints=ckpts, allow_runtime_quantization=True)
                 for cand in [p.chosen, *p.alternatives] if p.chosen else []:
