@@ -74,21 +74,27 @@ def available_checkpoints(
     )
 
 
-def attach_commands(plan: Plan, served_model: str, options=None, node: Node | None = None) -> None:
-    """Fill `command` (secrets redacted) on the chosen candidate and the alternatives.
+def attach_commands(plan: Plan, served_model: str, options=None, node: Node | None = None) -> Plan:
+    """The plan with `command` (secrets redacted) on the chosen candidate and the alternatives, as `serve`
+    would run them (a new record: the planner's is not changed).
 
     A candidate whose command cannot be built here (e.g. a GGUF not downloaded yet) keeps an empty
     command and gets a note saying why; the plan itself stays valid."""
+    from dataclasses import replace
+
     from autoquant.launchers.base import ServeOptions
     from autoquant.launchers.build import build, server_batch_cap
     from autoquant.launchers.llamacpp import threads_for
 
     options = options or ServeOptions()
     threads = threads_for(node)
-    for cand in [c for c in [plan.chosen, *plan.alternatives] if c is not None]:
-        server_batch_cap(cand, pinned=False)  # what `serve` would run
+
+    def with_command(cand):
+        cand = server_batch_cap(cand, pinned=False)  # what `serve` would run
         try:
-            cand.command = build(cand, options, served_model, threads=threads).redacted_argv()
+            return replace(cand, command=build(cand, options, served_model, threads=threads).redacted_argv())
         except AutoquantError as exc:
-            cand.command = []
-            cand.notes.append(f"command not built: {exc}")
+            return replace(cand, command=[], notes=[*cand.notes, f"command not built: {exc}"])
+
+    return replace(plan, chosen=with_command(plan.chosen) if plan.chosen else None,
+                   alternatives=[with_command(c) for c in plan.alternatives])

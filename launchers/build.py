@@ -7,6 +7,7 @@ one place says "--x has no <engine> equivalent", for a plan made here or loaded 
 from __future__ import annotations
 
 import importlib
+from dataclasses import replace
 
 from autoquant.engines.compat import check_kv
 from autoquant.engines.flags import honour, translate
@@ -64,14 +65,15 @@ def translated_passthrough(spec: EngineSpec, options: ServeOptions, version: str
         raise UsageError(f"{exc} ({spec.label} was chosen; pass --engine vllm to keep vLLM flags)") from None
 
 
-def server_batch_cap(candidate: Candidate, pinned: bool) -> None:
+def server_batch_cap(candidate: Candidate, pinned: bool) -> Candidate:
     """The plan's max_num_seqs is M, the requests running at once at the expected concurrency; a vLLM/TRT-LLM
     server should not turn bursts above it away into the queue while the KV cache has room, so unless the user
     pinned --max-num-seqs it admits `max_running`: up to max_concurrency (the KV room), but no more than the
     engine's default batch cap, which the plan's memory budget (sampler logits, activations) assumes.
-    llama.cpp keeps M: each -np slot takes its share of n_ctx."""
+    llama.cpp keeps M: each -np slot takes its share of n_ctx. Returns the launch record (a new one if changed)."""
     from autoquant.facts import default_facts
 
     spec = default_facts().engines.get(candidate.engine)
     if not pinned and spec is not None and spec.tensor_parallel and candidate.max_running > candidate.max_num_seqs:
-        candidate.max_num_seqs = candidate.max_running
+        return replace(candidate, max_num_seqs=candidate.max_running)
+    return candidate

@@ -34,7 +34,7 @@ def test_every_chosen_candidate_names_a_checkpoint_and_a_command(gpu):
             assert plan.rejected and all(r.reason for r in plan.rejected)
             continue
         chosen += 1
-        attach_commands(plan, model_id, node=node)
+        plan = attach_commands(plan, model_id, node=node)
         c = plan.chosen
         assert c.command or any(n.startswith("command not built") for n in c.notes), (model_id, gpu)
         if c.command and c.engine != "llamacpp":

@@ -16,6 +16,9 @@ from autoquant.quantconfig import gguf_quant_spec
 from autoquant.records import QuantSpec
 
 INT_METHODS = frozenset({"awq-int4", "gptq-int4", "gptq-int8", "int8-sq"})
+# The tool a format is written by, when the format alone says so (what autoquant.quantconfig records when it
+# reads the real config): the planner orders checkpoints per engine by it (engines.yaml preferred_producers).
+PRODUCER_OF_FORMAT = {"modelopt": "modelopt", "compressed-tensors": "llm-compressor", "awq": "autoawq"}
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class RegistryEntry:
             weight_block_size=q.get("weight_block_size"),
             kv_cache=q.get("kv_cache"),
             format=q.get("format"),
+            producer=q.get("producer") or PRODUCER_OF_FORMAT.get(str(q.get("quant_method") or "")),
         )
 
 

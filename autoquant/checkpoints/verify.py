@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from autoquant.catalog.models import canonical_id, gguf_architecture
@@ -122,7 +122,7 @@ class _GPU:
 
     @property
     def key(self) -> str:
-        return f"a compute capability {self.capability} GPU"
+        return "this GPU"
 
 
 def engine_verdicts(quant: QuantSpec | str, target: Target, shapes: ModelSpec | None,
@@ -132,10 +132,15 @@ def engine_verdicts(quant: QuantSpec | str, target: Target, shapes: ModelSpec | 
     specs = engines if engines is not None else default_facts().engines
     device = _GPU(target.capability) if target.capability else None
     chosen = [target.engine] if target.engine else list(specs)
+    # the methods these weights may be served as (FP8 W8A8 weights run as fp8-weight-only below SM89)
+    subjects = [quant]
+    if isinstance(quant, QuantSpec):
+        subjects += [replace(quant, method=m) for m, also in SERVES.items() if quant.method in also and m != quant.method]
     out = {}
     for eid in chosen:
         spec = specs[eid]
-        out[eid] = compat(spec, quant, device, target.tp if spec.tensor_parallel else 1, model=shapes)
+        verdicts = [compat(spec, q, device, target.tp if spec.tensor_parallel else 1, model=shapes) for q in subjects]
+        out[eid] = next((v for v in verdicts if v.ok), verdicts[0])
     return out
 
 

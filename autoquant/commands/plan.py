@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
     model, node, workload, calibration = load_inputs(args)
     result = plan(model, node, workload, **plan_kwargs(args, calibration, model, node))
-    attach_commands(result, args.model, node=node)
+    result = attach_commands(result, args.model, node=node)
     if args.json:
         print_json(result)
     else:

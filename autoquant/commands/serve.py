@@ -19,6 +19,7 @@ import os
 import shlex
 import sys
 from collections.abc import Mapping
+from dataclasses import replace
 
 from autoquant.argtypes import positive_float
 from autoquant.commands._options import (
@@ -116,20 +117,20 @@ def run(args: argparse.Namespace) -> int:
         reason = _first_reason(plan, pins)
         raise RuleError(f"nothing can serve {model} here with the pinned flags: {reason}")
     if args.checkpoint and not _is_checkpoint(chosen.checkpoint, args.checkpoint):
-        chosen.checkpoint = _explicit_checkpoint(args.checkpoint, chosen)  # a plan from a file or the cache
+        # a plan from a file or the cache: the launch record carries the user's checkpoint
+        chosen = replace(chosen, checkpoint=_explicit_checkpoint(args.checkpoint, chosen))
     if pins.engine and chosen.engine != pins.engine:
         raise RuleError(f"the plan chose {chosen.engine} but --engine {pins.engine} was pinned")
-    ordered = [chosen] + list(plan.alternatives)
-    for c in ordered:
-        _apply_pins(c, pins)
-        server_batch_cap(c, pinned=pins.max_num_seqs is not None)
+    # the plan is not changed: what is launched is a new record per candidate (pins, the server's batch cap)
+    ordered = [server_batch_cap(_apply_pins(c, pins), pinned=pins.max_num_seqs is not None)
+               for c in [chosen, *plan.alternatives]]
+    chosen = ordered[0]
 
     def make_spec(candidate: Candidate):
-        spec = build_spec(candidate, options, context["served_model"], context.get("threads"))
-        candidate.command = spec.redacted_argv()
-        return spec
+        return build_spec(candidate, options, context["served_model"], context.get("threads"))
 
     spec = make_spec(chosen)
+    plan = replace(plan, chosen=replace(chosen, command=spec.redacted_argv()), alternatives=ordered[1:])
     if args.dry_run:
         if args.json:
             print(json.dumps({"plan": to_dict(plan), "launch": launch_record(spec), "source": context["source"]},
@@ -407,13 +408,11 @@ def _model_and_checkpoint(model: str, checkpoint: str | None, pins, load_model):
         return load_model(entry.base), model
 
 
-def _apply_pins(chosen: Candidate, pins) -> None:
+def _apply_pins(chosen: Candidate, pins) -> Candidate:
     """A pinned value is the user's decision: the planner honours it when it plans; a plan from a file or
-    a planner that cannot take that pin gets it here, so the command carries it exactly once."""
-    for name in ("tp", "pp", "kv_cache_dtype", "max_model_len", "max_num_seqs"):
-        value = getattr(pins, name)
-        if value is not None:
-            setattr(chosen, name, value)
+    a planner that cannot take that pin gets it here (a new record), so the command carries it once."""
+    values = {name: getattr(pins, name) for name in ("tp", "pp", "kv_cache_dtype", "max_model_len", "max_num_seqs")}
+    return replace(chosen, **{k: v for k, v in values.items() if v is not None})
 
 
 def _is_checkpoint(ckpt: Checkpoint | None, value: str) -> bool:

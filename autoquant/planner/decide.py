@@ -125,6 +125,8 @@ def choose_checkpoint(cfg: Config, model: ModelSpec, device: Device,
             refused.append(spec.no_quantize_at_load)
             continue
         subject = ck.quant if ck.quant is not None and not ck.runtime_quantization else cfg.method
+        if ck.quant is not None and subject is ck.quant and ck.quant.method != cfg.method:
+            subject = replace(ck.quant, method=cfg.method)  # FP8 weights served as fp8-weight-only (FP8 Marlin)
         shapes = checkpoint_shapes(model, ck)
         rej = cands.gate(cfg, shapes, device, subject)
         if rej is None:
@@ -297,7 +299,9 @@ _SHAPE_RULES = ("marlin_types", "marlin_shapes", "machete")
 
 
 def _subject(ck: Checkpoint | None, method: str):
-    return ck.quant if ck is not None and ck.quant is not None and not ck.runtime_quantization else method
+    if ck is None or ck.quant is None or ck.runtime_quantization:
+        return method
+    return ck.quant if ck.quant.method == method else replace(ck.quant, method=method)
 
 
 class _Seen:

@@ -25,7 +25,7 @@ class Memory:
     host_weights_gb: float = 0.0  # llama.cpp partial offload: weights left in RAM
 
 
-@dataclass
+@dataclass(frozen=True)
 class Estimate:
     """One fixed configuration evaluated. Field names are the `estimate --json` contract (design.md)."""
 
@@ -88,13 +88,13 @@ class Checkpoint:
     not_loadable: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Candidate(Estimate):
     checkpoint: Checkpoint | None = None
     command: list[str] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Rejection:
     engine: str
     method: str
@@ -105,7 +105,7 @@ class Rejection:
     scope: str = ""  # engine | checkpoint | method | config: what the rule is about (autoquant.engines.compat)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Plan:
     model: str
     hardware: str  # one-line description of the node

@@ -217,10 +217,9 @@ def test_server_batch_cap(engine, running, expected):
                   max_concurrency=5000, concurrency=4, ttft_ms=1.0, tpot_ms=1.0, output_tokens_per_s=1.0,
                   per_request_tokens_per_s=1.0, ppl_delta=0.0, cost_per_million_tokens=None,
                   regime="bandwidth_bound", max_num_seqs=4, max_running=running)
-    server_batch_cap(c, pinned=False)
-    assert c.max_num_seqs == expected
-    server_batch_cap(c, pinned=True)
-    assert c.max_num_seqs == expected  # pinned: untouched
+    launched = server_batch_cap(c, pinned=False)
+    assert launched.max_num_seqs == expected and c.max_num_seqs == 4  # a new launch record; the plan's unchanged
+    assert server_batch_cap(c, pinned=True).max_num_seqs == 4  # pinned: the user's value
 
 
 # --- review fixes ---------------------------------------------------------------------------------------
