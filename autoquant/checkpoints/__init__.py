@@ -31,12 +31,12 @@ __all__ = [
 def _base_spec(model: ModelSpec | str) -> tuple[str, ModelSpec | None]:
     if isinstance(model, ModelSpec):
         return model.id, model
-    try:  # cache and bundled catalog only: resolving must not need the Hub to know the base's shape
-        from autoquant.probes.model import load_model
+    # the bundled catalog only (the core reads no files; pass a ModelSpec for a model it does not know)
+    from autoquant.catalog.models import find, spec_from_catalog
 
-        return model, load_model(model, offline=True)
-    except Exception:  # noqa: BLE001 - unknown offline: dimensions are then not compared
-        return model, None
+    if find(model) is None:
+        return model, None  # dimensions are then not compared
+    return model, spec_from_catalog(model)
 
 
 def resolve(model: ModelSpec | str, methods: Iterable[str] | None = None, *, node: object | None = None,
