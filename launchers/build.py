@@ -37,6 +37,21 @@ def build(candidate: Candidate, options: ServeOptions, model: str, threads: int 
     return launch
 
 
+def prepare(engine: str, candidate: Candidate, options: ServeOptions, version: str | None,
+            detect_version: bool = True, flavor: str | None = None) -> tuple[EngineSpec, str | None]:
+    """What every launcher does first: its engine's spec, the installed version (unless given), and
+    check_launch on the user's flags, the checkpoint and the KV-cache dtype."""
+    from autoquant.facts import default_facts
+
+    from . import versions
+
+    if version is None and detect_version:
+        version = versions.engine_version(engine)
+    spec = default_facts().engine(engine)
+    check_launch(spec, candidate, options, version, flavor)
+    return spec, version
+
+
 def check_launch(spec: EngineSpec, candidate: Candidate, options: ServeOptions, version: str | None,
                  flavor: str | None = None) -> None:
     """What every launcher checks first, with the engine spec's rules: the user's flags (each carried,

@@ -13,7 +13,6 @@ import sys
 from autoquant.errors import RuleError, UsageError
 from autoquant.records import Candidate
 
-from . import versions
 from .base import LaunchSpec, ServeOptions, engine_binary, served_names
 
 # SGLang's own spellings of options this launcher sets from the plan -> how to ask for them instead. Given as
@@ -37,14 +36,9 @@ def build(
     detect_version: bool = True,
     **_: object,
 ) -> LaunchSpec:
-    from autoquant.facts import default_facts
+    from .build import prepare, translated_passthrough
 
-    from .build import check_launch, translated_passthrough
-
-    if version is None and detect_version:
-        version = versions.engine_version("sglang")
-    spec = default_facts().engine("sglang")
-    check_launch(spec, candidate, options, version)
+    spec, version = prepare("sglang", candidate, options, version, detect_version)
     ckpt = candidate.checkpoint
     _check_native_flags(options)
     names = served_names(options, model)
@@ -69,7 +63,7 @@ def build(
     kv = spec.kv_from_vllm.get(kv, kv)
     if kv != spec.kv_default:
         argv += ["--kv-cache-dtype", kv]
-    dtype = options.dtype or default_facts().engine("vllm").flags["dtype_for_method"].get(candidate.method)
+    dtype = options.dtype or spec.flags["dtype_for_method"].get(candidate.method)
     if dtype:
         argv += ["--dtype", dtype]
     if options.gpu_memory_utilization is not None:

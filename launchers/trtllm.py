@@ -17,7 +17,6 @@ from autoquant.errors import UsageError
 from autoquant.paths import autoquant_cache_dir
 from autoquant.records import Candidate
 
-from . import versions
 from .base import LaunchSpec, ServeOptions, engine_binary
 
 
@@ -37,14 +36,9 @@ def build(
     detect_version: bool = True,
     **_: object,
 ) -> LaunchSpec:
-    from autoquant.facts import default_facts
+    from .build import prepare, translated_passthrough
 
-    from .build import check_launch, translated_passthrough
-
-    if version is None and detect_version:
-        version = versions.engine_version("trtllm")
-    spec = default_facts().engine("trtllm")
-    check_launch(spec, candidate, options, version)
+    spec, version = prepare("trtllm", candidate, options, version, detect_version)
     ckpt = candidate.checkpoint
     argv = [engine_binary("trtllm", "trtllm-serve"), "serve", ckpt.repo if ckpt else model]
     if options.unmapped_quantization:

@@ -23,15 +23,10 @@ def build(
     detect_version: bool = True,
     **_: object,
 ) -> LaunchSpec:
-    from autoquant.facts import default_facts
+    from .build import prepare
 
-    if version is None and detect_version:
-        version = versions.engine_version("vllm")
-    from .build import check_launch
-
-    spec = default_facts().engine("vllm")
+    spec, version = prepare("vllm", candidate, options, version, detect_version)
     rules = spec.flags
-    check_launch(spec, candidate, options, version)
     ckpt = candidate.checkpoint
     user_tokens = list(options.user_args or options.passthrough)
     user_args, _bare = classify_tokens(user_tokens)

@@ -33,26 +33,11 @@ _NO_VALUE = (argparse._StoreTrueAction, argparse._StoreFalseAction, argparse._St
 
 
 def _parser() -> argparse.ArgumentParser:
-    """vLLM's real `vllm serve` parser (same construction as scripts/vllm_contract.py)."""
-    import vllm.platforms as platforms
-    from vllm.platforms.interface import Platform, PlatformEnum
+    """vLLM's real `vllm serve` parser, built as scripts/vllm_contract.py builds it (one construction)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from vllm_contract import _parser as contract_parser
 
-    try:
-        real = platforms.current_platform  # resolves the real platform when there is one
-        usable = bool(real.device_type) and not real.is_unspecified()
-    except Exception:
-        usable = False
-    if not usable:  # no GPU here: stand in a CUDA platform, only the parser is built
-        class _ParserOnlyCuda(Platform):
-            _enum = PlatformEnum.CUDA
-            device_name = "cuda"
-            device_type = "cuda"
-
-        platforms._current_platform = _ParserOnlyCuda()
-    from vllm.entrypoints.common.cli_args import make_arg_parser
-    from vllm.utils.argparse_utils import FlexibleArgumentParser
-
-    return make_arg_parser(FlexibleArgumentParser(prog="vllm serve"))
+    return contract_parser()
 
 
 def _takes_value(action: argparse.Action) -> bool:
