@@ -270,8 +270,8 @@ def _verify_safetensors(found: Found, base_id: str, base: ModelSpec | None, targ
     if failure:
         return [_finish(ckpt, False, failure, "rejected")]
     note = f"verified: {_describe(quant)}"
-    if quant.act_order and target.engine == "vllm" and target.tp > 1:
-        note += " (act-order under TP runs Marlin's k-not-full path: correct, slower)"
+    if quant.act_order and target.tp > 1 and target.engine in ckpt.loadable_by:
+        note += " (act-order under TP: Marlin's k-not-full path, correct but slower)"
     if spec is None and base is not None:
         note += "; dimensions not compared (config.json unreadable as a model config)"
     return [_finish(ckpt, True, note, "verified")]

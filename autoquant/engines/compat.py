@@ -230,10 +230,11 @@ def _in_range(choice: KernelChoice, cap: tuple[int, int] | None) -> bool:
 
 
 def _resolve_kernel(kernel: str, device: DeviceLike | None) -> str:
-    if kernel != "llamacpp":
+    """A kernel named per backend (`llamacpp-{backend}`) for the device it runs on."""
+    if "{backend}" not in kernel:
         return kernel
     kind = device.kind if device is not None else "cpu"
-    return {"cuda": "llamacpp-cuda", "apple": "llamacpp-metal"}.get(kind, "llamacpp-cpu")
+    return kernel.replace("{backend}", {"cuda": "cuda", "apple": "metal"}.get(kind, "cpu"))
 
 
 def method_label(engine: EngineSpec, method: str) -> str:
