@@ -15,7 +15,7 @@ from typing import Any
 from autoquant.engines.spec import EngineSpec, specs_from_data
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared (and hashed) by identity: one object per set of data files
 class Facts:
     engines: Mapping[str, EngineSpec]
     methods: Mapping[str, Mapping[str, Any]]
@@ -23,6 +23,7 @@ class Facts:
     overheads: Mapping[str, Any] = field(default_factory=dict)
     prices: Mapping[str, float] = field(default_factory=dict)
     failure_patterns: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    quality: Mapping[str, Any] = field(default_factory=dict)  # quality.yaml: perplexity deltas, use cases
 
     @property
     def engine_ids(self) -> tuple[str, ...]:
@@ -36,7 +37,7 @@ class Facts:
 
 
 def facts_from_data(engines: Mapping[str, Any], methods: Mapping[str, Any], overheads: Mapping[str, Any] | None = None,
-                    pricing: Mapping[str, Any] | None = None) -> Facts:
+                    pricing: Mapping[str, Any] | None = None, quality: Mapping[str, Any] | None = None) -> Facts:
     """Pure: parsed YAML documents -> Facts."""
     method_facts = dict(methods.get("methods") or {})
     prices: dict[str, float] = {}
@@ -50,6 +51,7 @@ def facts_from_data(engines: Mapping[str, Any], methods: Mapping[str, Any], over
         overheads=dict(overheads or {}),
         prices=prices,
         failure_patterns={k: tuple(v) for k, v in (engines.get("failure_patterns") or {}).items()},
+        quality=dict(quality or {}),
     )
 
 
@@ -63,7 +65,7 @@ def load_facts() -> Facts:
         except FileNotFoundError:
             return {}
 
-    return facts_from_data(safe("engines"), safe("methods"), safe("overheads"), safe("pricing"))
+    return facts_from_data(safe("engines"), safe("methods"), safe("overheads"), safe("pricing"), safe("quality"))
 
 
 @functools.cache

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from autoquant.engines.compat import compat
 from autoquant.planner import facts, memory, perf, quality
 from autoquant.planner.calibration import Calibration
+from autoquant.planner.facts import Facts
 from autoquant.planner.hardware import Device
 from autoquant.records import Estimate, Memory, ModelSpec, QuantSpec, Rejection, Workload
 
@@ -28,25 +29,28 @@ class Config:
 
     @property
     def label(self) -> str:
+        return self.label_for()
+
+    def label_for(self, fx: Facts | None = None) -> str:
         par = f" TP={self.tp}" + (f" PP={self.pp}" if self.pp > 1 else "")
-        if not facts.engine(self.engine).tensor_parallel:
+        if not facts.engine(self.engine, fx).tensor_parallel:
             par = f" {self.gpus} GPU" if self.gpus > 1 else ""
             if self.n_gpu_layers is not None:
                 par += f" -ngl {self.n_gpu_layers}"
-        return f"{self.method} on {facts.engine_label(self.engine)}{par}"
+        return f"{self.method} on {facts.engine_label(self.engine, fx)}{par}"
 
 
-def all_methods() -> list[str]:
-    return list(facts.methods())
+def all_methods(fx: Facts | None = None) -> list[str]:
+    return list(facts.methods(fx))
 
 
-def _default_kv(engine: str) -> str:
-    return facts.engine(engine).kv_default
+def _default_kv(engine: str, fx: Facts | None = None) -> str:
+    return facts.engine(engine, fx).kv_default
 
 
-def engine_kv(engine: str, kv_cache_dtype: str) -> str:
+def engine_kv(engine: str, kv_cache_dtype: str, fx: Facts | None = None) -> str:
     """A KV-cache dtype in the engine's own terms (vLLM's `auto` is llama.cpp's `f16`)."""
-    return facts.engine(engine).kv_from_vllm.get(kv_cache_dtype, kv_cache_dtype)
+    return facts.engine(engine, fx).kv_from_vllm.get(kv_cache_dtype, kv_cache_dtype)
 
 
 def tp_options(device: Device) -> list[int]:
@@ -59,10 +63,11 @@ def pp_options(device: Device) -> list[int]:
     return list(range(1, device.nodes + 1)) if device.kind == "cuda" else [1]
 
 
-def gate(config: Config, model: ModelSpec, device: Device, subject: QuantSpec | str | None = None) -> Rejection | None:
+def gate(config: Config, model: ModelSpec, device: Device, subject: QuantSpec | str | None = None,
+         fx: Facts | None = None) -> Rejection | None:
     """The first rule that rules this configuration out, as a Rejection; None when it may run. `subject`: the
     checkpoint's QuantSpec when one is known (its format and its own bits/group are then checked too)."""
-    spec = facts.engine(config.engine)
+    spec = facts.engine(config.engine, fx)
     if spec.tensor_parallel and device.kind == "cuda":
         if config.tp > device.count:
             return Rejection(config.engine, config.method,
@@ -81,43 +86,45 @@ def gate(config: Config, model: ModelSpec, device: Device, subject: QuantSpec | 
     return None
 
 
-def kernel_of(config: Config, model: ModelSpec, device: Device, subject: QuantSpec | str | None = None) -> str:
+def kernel_of(config: Config, model: ModelSpec, device: Device, subject: QuantSpec | str | None = None,
+              fx: Facts | None = None) -> str:
     """The kernel id (kernels.yaml) the engine runs this configuration with."""
-    spec = facts.engine(config.engine)
+    spec = facts.engine(config.engine, fx)
     return compat(spec, subject or config.method, device, config.tp, model=model).kernel
 
 
-def gpu_price(device: Device, workload: Workload) -> float | None:
+def gpu_price(device: Device, workload: Workload, fx: Facts | None = None) -> float | None:
     if workload.gpu_hour_cost is not None:
         return float(workload.gpu_hour_cost)
-    return facts.prices().get(device.key)
+    return facts.prices(fx).get(device.key)
 
 
-def _llamacpp_layer_bytes(model: ModelSpec, method: str) -> float:
-    return memory.weight_bytes_total(model, method) / (model.num_layers + 1)
+def _llamacpp_layer_bytes(model: ModelSpec, method: str, fx: Facts | None = None) -> float:
+    return memory.weight_bytes_total(model, method, fx) / (model.num_layers + 1)
 
 
 def llamacpp_offload(model: ModelSpec, method: str, device: Device, gpus: int, context_tokens: int,
-                     kv_bytes: float, concurrency: int, engine: str = "llamacpp") -> int | None:
+                     kv_bytes: float, concurrency: int, engine: str = "llamacpp", fx: Facts | None = None) -> int | None:
     """-ngl for llama.cpp on CUDA: None when every layer fits on the GPUs, else the layers that fit."""
-    reserve = memory.gpu_reserve_gb(facts.engine(engine))
-    total = memory.weight_bytes_total(model, method) / 1e9
+    reserve = memory.gpu_reserve_gb(facts.engine(engine, fx))
+    total = memory.weight_bytes_total(model, method, fx) / 1e9
     kv = memory.kv_bytes_per_request(model, context_tokens, kv_bytes) * concurrency / 1e9
     room = device.memory_gb * gpus - reserve * gpus
     if total + kv <= room:
         return None
-    per_layer = _llamacpp_layer_bytes(model, method) / 1e9
+    per_layer = _llamacpp_layer_bytes(model, method, fx) / 1e9
     kv_layer = kv / model.num_layers
     layers = int(max(0, room) // (per_layer + kv_layer))
     return min(layers, model.num_layers)
 
 
 def llamacpp_layers(model: ModelSpec, method: str, device: Device, gpus: int, workload: Workload, kv: str,
-                    requests: int) -> int | None:
+                    requests: int, fx: Facts | None = None) -> int | None:
     """-ngl that leaves room on the GPU(s) for the KV cache of `requests` requests at the workload's context
     (None: every layer fits). The planner tries C requests and one; `estimate` takes one (the rest queue)."""
     context = workload.max_model_len or (workload.isl + workload.osl)
-    return llamacpp_offload(model, method, device, gpus, context, facts.kv_dtype_bytes().get(kv, 2.0), requests)
+    return llamacpp_offload(model, method, device, gpus, context, facts.kv_dtype_bytes(fx).get(kv, 2.0), requests,
+                            fx=fx)
 
 
 def running_at_once(concurrency: int | None, kv_room: int, engine_cap: int, max_num_seqs: int | None) -> int:
@@ -132,27 +139,27 @@ def running_at_once(concurrency: int | None, kv_room: int, engine_cap: int, max_
 
 def evaluate(config: Config, model: ModelSpec, device: Device, workload: Workload,
              calibration: Calibration, max_num_seqs: int | None = None, subject: QuantSpec | str | None = None,
-             memory_fraction: float | None = None) -> Estimate:
+             memory_fraction: float | None = None, fx: Facts | None = None) -> Estimate:
     """Memory, speed, quality and cost of one configuration at the workload's concurrency. When the KV cache
     (or a pinned `max_num_seqs`) holds fewer than the workload's C requests, the engine runs M at a time and
     the rest queue (perf.queued, docs/planner.md "Queueing beyond capacity")."""
     notes: list[str] = list(device.notes)
-    kv_bytes = facts.kv_dtype_bytes().get(config.kv_cache_dtype, 2.0)
+    kv_bytes = facts.kv_dtype_bytes(fx).get(config.kv_cache_dtype, 2.0)
     context = workload.max_model_len or (workload.isl + workload.osl)
     engine = config.engine
-    spec = facts.engine(engine)
+    spec = facts.engine(engine, fx)
     layered = not spec.tensor_parallel  # llama.cpp: layers split over GPUs (or offloaded), no TP
-    kernel = kernel_of(config, model, device, subject)
+    kernel = kernel_of(config, model, device, subject, fx)
     # per-GPU figures only for GPUs: a CPU node's key ("cpu") names no catalog entry; an engine with no fitted
     # figures of its own is calibrated as the engine it names (engines.yaml calibration_as)
     cal_engine = spec.calibration_as
     eff = calibration.efficiency(kernel, device.key if device.kind != "cpu" else None, cal_engine)
-    math_p = facts.math_precision(config.method, device.capability)
+    math_p = facts.math_precision(config.method, device.capability, fx)
     gpus = config.gpus if layered else config.tp * config.pp
     mem_tp, mem_pp = (1, max(1, config.gpus)) if layered else (config.tp, config.pp)
 
     budget = memory.gpu_budget(spec, model, config.method, device, mem_tp, mem_pp, config.n_gpu_layers,
-                               memory_fraction)
+                               memory_fraction, fx)
     kv_tp, kv_pp = (1, 1) if layered else (config.tp, config.pp)
     per_req = memory.kv_bytes_per_request(model, context, kv_bytes, kv_tp, kv_pp)
     if layered and device.kind == "cuda" and config.gpus > 1:
@@ -188,7 +195,7 @@ def evaluate(config: Config, model: ModelSpec, device: Device, workload: Workloa
         model=model, method=config.method, engine=engine, device=device,
         tp=1 if layered else config.tp, pp=1 if layered else config.pp,
         kv_bytes=kv_bytes, eff=eff, cpu_eff=calibration.efficiency("llamacpp-cpu", None, cal_engine),
-        gpu_fraction=gpu_fraction, overhead_ms=calibration.overhead_ms(cal_engine), math=math_p,
+        gpu_fraction=gpu_fraction, overhead_ms=calibration.overhead_ms(cal_engine), math=math_p, facts=fx,
     )
     if not device.bandwidth_gbps:
         notes.append("no memory bandwidth figure for this device: speed unknown")
@@ -202,16 +209,16 @@ def evaluate(config: Config, model: ModelSpec, device: Device, workload: Workloa
                      f"(Little's law: TTFT includes the wait, output {sp.output_tps:.0f} tok/s)")
     at_max = perf.speed(setup, at_max_conc, workload.isl, workload.osl, budget.batched_tokens).output_tps \
         if max_conc >= 1 else 0.0
-    q = quality.ppl_delta(config.method, model.total_params, model.id)
+    q = quality.ppl_delta(config.method, model.total_params, model.id, fx)
     if q.ppl_delta is None:
         notes.append(q.source)
-    kv_delta = quality.kv_cache_delta(config.kv_cache_dtype)  # None today: quality.yaml has no KV figure
+    kv_delta = quality.kv_cache_delta(config.kv_cache_dtype, fx)  # None today: quality.yaml has no KV figure
     ppl = q.ppl_delta + kv_delta if q.ppl_delta is not None and kv_delta else q.ppl_delta
-    price = gpu_price(device, workload)
+    price = gpu_price(device, workload, fx)
     cost = None
     if price is not None and sp.output_tps > 0:
         cost = max(1, gpus) * price / (sp.output_tps * 3600) * 1e6
-    bpw = memory.bits_per_weight(config.method, model)
+    bpw = memory.bits_per_weight(config.method, model, fx)
     if layered and config.n_gpu_layers is not None:
         notes.append(f"partial offload: {config.n_gpu_layers} of {model.num_layers} layers on GPU, "
                      f"{budget.host_weights_gb:.1f} GB of weights in host RAM")
@@ -232,19 +239,20 @@ def evaluate(config: Config, model: ModelSpec, device: Device, workload: Workloa
 
 def enumerate_configs(model: ModelSpec, device: Device, workload: Workload,
                       engine: str | None = None, method: str | None = None, tp: int | None = None,
-                      pp: int | None = None, kv_cache_dtype: str | None = None) -> Iterator[Config]:
+                      pp: int | None = None, kv_cache_dtype: str | None = None,
+                      fx: Facts | None = None) -> Iterator[Config]:
     """Every configuration to consider (pins narrow the space). KV-cache fp8/q8_0 is a separate
     candidate only where the default KV dtype cannot hold the workload (see docs/planner.md)."""
-    engines = [engine] if engine else list(facts.engine_ids())
-    methods = [method] if method else all_methods()
+    engines = [engine] if engine else list(facts.engine_ids(fx))
+    methods = [method] if method else all_methods(fx)
     for eng in engines:
-        kvs = [engine_kv(eng, kv_cache_dtype)] if kv_cache_dtype else [_default_kv(eng)]
+        kvs = [engine_kv(eng, kv_cache_dtype, fx)] if kv_cache_dtype else [_default_kv(eng, fx)]
         for meth in methods:
-            if not facts.engine(eng).tensor_parallel:
+            if not facts.engine(eng, fx).tensor_parallel:
                 if not meth.startswith("gguf-"):
                     yield Config(eng, meth, kv_cache_dtype=kvs[0])
                     continue
-                yield from _layered_configs(eng, model, device, workload, meth, kvs, tp)
+                yield from _layered_configs(eng, model, device, workload, meth, kvs, tp, fx)
                 continue
             tps = [tp] if tp else tp_options(device)
             pps = [pp] if pp else pp_options(device)
@@ -255,7 +263,7 @@ def enumerate_configs(model: ModelSpec, device: Device, workload: Workload,
 
 
 def _layered_configs(eng: str, model: ModelSpec, device: Device, workload: Workload, meth: str, kvs: list[str],
-                     tp: int | None = None) -> Iterator[Config]:
+                     tp: int | None = None, fx: Facts | None = None) -> Iterator[Config]:
     conc = workload.concurrency or 1
     for kv in kvs:
         if device.kind != "cuda":
@@ -265,15 +273,15 @@ def _layered_configs(eng: str, model: ModelSpec, device: Device, workload: Workl
         for g in ([tp] if tp else sorted({1, device.count})):
             # Layers on the GPU(s) for the KV of all C requests, and for one: with fewer slots (-np) the
             # rest queue, which may beat moving layers to the CPU; both are candidates, the ranking decides.
-            ngls = [llamacpp_layers(model, meth, device, g, workload, kv, conc)]
+            ngls = [llamacpp_layers(model, meth, device, g, workload, kv, conc, fx)]
             if conc > 1:
-                ngls.append(llamacpp_layers(model, meth, device, g, workload, kv, 1))
+                ngls.append(llamacpp_layers(model, meth, device, g, workload, kv, 1, fx))
             for ngl in dict.fromkeys(ngls):
                 yield Config(eng, meth, kv_cache_dtype=kv, n_gpu_layers=ngl, gpus=g)
 
 
-def fallback_kv(config: Config) -> str | None:
+def fallback_kv(config: Config, fx: Facts | None = None) -> str | None:
     """The engine's quantized KV cache, tried when its default cannot hold the workload."""
-    spec = facts.engine(config.engine)
+    spec = facts.engine(config.engine, fx)
     return spec.kv_fallback if config.kv_cache_dtype == spec.kv_default else None
 

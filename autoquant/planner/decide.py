@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import fields, replace
 
 from autoquant.errors import InputError, RuleError
+from autoquant.facts import Facts, default_facts
 from autoquant.planner import candidates as cands
 from autoquant.planner import facts, memory, quality
 from autoquant.planner.calibration import Calibration, default_calibration
@@ -57,15 +58,15 @@ def scores(feasible: list[Estimate], objective: str, osl: int) -> list[float]:
     return [(c / best_c) * (lat / best_l) for c, lat in zip(costs, lats, strict=True)]
 
 
-def _simplicity(e: Estimate) -> tuple:
-    quantized = bool(facts.methods().get(e.method, {}).get("quantized", True))
-    spec = facts.engine(e.engine)
+def _simplicity(e: Estimate, fx: Facts | None = None) -> tuple:
+    quantized = bool(facts.methods(fx).get(e.method, {}).get("quantized", True))
+    spec = facts.engine(e.engine, fx)
     default_kv = e.kv_cache_dtype == spec.kv_default
     engine_order = spec.preference
     return (max(e.gpus, 1), quantized, e.ppl_delta is None, engine_order, not default_kv)
 
 
-def rank(feasible: list[Estimate], objective: str, osl: int) -> list[Estimate]:
+def rank(feasible: list[Estimate], objective: str, osl: int, fx: Facts | None = None) -> list[Estimate]:
     """Best first; among those within TIE_TOLERANCE of the best score, the simplest first."""
     if not feasible:
         return []
@@ -74,7 +75,7 @@ def rank(feasible: list[Estimate], objective: str, osl: int) -> list[Estimate]:
     best = sc[order[0]]
     tol = abs(best) * TIE_TOLERANCE
     tied = [i for i in order if abs(sc[i] - best) <= tol]
-    tied.sort(key=lambda i: (_simplicity(feasible[i]), sc[i]))
+    tied.sort(key=lambda i: (_simplicity(feasible[i], fx), sc[i]))
     rest = [i for i in order if i not in tied]
     return [feasible[i] for i in tied + rest]
 
@@ -88,10 +89,10 @@ def checkpoint_shapes(model: ModelSpec, ck: Checkpoint | None) -> ModelSpec:
     return replace(model, intermediate_size=int(ck.intermediate_size))
 
 
-def engine_order(engine: str, checkpoints: Sequence[Checkpoint]) -> list[Checkpoint]:
+def engine_order(engine: str, checkpoints: Sequence[Checkpoint], fx: Facts | None = None) -> list[Checkpoint]:
     """The checkpoints of one method in the order this engine should try them: its own publisher's format
     first (engines.yaml preferred_producers: ModelOpt exports for TensorRT-LLM), then resolution's rank."""
-    preferred = facts.engine(engine).preferred_producers
+    preferred = facts.engine(engine, fx).preferred_producers
     if not preferred:
         return list(checkpoints)
 
@@ -114,13 +115,13 @@ _MISSING_WITH_RUNTIME = ("no {label} checkpoint found for {model}: {engine} can 
 
 def choose_checkpoint(cfg: Config, model: ModelSpec, device: Device,
                       checkpoints: Mapping[str, Checkpoint | Sequence[Checkpoint] | None],
-                      allow_runtime: bool) -> tuple[Rejection | None, Checkpoint | None, ModelSpec]:
+                      allow_runtime: bool, fx: Facts | None = None) -> tuple[Rejection | None, Checkpoint | None, ModelSpec]:
     """The first checkpoint of cfg.method that cfg.engine can load here (compat on its format, its own bits and
     group, and its own shapes), or the rejection that says why none can and how to make one."""
-    spec = facts.engine(cfg.engine)
+    spec = facts.engine(cfg.engine, fx)
     listed = _as_list(checkpoints.get(cfg.method))
     refused: list[str] = []
-    for ck in engine_order(cfg.engine, listed):
+    for ck in engine_order(cfg.engine, listed, fx):
         if ck.runtime_quantization and not spec.quantizes_at_load(cfg.method):
             refused.append(spec.no_quantize_at_load)
             continue
@@ -128,11 +129,11 @@ def choose_checkpoint(cfg: Config, model: ModelSpec, device: Device,
         if ck.quant is not None and subject is ck.quant and ck.quant.method != cfg.method:
             subject = replace(ck.quant, method=cfg.method)  # FP8 weights served as fp8-weight-only (FP8 Marlin)
         shapes = checkpoint_shapes(model, ck)
-        rej = cands.gate(cfg, shapes, device, subject)
+        rej = cands.gate(cfg, shapes, device, subject, fx)
         if rej is None:
             return None, ck, shapes
         refused.append(f"{ck.repo}: {rej.reason}")
-    label = facts.method_label(cfg.method).split(" (")[0]
+    label = facts.method_label(cfg.method, fx).split(" (")[0]
     if not listed and spec.quantizes_at_load(cfg.method) and model.quantization is None:
         if allow_runtime:
             ck = Checkpoint(repo=model.id, method=cfg.method, source="base", verified=True,
@@ -154,10 +155,10 @@ def choose_checkpoint(cfg: Config, model: ModelSpec, device: Device,
                      cfg.tp, cfg.pp, "checkpoint", scope="method"), None, model
 
 
-def _fit_reason(e: Estimate, workload: Workload, host_ram_gb: float | None) -> str:
+def _fit_reason(e: Estimate, workload: Workload, host_ram_gb: float | None, fx: Facts | None = None) -> str:
     m = e.memory
     if m.host_weights_gb > 0 and (host_ram_gb is None
-                                  or m.host_weights_gb + memory.host_reserve_gb(facts.engine(e.engine)) > host_ram_gb):
+                                  or m.host_weights_gb + memory.host_reserve_gb(facts.engine(e.engine, fx)) > host_ram_gb):
         return (f"does not fit: host RAM: {m.host_weights_gb:.1f} GB of weights stay in RAM, "
                 + ("RAM size unknown" if host_ram_gb is None else f"{host_ram_gb:.1f} GB there"))
     if m.weights_gb + m.overhead_gb >= m.capacity_gb:
@@ -176,9 +177,9 @@ def user_floor(workload: Workload) -> bool:
     return workload.max_ppl_delta is not None or workload.use_case is not None
 
 
-def kv_quality_unmeasured(kv_cache_dtype: str) -> bool:
+def kv_quality_unmeasured(kv_cache_dtype: str, fx: Facts | None = None) -> bool:
     """A quantized KV cache whose perplexity cost quality.yaml does not give."""
-    return kv_cache_dtype not in ("auto", "f16") and quality.kv_cache_delta(kv_cache_dtype) is None
+    return kv_cache_dtype not in ("auto", "f16") and quality.kv_cache_delta(kv_cache_dtype, fx) is None
 
 
 def _slo_reason(e: Estimate, workload: Workload) -> str | None:
@@ -196,29 +197,30 @@ def _slo_reason(e: Estimate, workload: Workload) -> str | None:
 
 def _evaluate_with_kv_fallback(cfg: Config, model: ModelSpec, device: Device, workload: Workload,
                                cal: Calibration, kv_pinned: bool, max_num_seqs: int | None = None,
-                               subject=None, memory_fraction: float | None = None) -> list[Estimate]:
+                               subject=None, memory_fraction: float | None = None,
+                               fx: Facts | None = None) -> list[Estimate]:
     """The default KV dtype first; the engine's quantized KV cache (vLLM/TRT-LLM fp8, llama.cpp q8_0) only
     when the default cannot run every request at once. When the default does not fit at all, the fallback
     replaces it; when the default fits but queues, the fallback (more at once, less KV precision) is a
     second candidate and the ranking decides. quality.yaml has no perplexity figure for a quantized KV
     cache, so with a user-set quality floor the fallback is not taken, and the estimate says so."""
-    est = cands.evaluate(cfg, model, device, workload, cal, max_num_seqs, subject, memory_fraction)
+    est = cands.evaluate(cfg, model, device, workload, cal, max_num_seqs, subject, memory_fraction, fx)
     kv_limited = est.max_concurrency < est.concurrency and (max_num_seqs is None or est.max_concurrency < max_num_seqs)
     if kv_pinned or not (not est.memory.fits or kv_limited):
         return [est]
-    alt = cands.fallback_kv(cfg)
+    alt = cands.fallback_kv(cfg, fx)
     if not alt:
         return [est]
     alt_cfg = Config(cfg.engine, cfg.method, cfg.tp, cfg.pp, alt, cfg.n_gpu_layers, cfg.gpus)
-    rej = cands.gate(alt_cfg, model, device, subject)
+    rej = cands.gate(alt_cfg, model, device, subject, fx)
     if rej is not None:
         est.notes.append(f"KV cache {alt} not possible: {rej.reason}")
         return [est]
-    alt_est = cands.evaluate(alt_cfg, model, device, workload, cal, max_num_seqs, subject, memory_fraction)
+    alt_est = cands.evaluate(alt_cfg, model, device, workload, cal, max_num_seqs, subject, memory_fraction, fx)
     held = "would hold it" if alt_est.max_concurrency >= alt_est.concurrency else "would hold more"
     if not alt_est.memory.fits:
         est.notes.append(f"KV cache {alt} tried too: room for {alt_est.max_concurrency} requests")
-    elif kv_quality_unmeasured(alt) and user_floor(workload):
+    elif kv_quality_unmeasured(alt, fx) and user_floor(workload):
         est.notes.append(f"KV cache {alt} {held} (room for {alt_est.max_concurrency} requests), but "
                          f"quality.yaml has no perplexity figure for a {alt} KV cache and a quality floor "
                          "is set, so the default KV dtype is kept")
@@ -226,7 +228,7 @@ def _evaluate_with_kv_fallback(cfg: Config, model: ModelSpec, device: Device, wo
         alt_est.notes.append(f"KV cache {alt}: the default KV dtype "
                              + ("does not hold the workload" if not est.memory.fits else
                                 f"runs {est.max_concurrency} of {est.concurrency} requests at once"))
-        if kv_quality_unmeasured(alt):
+        if kv_quality_unmeasured(alt, fx):
             alt_est.notes.append(f"quality not measured for a {alt} KV cache (quality.yaml has no "
                                  "figure; no quality floor set, so it is kept)")
         return [alt_est] if not est.memory.fits else [est, alt_est]
@@ -239,55 +241,57 @@ def plan(model: ModelSpec, node: Node, workload: Workload | None = None, *, engi
          checkpoints: Mapping[str, Checkpoint | Sequence[Checkpoint] | None] | None = None,
          allow_runtime_quantization: bool = False, calibration: Calibration | None = None,
          max_model_len: int | None = None, max_num_seqs: int | None = None, memory_fraction: float | None = None,
-         ruled_out: Mapping[str, str] | None = None) -> Plan:
+         ruled_out: Mapping[str, str] | None = None, facts: Facts | None = None) -> Plan:
     """Choose engine + method + kernel + TP/PP + KV dtype for `model` on `node` under `workload`.
 
     `checkpoints`: method -> the checkpoints that can be had for it, best first (None: plan as if every method
     had one); each candidate (engine, method) takes the first its engine can load. `max_model_len` /
     `max_num_seqs` / `memory_fraction` are pins from engine flags the user gave (serve): the context every
     request must reach, a cap on concurrent requests, the engine's memory fraction (--gpu-memory-utilization).
-    `ruled_out`: engine -> why it may not serve (a flag the user gave that it cannot honour)."""
+    `ruled_out`: engine -> why it may not serve (a flag the user gave that it cannot honour). `facts`: the
+    engines, methods, overheads, prices and quality data to plan with (None: the packaged ones)."""
+    fx = facts or default_facts()
     workload = _pinned_workload(workload or Workload(), max_model_len)
     cal = calibration or default_calibration()
     device = device_of(node)
     _validate_parallel_pins(device, tp, pp)
-    floor, floor_from = quality.quality_floor(workload)
+    floor, floor_from = quality.quality_floor(workload, fx)
     has_floor = user_floor(workload)
-    _validate_pins(engine, method, kv_cache_dtype)
+    _validate_pins(engine, method, kv_cache_dtype, fx)
     rejected: list[Rejection] = []
     feasible: list[Estimate] = []
     ckpts: dict[int, Checkpoint | None] = {}
     seen = _Seen()
     for eng, why in (ruled_out or {}).items():
         rejected.append(Rejection(eng, "*", why, None, None, "flag", scope="engine"))
-    for cfg in cands.enumerate_configs(model, device, workload, engine, method, tp, pp, kv_cache_dtype):
+    for cfg in cands.enumerate_configs(model, device, workload, engine, method, tp, pp, kv_cache_dtype, fx):
         if cfg.engine in (ruled_out or {}):
             continue
-        rej = cands.gate(cfg, model, device)
+        rej = cands.gate(cfg, model, device, fx=fx)
         ck, cfg_model = None, model
         # a shape rule on the base model's shapes may hold for a checkpoint's own (padded) ones: checked there
         # (a method the mapping does not name was not resolved: planned as if its checkpoint exists)
         if checkpoints is not None and cfg.method in checkpoints and (rej is None or rej.rule in _SHAPE_RULES):
-            rej, ck, cfg_model = choose_checkpoint(cfg, model, device, checkpoints, allow_runtime_quantization)
+            rej, ck, cfg_model = choose_checkpoint(cfg, model, device, checkpoints, allow_runtime_quantization, fx)
         if rej is not None:
             _reject(rej, rejected, seen)
             continue
         try:
             ests = _evaluate_with_kv_fallback(cfg, cfg_model, device, workload, cal, kv_cache_dtype is not None,
-                                              max_num_seqs, _subject(ck, cfg.method), memory_fraction)
+                                              max_num_seqs, _subject(ck, cfg.method), memory_fraction, fx)
         except UnknownSpeed as exc:
-            rejected.append(Rejection(cfg.engine, cfg.method, f"{cfg.label}: {exc}", cfg.tp, cfg.pp, "speed"))
+            rejected.append(Rejection(cfg.engine, cfg.method, f"{cfg.label_for(fx)}: {exc}", cfg.tp, cfg.pp, "speed"))
             continue
         for est in ests:
             if cfg_model is not model and ck is not None:
                 est.notes.append(f"shapes from the verified checkpoint {ck.repo} "
                                  f"(MLP width {cfg_model.intermediate_size}, base {model.intermediate_size})")
             _admit(est, workload, floor, floor_from, has_floor, ck, ckpts, feasible, rejected, device.host_ram_gb,
-                   method is not None)
-    rejected = [_name_methods(r, seen.methods) for r in rejected]
-    ranked = rank(feasible, workload.objective, workload.osl)
+                   method is not None, fx)
+    rejected = [_name_methods(r, seen.methods, fx) for r in rejected]
+    ranked = rank(feasible, workload.objective, workload.osl, fx)
     chosen = [_candidate(e, ckpts.get(id(e))) for e in ranked]
-    reasons = why_chosen(ranked, workload, floor, floor_from)
+    reasons = why_chosen(ranked, workload, floor, floor_from, fx)
     wl = to_dict(workload)
     wl["quality_floor"] = floor
     wl["quality_floor_from"] = floor_from
@@ -333,11 +337,12 @@ def _reject(rej: Rejection, rejected: list[Rejection], seen: _Seen) -> None:
 
 def _admit(est: Estimate, workload: Workload, floor: float, floor_from: str, has_floor: bool,
            ck: Checkpoint | None, ckpts: dict[int, Checkpoint | None], feasible: list[Estimate],
-           rejected: list[Rejection], host_ram_gb: float | None = None, method_pinned: bool = False) -> None:
+           rejected: list[Rejection], host_ram_gb: float | None = None, method_pinned: bool = False,
+           fx: Facts | None = None) -> None:
     """fits -> meets the SLOs -> meets the quality floor: into `feasible`, or a Rejection saying why not."""
     why, rule = None, ""
     if not est.memory.fits:
-        why, rule = _fit_reason(est, workload, host_ram_gb), "memory"
+        why, rule = _fit_reason(est, workload, host_ram_gb, fx), "memory"
     elif (slo := _slo_reason(est, workload)) is not None:
         why, rule = slo, "slo"
     elif est.ppl_delta is None and has_floor:
@@ -345,7 +350,7 @@ def _admit(est: Estimate, workload: Workload, floor: float, floor_from: str, has
     elif est.ppl_delta is None:
         est.notes.append("quality not measured: no perplexity figure, kept because no quality floor is set "
                          "(--use-case / --max-ppl-delta)")
-    elif has_floor and kv_quality_unmeasured(est.kv_cache_dtype):
+    elif has_floor and kv_quality_unmeasured(est.kv_cache_dtype, fx):
         why, rule = (f"quality: a {est.kv_cache_dtype} KV cache has no perplexity figure in quality.yaml and a "
                      f"quality floor is set ({floor_from})", "quality")
     elif est.ppl_delta > floor and not has_floor and method_pinned:
@@ -355,20 +360,20 @@ def _admit(est: Estimate, workload: Workload, floor: float, floor_from: str, has
         why, rule = (f"quality: +{est.ppl_delta:.3f} ppl exceeds the {floor:g} floor ({floor_from})",
                      "quality")
     if why is not None:
-        rejected.append(Rejection(est.engine, est.method, f"{_cfg_label(est)}: {why}", est.tp, est.pp, rule))
+        rejected.append(Rejection(est.engine, est.method, f"{_cfg_label(est, fx)}: {why}", est.tp, est.pp, rule))
         return
     ckpts[id(est)] = ck
     feasible.append(est)
 
 
-def _name_methods(rej: Rejection, listed: Mapping[tuple[str, str], list[str]]) -> Rejection:
+def _name_methods(rej: Rejection, listed: Mapping[tuple[str, str], list[str]], fx: Facts | None = None) -> Rejection:
     """'llama.cpp loads GGUF files only' names the methods it turned away (the GGUF rules on vLLM and
     TRT-LLM keep the 'gguf-*' pattern: every GGUF type, twelve of them)."""
     methods = listed.get((rej.engine, rej.rule))
     if rej.rule != "gguf-only-on-llamacpp" or not methods:
         return rej
     names = ", ".join(methods)
-    return Rejection(rej.engine, names, f"{names} on {facts.engine_label(rej.engine)}: {rej.reason}", None, None,
+    return Rejection(rej.engine, names, f"{names} on {facts.engine_label(rej.engine, fx)}: {rej.reason}", None, None,
                      rej.rule)
 
 
@@ -380,34 +385,35 @@ def _pinned_workload(workload: Workload, max_model_len: int | None) -> Workload:
     return replace(workload, max_model_len=max_model_len)
 
 
-def _cfg_label(e: Estimate) -> str:
-    spec = facts.engine(e.engine)
+def _cfg_label(e: Estimate, fx: Facts | None = None) -> str:
+    spec = facts.engine(e.engine, fx)
     kv = f" kv={e.kv_cache_dtype}" if e.kv_cache_dtype != spec.kv_default else ""
     if not spec.tensor_parallel:
         extra = f" on {e.gpus} GPUs" if e.gpus > 1 else ""
         extra += f" -ngl {e.n_gpu_layers}" if e.n_gpu_layers is not None else ""
         return f"{e.method} on {spec.label}{extra}{kv}"
     par = f" TP={e.tp}" + (f" PP={e.pp}" if e.pp > 1 else "")
-    return f"{e.method} on {facts.engine_label(e.engine)}{par}{kv}"
+    return f"{e.method} on {facts.engine_label(e.engine, fx)}{par}{kv}"
 
 
 def _candidate(e: Estimate, checkpoint: Checkpoint | None) -> Candidate:
     return Candidate(**{f.name: getattr(e, f.name) for f in fields(e)}, checkpoint=checkpoint)
 
 
-def why_chosen(ranked: list[Estimate], workload: Workload, floor: float, floor_from: str) -> list[str]:
+def why_chosen(ranked: list[Estimate], workload: Workload, floor: float, floor_from: str,
+               fx: Facts | None = None) -> list[str]:
     if not ranked:
         return ["no configuration fits, meets the SLOs and the quality floor; see the rejections"]
     best = ranked[0]
-    out = [f"{_cfg_label(best)} is the best of {len(ranked)} feasible configuration(s) for objective "
+    out = [f"{_cfg_label(best, fx)} is the best of {len(ranked)} feasible configuration(s) for objective "
            f"'{workload.objective}'"]
     if len(ranked) > 1:
         second = ranked[1]
         sc = scores([best, second], workload.objective, workload.osl)
         if sc[0] != 0 and sc[1] != sc[0]:
-            out.append(f"runner-up {_cfg_label(second)} scores {abs(sc[1] / sc[0] - 1) * 100:.0f}% worse")
+            out.append(f"runner-up {_cfg_label(second, fx)} scores {abs(sc[1] / sc[0] - 1) * 100:.0f}% worse")
         else:
-            out.append(f"runner-up {_cfg_label(second)} ties; the simpler plan wins")
+            out.append(f"runner-up {_cfg_label(second, fx)} ties; the simpler plan wins")
     out.append(f"regime at concurrency {best.concurrency}: {best.regime}"
                + (f" (crossover batch B* = {best.crossover_batch:.0f} for {best.method} on {best.gpu})"
                   if best.crossover_batch else ""))
@@ -429,25 +435,26 @@ def _validate_parallel_pins(device, tp: int | None, pp: int | None) -> None:
                         f"({nodes} node(s) of {gpus}; --nodes)")
 
 
-def _validate_pins(engine: str | None, method: str | None, kv: str | None) -> None:
-    if engine is not None and engine not in facts.engine_ids():
-        raise RuleError(f"unknown engine {engine!r}; choose one of {', '.join(facts.engine_ids())}")
-    if method is not None and method not in facts.methods():
-        raise RuleError(f"unknown method {method!r}; choose one of {', '.join(facts.methods())}")
-    spellings = {k for spec in facts.engines().values() for k in spec.kv_from_vllm}
-    if kv is not None and kv not in facts.kv_dtype_bytes() and kv not in spellings:
-        raise RuleError(f"unknown KV-cache dtype {kv!r}; choose one of {', '.join(facts.kv_dtype_bytes())}")
+def _validate_pins(engine: str | None, method: str | None, kv: str | None, fx: Facts | None = None) -> None:
+    if engine is not None and engine not in facts.engine_ids(fx):
+        raise RuleError(f"unknown engine {engine!r}; choose one of {', '.join(facts.engine_ids(fx))}")
+    if method is not None and method not in facts.methods(fx):
+        raise RuleError(f"unknown method {method!r}; choose one of {', '.join(facts.methods(fx))}")
+    spellings = {k for spec in facts.engines(fx).values() for k in spec.kv_from_vllm}
+    if kv is not None and kv not in facts.kv_dtype_bytes(fx) and kv not in spellings:
+        raise RuleError(f"unknown KV-cache dtype {kv!r}; choose one of {', '.join(facts.kv_dtype_bytes(fx))}")
 
 
 def estimate(model: ModelSpec, node: Node, workload: Workload | None = None, *, engine: str, method: str,
              tp: int = 1, pp: int = 1, kv_cache_dtype: str | None = None, n_gpu_layers: int | None = None,
-             calibration: Calibration | None = None) -> Estimate:
+             calibration: Calibration | None = None, facts: Facts | None = None) -> Estimate:
     """Evaluate one fixed configuration; RuleError (with the rule's reason) when the rules rule it out."""
+    fx = facts or default_facts()
     workload = workload or Workload()
-    _validate_pins(engine, method, kv_cache_dtype)
+    _validate_pins(engine, method, kv_cache_dtype, fx)
     device = device_of(node)
-    spec = facts.engine(engine)
-    kv = cands.engine_kv(engine, kv_cache_dtype) if kv_cache_dtype else spec.kv_default
+    spec = fx.engine(engine)
+    kv = cands.engine_kv(engine, kv_cache_dtype, fx) if kv_cache_dtype else spec.kv_default
     if not spec.tensor_parallel:
         gpus = max(1, tp * pp) if device.kind == "cuda" else 1
         if device.kind == "cuda" and gpus > device.count:
@@ -456,14 +463,14 @@ def estimate(model: ModelSpec, node: Node, workload: Workload | None = None, *, 
         if device.kind == "cuda" and n_gpu_layers is None:
             # As many layers on the GPU(s) as leave room for one request's KV: the slots (-np) the rest of
             # the KV holds run at once, the other requests queue (moving layers to the CPU is slower).
-            cfg = Config(engine, method, 1, 1, kv, cands.llamacpp_layers(model, method, device, gpus, workload, kv, 1),
-                         gpus)
+            cfg = Config(engine, method, 1, 1, kv,
+                         cands.llamacpp_layers(model, method, device, gpus, workload, kv, 1, fx), gpus)
     else:
         cfg = Config(engine, method, tp, pp, kv)
-    rej = cands.gate(cfg, model, device)  # TP/PP against the node: candidates.gate's tp-gpus / pp-nodes rules
+    rej = cands.gate(cfg, model, device, fx=fx)  # TP/PP against the node: the tp-gpus / pp-nodes rules too
     if rej is not None:
         raise RuleError(rej.reason)
     try:
-        return cands.evaluate(cfg, model, device, workload, calibration or default_calibration())
+        return cands.evaluate(cfg, model, device, workload, calibration or default_calibration(), fx=fx)
     except UnknownSpeed as exc:
         raise InputError(str(exc)) from None

@@ -14,15 +14,16 @@ from dataclasses import dataclass
 from autoquant.engines.shapes import kv_heads_per_gpu
 from autoquant.engines.spec import EngineSpec
 from autoquant.planner import facts
+from autoquant.planner.facts import Facts
 from autoquant.planner.hardware import Device
 from autoquant.records import ModelSpec
 
 GIB_GB = facts.GIB_GB
 
 
-def bits_per_weight(method: str, model: ModelSpec) -> float:
+def bits_per_weight(method: str, model: ModelSpec, fx: Facts | None = None) -> float:
     """Stored bits per quantized weight, scales and zero points included (GGUF: whole-model measured bpw)."""
-    m = facts.method(method)
+    m = facts.method(method, fx)
     if "bpw" in m:
         return float(m["bpw"])
     bits = float(m.get("bits", 16))
@@ -33,9 +34,9 @@ def bits_per_weight(method: str, model: ModelSpec) -> float:
     return bits + (float(m.get("scale_bits", 0)) + float(m.get("zero_bits", 0))) / width
 
 
-def sixteen_bit_params(model: ModelSpec, method: str) -> int:
+def sixteen_bit_params(model: ModelSpec, method: str, fx: Facts | None = None) -> int:
     """Parameters the method leaves in 16-bit (embedding table, lm_head)."""
-    keep = facts.method(method).get("keeps_16bit", [])
+    keep = facts.method(method, fx).get("keeps_16bit", [])
     n = 0
     if "embedding" in keep:
         n += model.embedding_params
@@ -44,24 +45,24 @@ def sixteen_bit_params(model: ModelSpec, method: str) -> int:
     return n
 
 
-def weight_bytes_total(model: ModelSpec, method: str) -> float:
+def weight_bytes_total(model: ModelSpec, method: str, fx: Facts | None = None) -> float:
     """All weights of the model stored in `method`."""
-    m = facts.method(method)
+    m = facts.method(method, fx)
     if "bpw" in m:  # GGUF: the measured whole-model figure already covers the higher-precision tensors
         return model.total_params * float(m["bpw"]) / 8
-    keep = sixteen_bit_params(model, method)
+    keep = sixteen_bit_params(model, method, fx)
     quantized = model.total_params - keep
-    return quantized * bits_per_weight(method, model) / 8 + keep * 2.0
+    return quantized * bits_per_weight(method, model, fx) / 8 + keep * 2.0
 
 
-def weight_bytes_per_gpu(model: ModelSpec, method: str, tp: int, pp: int) -> float:
+def weight_bytes_per_gpu(model: ModelSpec, method: str, tp: int, pp: int, fx: Facts | None = None) -> float:
     """Weights on the busiest GPU: layers split over PP stages, each split over TP; the first stage
     holds the embedding table and the last the lm_head (vLLM shards both over TP)."""
-    m = facts.method(method)
+    m = facts.method(method, fx)
     if pp <= 1:
-        return weight_bytes_total(model, method) / tp
-    total = weight_bytes_total(model, method)
-    embed_bits = 16.0 if "embedding" in m.get("keeps_16bit", []) else bits_per_weight(method, model)
+        return weight_bytes_total(model, method, fx) / tp
+    total = weight_bytes_total(model, method, fx)
+    embed_bits = 16.0 if "embedding" in m.get("keeps_16bit", []) else bits_per_weight(method, model, fx)
     edge = max(model.embedding_params, model.lm_head_params) * embed_bits / 8
     body = total - (model.embedding_params + model.lm_head_params) * embed_bits / 8
     return (body / pp + edge) / tp
@@ -120,9 +121,9 @@ def host_reserve_gb(engine: EngineSpec) -> float:
     return float(engine.memory.get("host_reserve_gib", 0)) * GIB_GB
 
 
-def activation_gb(model: ModelSpec, tp: int, batched_tokens: int, max_seqs: int) -> float:
+def activation_gb(model: ModelSpec, tp: int, batched_tokens: int, max_seqs: int, fx: Facts | None = None) -> float:
     """Peak activation memory of a step of `batched_tokens` tokens (vLLM's profile run), per GPU."""
-    a = facts.overheads()["activations"]
+    a = facts.overheads(fx)["activations"]
     dt, lb, copies = float(a["dtype_bytes"]), float(a["logits_bytes"]), float(a["hidden_copies"])
     inter = model.intermediate_size if not model.is_moe else max(model.moe_intermediate_size or 0,
                                                                   model.intermediate_size)
@@ -133,7 +134,8 @@ def activation_gb(model: ModelSpec, tp: int, batched_tokens: int, max_seqs: int)
 
 
 def gpu_budget(engine: EngineSpec, model: ModelSpec, method: str, device: Device, tp: int, pp: int,
-               n_gpu_layers: int | None = None, memory_fraction: float | None = None) -> Budget:
+               n_gpu_layers: int | None = None, memory_fraction: float | None = None,
+               fx: Facts | None = None) -> Budget:
     """Per-GPU budget under the engine's memory model (engines.yaml `memory.model`): `fraction_of_total`
     (vLLM, SGLang: a fraction of the GPU for weights + overhead + KV), `fraction_of_free` (TRT-LLM: the KV
     cache gets a fraction of what is free after weights and buffers), `llamacpp_fit` (a reserve per GPU;
@@ -143,7 +145,7 @@ def gpu_budget(engine: EngineSpec, model: ModelSpec, method: str, device: Device
     seqs, tokens = engine_batch_limits(engine, device)
     kind = str(mem.get("model", "fraction_of_total"))
     if kind == "llamacpp_fit":
-        total_w = weight_bytes_total(model, method) / 1e9
+        total_w = weight_bytes_total(model, method, fx) / 1e9
         if device.kind in ("cpu", "apple"):  # host (unified) memory: process reserve + the logits buffer
             logits = float(mem.get("logits_rows", 0)) * model.vocab_size * float(mem.get("logits_bytes", 4)) / 1e9
             reserve = host_reserve_gb(engine) + logits
@@ -158,8 +160,8 @@ def gpu_budget(engine: EngineSpec, model: ModelSpec, method: str, device: Device
                       host_weights_gb=total_w * (1 - frac))
     non_torch = (float(mem.get("non_torch_gib", 0)) + float(mem.get("non_torch_gib_per_tp_peer", 0)) * (tp - 1)) * GIB_GB
     graphs = float(mem.get("cuda_graph_gib", 0)) * GIB_GB
-    act = activation_gb(model, tp, tokens, seqs)
-    weights = weight_bytes_per_gpu(model, method, tp, pp) / 1e9
+    act = activation_gb(model, tp, tokens, seqs, fx)
+    weights = weight_bytes_per_gpu(model, method, tp, pp, fx) / 1e9
     overhead = non_torch + graphs + act
     frac = float(memory_fraction if memory_fraction is not None else fraction_for(engine, device, tp))
     if kind == "fraction_of_free":

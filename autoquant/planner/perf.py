@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from autoquant.planner import facts, memory
 from autoquant.planner.calibration import Efficiency
+from autoquant.planner.facts import Facts
 from autoquant.planner.hardware import Device
 from autoquant.records import ModelSpec
 
@@ -36,6 +37,7 @@ class Setup:
     gpu_fraction: float = 1.0  # llama.cpp hybrid: share of layers on the GPU
     overhead_ms: float = 0.0
     math: str = "fp16"
+    facts: Facts | None = None  # the planner's facts (None: the packaged ones)
 
 
 @dataclass(frozen=True)
@@ -66,9 +68,9 @@ def expected_experts(num_experts: int, top_k: int, tokens: float) -> float:
 def weight_bytes_read(s: Setup, tokens: float) -> float:
     """Weight bytes one GPU reads in a step of `tokens` tokens (embedding rows are negligible)."""
     m = s.model
-    per_gpu = memory.weight_bytes_per_gpu(m, s.method, s.tp, s.pp)
-    bpw = memory.bits_per_weight(s.method, m)
-    keep16 = "embedding" in facts.method(s.method).get("keeps_16bit", [])
+    per_gpu = memory.weight_bytes_per_gpu(m, s.method, s.tp, s.pp, s.facts)
+    bpw = memory.bits_per_weight(s.method, m, s.facts)
+    keep16 = "embedding" in facts.method(s.method, s.facts).get("keeps_16bit", [])
     embed_bytes = 0.0 if m.tie_word_embeddings else m.embedding_params * (2.0 if keep16 else bpw / 8)
     per_gpu -= embed_bytes / (s.tp * s.pp)
     layers, expert = _moe_layers_and_expert(m)
@@ -96,7 +98,7 @@ def attention_flops_per_token(m: ModelSpec, context: float) -> float:
 
 def _link_gbps(s: Setup) -> tuple[float, float]:
     """(per-direction GB/s for TP all-reduce, per-call latency in seconds)."""
-    comm = facts.overheads()["communication"]
+    comm = facts.overheads(s.facts)["communication"]
     eff = float(comm["link_efficiency"])
     if s.device.nvlink_gbps and s.tp <= s.device.nvlink_domain:
         return s.device.nvlink_gbps / 2 * eff, float(comm["allreduce_latency_us"]) * 1e-6
@@ -194,7 +196,7 @@ def pipeline_step(s: Setup, decode_tokens: float, decode_context: float, prefill
     if s.pp <= 1:
         return stage_step(s, decode_tokens, decode_context, prefill_tokens, prefill_context)
     micro = stage_step(s, decode_tokens / s.pp, decode_context, prefill_tokens / s.pp, prefill_context)
-    comm = facts.overheads()["communication"]
+    comm = facts.overheads(s.facts)["communication"]
     hop_bytes = (decode_tokens + prefill_tokens) / s.pp * s.model.hidden_size * 2.0
     hop = float(comm["internode_latency_us"]) * 1e-6 + hop_bytes / (float(comm["internode_gbps"]) * 1e9)
     total = s.pp * micro.seconds + (s.pp - 1) * hop
@@ -215,10 +217,10 @@ class Speed:
     compute_to_memory: float
 
 
-def regime_of(ratio: float) -> str:
+def regime_of(ratio: float, fx: Facts | None = None) -> str:
     """bandwidth_bound when compute is under half the memory time, compute_bound when it exceeds it
     (thresholds: overheads.yaml `regime`, autoquant's policy)."""
-    r = facts.overheads()["regime"]
+    r = facts.overheads(fx)["regime"]
     if ratio < float(r["bandwidth_bound_below"]):
         return "bandwidth_bound"
     if ratio >= float(r["compute_bound_from"]):
@@ -243,7 +245,7 @@ def speed(s: Setup, concurrency: int, isl: int, osl: int, batched_tokens: int) -
         raise UnknownSpeed("speed unknown: no memory bandwidth figure for the device that runs it "
                            "(for CPU layers, run `autoquant probe` on the machine to measure it)")
     ratio = steady.comp_s / steady.mem_s if steady.mem_s > 0 else float("inf")
-    return Speed(ttft * 1000, tpot * 1000, 1 / tpot, c / tpot, regime_of(ratio), ratio)
+    return Speed(ttft * 1000, tpot * 1000, 1 / tpot, c / tpot, regime_of(ratio, s.facts), ratio)
 
 
 def crossover_batch(device: Device, math_precision: str, bpw: float, eff: Efficiency) -> float | None:

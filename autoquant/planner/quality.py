@@ -14,24 +14,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from autoquant.facts import Facts, default_facts
 from autoquant.planner import facts
 from autoquant.records import Workload
 
 
-@functools.lru_cache(maxsize=1)
-def _data() -> dict[str, Any]:
-    from autoquant.data import load
-
-    try:
-        return dict(load("quality") or {})
-    except FileNotFoundError:
-        return {}
+def _data(fx: Facts | None = None) -> Mapping[str, Any]:
+    return (fx or default_facts()).quality
 
 
-def policy() -> dict[str, Any]:
+def policy(fx: Facts | None = None) -> dict[str, Any]:
     """quality.yaml `planner_policy`: the default use case, the 16-bit reference's nominal uncertainty and the
     family size window (autoquant's choices, documented there and in docs/planner.md)."""
-    return dict(_data().get("planner_policy") or {})
+    return dict(_data(fx).get("planner_policy") or {})
 
 _FAMILIES = (
     ("llama3", ("llama-3", "llama3")),
@@ -94,16 +89,16 @@ def _rows(raw: Any) -> list[Point]:
     return out
 
 
-@functools.lru_cache(maxsize=1)
-def _table() -> dict[str, list[Point]]:
-    return {str(mid): pts for mid, raw in (_data().get("methods") or {}).items() if (pts := _rows(raw))}
+@functools.lru_cache(maxsize=4)  # keyed by the Facts object (identity)
+def _table(fx: Facts | None = None) -> dict[str, list[Point]]:
+    return {str(mid): pts for mid, raw in (_data(fx).get("methods") or {}).items() if (pts := _rows(raw))}
 
 
-@functools.lru_cache(maxsize=1)
-def use_case_thresholds() -> dict[str, float]:
+@functools.lru_cache(maxsize=4)
+def use_case_thresholds(fx: Facts | None = None) -> dict[str, float]:
     """Use case -> max perplexity increase, from quality.yaml `use_cases` (the seed's VALIDATION_THRESHOLDS)."""
     out: dict[str, float] = {}
-    for name, raw in (_data().get("use_cases") or {}).items():
+    for name, raw in (_data(fx).get("use_cases") or {}).items():
         if isinstance(raw, (int, float)):
             out[str(name)] = float(raw)
         elif isinstance(raw, Mapping):
@@ -113,32 +108,32 @@ def use_case_thresholds() -> dict[str, float]:
     return out
 
 
-def quality_floor(workload: Workload) -> tuple[float, str]:
+def quality_floor(workload: Workload, fx: Facts | None = None) -> tuple[float, str]:
     """(max perplexity increase, where it came from)."""
     if workload.max_ppl_delta is not None:
         return float(workload.max_ppl_delta), f"--max-ppl-delta {workload.max_ppl_delta:g}"
-    cases = use_case_thresholds()
-    default = str(policy()["default_use_case"])
+    cases = use_case_thresholds(fx)
+    default = str(policy(fx)["default_use_case"])
     case = workload.use_case or default
     floor = cases.get(case, cases[default])
     how = f"use case {case}" + ("" if workload.use_case else " (default)")
     return floor, how
 
 
-def _proxy(method: str) -> str | None:
-    return facts.methods().get(method, {}).get("quality_proxy")
+def _proxy(method: str, fx: Facts | None = None) -> str | None:
+    return facts.methods(fx).get(method, {}).get("quality_proxy")
 
 
-def ppl_delta(method: str, params: int, model_id: str = "") -> Quality:
+def ppl_delta(method: str, params: int, model_id: str = "", fx: Facts | None = None) -> Quality:
     """Perplexity increase of `method` on a model of `params` parameters (same family's rows first)."""
-    m = facts.methods().get(method, {})
-    points = _table().get(method, [])
+    m = facts.methods(fx).get(method, {})
+    points = _table(fx).get(method, [])
     via = ""
-    if not points and _proxy(method):
-        points = _table().get(_proxy(method) or "", [])
-        via = f" (proxy: {_proxy(method)} deltas bound {method} from above; see methods.yaml)"
+    if not points and _proxy(method, fx):
+        points = _table(fx).get(_proxy(method, fx) or "", [])
+        via = f" (proxy: {_proxy(method, fx)} deltas bound {method} from above; see methods.yaml)"
     if not m.get("quantized", True):
-        return Quality(0.0, float(policy()["unquantized_uncertainty"]), "unquantized (16-bit reference)")
+        return Quality(0.0, float(policy(fx)["unquantized_uncertainty"]), "unquantized (16-bit reference)")
     if not points:
         return Quality(None, None, f"no perplexity figure for {method} in quality.yaml")
     fam = family(model_id) if model_id else None
@@ -146,7 +141,7 @@ def ppl_delta(method: str, params: int, model_id: str = "") -> Quality:
     same = [p for p in points if fam and family(p.model) == fam]
     # The family's rows speak for this model only if one was measured at a similar size (quality.yaml
     # planner_policy.family_size_window, 3x).
-    win = float(policy()["family_size_window"])
+    win = float(policy(fx)["family_size_window"])
     if not any(1 / win <= p.params_b / x <= win for p in same):
         same = []
     used = same or points
@@ -174,13 +169,13 @@ def ppl_delta(method: str, params: int, model_id: str = "") -> Quality:
     return Quality(med[sz], spread[sz] or None, where + via)
 
 
-@functools.lru_cache(maxsize=8)
-def kv_cache_delta(kv_cache_dtype: str) -> float | None:
+@functools.lru_cache(maxsize=32)
+def kv_cache_delta(kv_cache_dtype: str, fx: Facts | None = None) -> float | None:
     """Perplexity increase of a quantized KV cache (quality.yaml `kv_cache: {<dtype>: {delta: ...}}`);
     None when quality.yaml does not give one (today it has none)."""
     if kv_cache_dtype in ("auto", "f16"):
         return 0.0
-    raw = (_data().get("kv_cache") or {}).get(kv_cache_dtype)
+    raw = (_data(fx).get("kv_cache") or {}).get(kv_cache_dtype)
     if isinstance(raw, Mapping):
         return _num(raw, ("delta", "ppl_delta"))
     return float(raw) if isinstance(raw, (int, float)) and not isinstance(raw, bool) else None
