@@ -45,7 +45,6 @@ SOURCE_RANK = {"explicit": 0, "base": 0, "local": 1, "cache": 2, "package": 3, "
 STATUS_RANK = {"verified": 0, "unverified": 1}
 MAX_HUB_PER_METHOD = 6
 
-_SAID: set[str] = set()  # notices already printed in this process (offline is said once)
 
 
 def known_methods() -> list[str]:
@@ -70,9 +69,6 @@ def validate_methods(methods: Iterable[str] | None) -> list[str] | None:
 
 
 def say(message: str, notify: Callable[[str], None] | None = None) -> None:
-    if message in _SAID:
-        return
-    _SAID.add(message)
     (notify or (lambda m: print(f"autoquant: {m}", file=sys.stderr)))(message)
 
 
@@ -132,9 +128,9 @@ class Resolver:
     def _announce_offline(self) -> None:
         msg = (f"offline ({self.offline_reason}): checkpoints from local folders, the Hugging Face cache, "
                "the bundled registry and installed packages only")
-        if msg not in self.notices:
+        if msg not in self.notices:  # said once per resolution
             self.notices.append(msg)
-        say(msg, self.notify)
+            say(msg, self.notify)
 
     # ------------------------------------------------------------------ main entry
     def resolve(self, model_id: str, base: ModelSpec | None, methods: Iterable[str] | None,

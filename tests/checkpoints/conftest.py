@@ -7,7 +7,6 @@ boundary (parsing, verification, Marlin rules, ranking) is the real code.
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 
@@ -117,13 +116,6 @@ def fake_hub() -> FakeHub:
 def settings(tmp_path: Path) -> HubSettings:
     """Online, no token, an empty HF cache under tmp_path (the user's real cache is never read)."""
     return HubSettings(offline=False, token_set=False, cache_dir=str(tmp_path / "hf-cache"))
-
-
-@pytest.fixture(autouse=True)
-def _fresh_notices():
-    importlib.import_module("autoquant.checkpoints.resolve")._SAID.clear()
-    yield
-    importlib.import_module("autoquant.checkpoints.resolve")._SAID.clear()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from autoquant.checkpoints import gguf_files, registry, resolve
+from autoquant.checkpoints import Resolver, gguf_files, registry, resolve
 from autoquant.checkpoints.hub import HubSettings
 from autoquant.errors import UsageError
 from autoquant.gguf import read_header
@@ -41,10 +41,13 @@ def test_offline_uses_registry_and_cache_and_says_it_once(tmp_path, spec_of, mak
     hub = make_hub()
     base = spec_of("meta-llama__Llama-3.1-70B-Instruct", L70)
     res = resolve(base, ["awq-int4", "gptq-int4", "fp8"], client=hub, settings=settings)
-    resolve(base, ["fp8"], client=hub, settings=settings)
     assert hub.calls == []  # the Hub is never touched offline
     err = capsys.readouterr().err
     assert err.count("offline") == 1 and "HF_HUB_OFFLINE" in err
+    resolver = Resolver(client=hub, settings=settings)  # one resolver (one command) says it once, however often used
+    resolver.resolve(L70, base, ["fp8"])
+    resolver.resolve(L70, base, ["bf16"])
+    assert capsys.readouterr().err.count("offline") == 1
     awq = res.chosen["awq-int4"]
     assert awq.source == "cache" and awq.verified  # the cached config is read and verified
     gptq = res.chosen["gptq-int4"]

@@ -29,7 +29,6 @@ def env(monkeypatch, tmp_path):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    importlib.import_module("autoquant.checkpoints.resolve")._SAID.clear()
     monkeypatch.setattr(hub_mod, "HfHubClient", lambda settings=None, progress=True: fake.FakeHub())
 
 
