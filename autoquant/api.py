@@ -82,17 +82,21 @@ def attach_commands(plan: Plan, served_model: str, options=None, node: Node | No
     command and gets a note saying why; the plan itself stays valid."""
     from dataclasses import replace
 
+    from autoquant.facts import default_facts
     from autoquant.launchers.base import ServeOptions
     from autoquant.launchers.build import build, server_batch_cap
     from autoquant.launchers.llamacpp import threads_for
 
     options = options or ServeOptions()
-    threads = threads_for(node)
+    threads: list[int] = []  # llama.cpp's thread count, read once and only when a llama.cpp command is built
 
     def with_command(cand):
         cand = server_batch_cap(cand, pinned=False)  # what `serve` would run
+        if not default_facts().engine(cand.engine).tensor_parallel and not threads:
+            threads.append(threads_for(node))
         try:
-            return replace(cand, command=build(cand, options, served_model, threads=threads).redacted_argv())
+            command = build(cand, options, served_model, threads=threads[0] if threads else None).redacted_argv()
+            return replace(cand, command=command)
         except AutoquantError as exc:
             return replace(cand, command=[], notes=[*cand.notes, f"command not built: {exc}"])
 

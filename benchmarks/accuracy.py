@@ -127,8 +127,10 @@ def kernel_of(row: Row) -> str:
     node = synthetic_node(f"{row.gpu}:1") if not _apple(row.gpu) else synthetic_node(row.gpu)
     from autoquant.planner.hardware import device_of
 
+    from autoquant.engines.compat import compat
+
     dev = device_of(node)
-    return facts.kernel_for(row.method, row.engine, dev.capability, dev.kind)
+    return compat(facts.engine(row.engine), row.method, dev).kernel
 
 
 def _apple(gpu: str) -> bool:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 
-import yaml
-
 from autoquant.errors import UsageError
 from autoquant.paths import autoquant_cache_dir
 from autoquant.records import Candidate
@@ -72,6 +70,8 @@ def build(
         if "--extra_llm_api_options" in options.passthrough:
             raise UsageError("--extra_llm_api_options given while autoquant also needs one: merge "
                              f"{extra} into your file and drop --kv-cache-dtype/--dtype")
+        import yaml  # only when an extra-options file is written
+
         path = os.path.join(run_dir or _default_run_dir(), f"trtllm-extra-{options.port}.yaml")
         files[path] = yaml.safe_dump(extra, sort_keys=True)
         argv += ["--extra_llm_api_options", path]

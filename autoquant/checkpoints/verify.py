@@ -8,10 +8,10 @@ one `Checkpoint` per method it provides, each `verified` or rejected with the fi
 2. the base link: card `base_model` must name the requested model (aliases allowed), and an
    -Instruct/-it name must match the request's (a quant of the base is not a quant of the Instruct);
 3. the architecture and dimensions equal the base's (layers, hidden, heads, KV heads, vocab);
-4. for a given engine: what it can load (TRT-LLM: ModelOpt/compressed-tensors/fp8, not AutoAWQ/AutoGPTQ;
-   vLLM: GPTQ 4/8-bit symmetric only, GGUF through vllm-gguf-plugin; llama.cpp: GGUF only);
-5. vLLM Marlin rules (planner.rules): group sizes and per-partition shapes at the given TP, computed from
-   the candidate's own config (a padded intermediate size passes where the base's would not).
+4. per engine, autoquant.engines.compat (the engines' format rules, kernels and their shape limits at the
+   given TP, from the candidate's own config: a padded intermediate size passes where the base's would not):
+   who can load it (`loadable_by`) and why the others cannot (`not_loadable`); rejected only when the target
+   engine (or, with none, every engine) cannot.
 """
 
 from __future__ import annotations

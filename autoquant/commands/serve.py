@@ -5,10 +5,12 @@
     autoquant serve MODEL --supervise --max-retries 2 # stay the parent: readiness, signals, fallback
     autoquant serve                                   # no model on a CPU-only machine: the demo GGUF via llama.cpp
 
-Every vLLM flag works: flags that pin a decision (-q, -tp, -pp, --kv-cache-dtype, --max-model-len, --dtype,
---gpu-memory-utilization, --max-num-seqs) constrain the planner; the rest pass through to the engine
-untouched (translated, or refused with the flag's name, when the chosen engine is not vLLM). As a container
-ENTRYPOINT, AUTOQUANT_* environment variables fill in what the command line leaves out.
+Every vLLM flag works and is classified by vLLM's own option schema. Flags that pin a decision (-q, -tp,
+-pp, --kv-cache-dtype, --max-model-len, --dtype, --gpu-memory-utilization, --max-num-seqs) constrain the
+planner. Host, port, API key and served name leave the engine to autoquant; any other vLLM flag makes the
+line a `vllm serve` line: it plans vLLM and every flag goes through verbatim (flag_rulings). With --engine,
+another engine carries them translated, or refuses with the flag's name. As a container ENTRYPOINT,
+AUTOQUANT_* environment variables fill in what the command line leaves out.
 """
 
 from __future__ import annotations
@@ -375,15 +377,15 @@ def plan_with_planner(model: str, node, workload, pins, args, ruled: dict[str, s
     # max_model_len reaches the planner through the workload (resolve_workload)
     spec, checkpoint = _model_and_checkpoint(model, args.checkpoint, pins, load_model)
     runtime = bool(args.allow_runtime_quantization)
+    runtime_only = None
     if pins.sources.get("method") in ("--quantization", "-q") and spec.quantization is None and checkpoint is None:
-        # `vllm serve BF16_MODEL --quantization fp8`: vLLM quantizes that model at load time; a pre-quantized
-        # checkpoint would clash with the flag the user gave (vLLM refuses a mismatch)
-        runtime = True
+        # `vllm serve BF16_MODEL --quantization fp8`: the engine quantizes that model at load time; a pre-quantized
+        # checkpoint would clash with the flag, which is passed verbatim (vLLM refuses a mismatch)
+        runtime, runtime_only = True, {pins.method}
     kwargs = {k: v for k, v in pins.as_kwargs().items()
               if k in ("engine", "method", "tp", "pp", "kv_cache_dtype", "max_num_seqs", "memory_fraction")}
     return plan_model(spec, node, workload, checkpoint=checkpoint, allow_runtime_quantization=runtime,
-                      runtime_only={pins.method} if runtime and pins.method and not args.allow_runtime_quantization
-                      else None,
+                      runtime_only=runtime_only,
                       notify=lambda msg: print(f"autoquant: {msg}", file=sys.stderr), ruled_out=ruled, **kwargs)
 
 

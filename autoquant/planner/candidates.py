@@ -197,6 +197,8 @@ def evaluate(config: Config, model: ModelSpec, device: Device, workload: Workloa
         kv_bytes=kv_bytes, eff=eff, cpu_eff=calibration.efficiency("llamacpp-cpu", None, cal_engine),
         gpu_fraction=gpu_fraction, overhead_ms=calibration.overhead_ms(cal_engine), math=math_p, facts=fx,
     )
+    if spec.calibration_note:
+        notes.append(spec.calibration_note)
     if not device.bandwidth_gbps:
         notes.append("no memory bandwidth figure for this device: speed unknown")
     if not device.peak(math_p):

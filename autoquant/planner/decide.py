@@ -6,7 +6,8 @@ Objectives (lower score wins; docs/planner.md):
   latency     end-to-end request time = TTFT + OSL x TPOT
   balanced    (cost / best cost) x (latency / best latency): a 10% cheaper plan may be 10% slower
 Ties (scores within TIE_TOLERANCE of the best) go to the simpler plan: fewer GPUs, then no
-quantization, then a measured quality delta, then vLLM over TensorRT-LLM, then the default KV-cache dtype.
+quantization, then a measured quality delta, then the engine's `preference` (engines.yaml: vLLM first),
+then the default KV-cache dtype.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ class Memory:
 class Estimate:
     """One fixed configuration evaluated. Field names are the `estimate --json` contract (design.md)."""
 
-    engine: str  # vllm | trtllm | llamacpp
+    engine: str  # an engine id of autoquant/data/engines.yaml: vllm | trtllm | sglang | llamacpp
     method: str  # bf16 | fp16 | fp8 | fp8-weight-only | int8-sq | awq-int4 | gptq-int4 | nvfp4 | gguf-<type>
     tp: int
     pp: int
