@@ -125,9 +125,8 @@ def with_layer(base: Calibration, layer: dict) -> Calibration:
 
 def kernel_of(row: Row) -> str:
     node = synthetic_node(f"{row.gpu}:1") if not _apple(row.gpu) else synthetic_node(row.gpu)
-    from autoquant.planner.hardware import device_of
-
     from autoquant.engines.compat import compat
+    from autoquant.planner.hardware import device_of
 
     dev = device_of(node)
     return compat(facts.engine(row.engine), row.method, dev).kernel
