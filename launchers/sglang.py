@@ -15,19 +15,10 @@ from autoquant.records import Candidate
 
 from .base import LaunchSpec, ServeOptions, engine_binary, served_names
 
+
 # SGLang's own spellings of options this launcher sets from the plan -> how to ask for them instead. Given as
 # passthrough they would be appended after the planned value and win (argparse keeps the last), so the
 # server would run a configuration the plan never costed (--tp-size 2 on a TP-1 plan).
-_PLANNED = {
-    "--model-path": "give the model as MODEL instead",
-    "--tp-size": "pin it with --tensor-parallel-size instead",
-    "--pp-size": "pin it with --pipeline-parallel-size instead",
-    "--context-length": "pin it with --max-model-len instead",
-    "--max-running-requests": "pin it with --max-num-seqs instead",
-    "--mem-fraction-static": "pin it with --gpu-memory-utilization instead",
-}
-
-
 def build(
     candidate: Candidate,
     options: ServeOptions,
@@ -40,7 +31,6 @@ def build(
 
     spec, version = prepare("sglang", candidate, options, version, detect_version)
     ckpt = candidate.checkpoint
-    _check_native_flags(options)
     names = served_names(options, model)
     if len(names) > 1:
         raise UsageError(f"--served-model-name {' '.join(names)}: SGLang serves one model name, give one "
@@ -104,24 +94,3 @@ def _choices(name: str) -> tuple[str, ...]:
     return ()
 
 
-def _check_native_flags(options: ServeOptions) -> None:
-    """SGLang's own options given as such pass through verbatim: refuse, with the flag's name, one that would
-    override the plan, and a value SGLang's choices lack (a flag both engines have, e.g. --attention-backend
-    or --tokenizer-mode, takes different values in each)."""
-    from .flags import classify_tokens, native_option_lists
-
-    lists = native_option_lists().get("sglang", ())
-    args, _ = classify_tokens(list(options.passthrough))
-    for arg in args:
-        if "sglang" not in arg.native_to:
-            continue
-        opt = next((o for o in (ol.lookup(arg.given) for ol in lists) if o is not None), None)
-        if opt is None:
-            continue
-        if opt.name in _PLANNED:
-            raise UsageError(f"{arg.given}: autoquant sets SGLang's {opt.name} from the plan; {_PLANNED[opt.name]}")
-        if opt.takes_value and opt.choices:
-            bad = next((v for v in arg.values if v not in opt.choices), None)
-            if bad is not None:
-                raise UsageError(f"{arg.given} {bad}: SGLang's {opt.name} takes {', '.join(opt.choices)} "
-                                 f"(SGLang was chosen; pass --engine vllm to keep vLLM flags)")

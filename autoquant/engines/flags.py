@@ -200,7 +200,7 @@ def honour_arg(spec: EngineSpec, arg: Arg, version: str | None, flavor: str | No
         return Honour(True, arg.tokens)
     known = _vllm_spellings(flags)
     if spec.id in arg.native_to and arg.given not in known and arg.name not in known:
-        return Honour(True, arg.tokens)  # the engine's own option, given as such
+        return _honour_native(spec, arg, targets)  # the engine's own option, given as such
     where = _where(spec, flavor, None)
     for key in (arg.given, arg.name):
         entry = (flags.get("translate") or {}).get(key)
@@ -231,6 +231,20 @@ def honour_arg(spec: EngineSpec, arg: Arg, version: str | None, flavor: str | No
         if key in (flags.get("refuse") or {}):
             return Honour(False, reason=str(flags["refuse"][key]))
     return Honour(False, reason=f"{arg.given} has no {where} equivalent")
+
+
+def _honour_native(spec: EngineSpec, arg: Arg, targets: Sequence[OptionList]) -> Honour:
+    """An engine's own option passes verbatim, unless it sets what autoquant sets from the plan
+    (flags.planned) or takes a value its declared choices lack."""
+    opt = next((o for o in (ol.lookup(arg.given) for ol in targets) if o is not None), None)
+    name = opt.name if opt is not None else arg.given
+    planned = spec.flags.get("planned") or {}
+    if name in planned:
+        return Honour(False, reason=f"{arg.given}: autoquant sets {spec.label}'s {name} from the plan; {planned[name]}")
+    bad = _outside_choices(name, arg.values, targets) if opt is not None and opt.takes_value else None
+    if bad:
+        return Honour(False, reason=f"{arg.given} {bad[0]}: {spec.label}'s {name} takes {', '.join(bad[1])}")
+    return Honour(True, arg.tokens)
 
 
 def _inline(arg: Arg) -> bool:

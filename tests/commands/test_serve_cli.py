@@ -305,3 +305,20 @@ def test_demo_plan_counts_gpus_honouring_cuda_visible_devices(monkeypatch):
     monkeypatch.setattr(cache, "visible_gpus", lambda environ=None, root=None: [])
     plan = serve.demo_plan(Pins())
     assert plan.chosen.gpus == 0 and plan.chosen.gpu == "cpu" and plan.chosen.n_gpu_layers == 0
+
+
+def test_an_engines_own_spelling_of_a_planned_option_is_refused_before_planning(capsys, monkeypatch):
+    # --tp-size is SGLang's spelling of what the plan sets: honoured nowhere, so nothing is planned with it
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["serve", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "H100-SXM:2", "--dry-run",
+                 "--engine", "sglang", "--tp-size", "2"]) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]  # after the offline notice
+    assert line.startswith("autoquant: error:") and "--tp-size" in line and "--tensor-parallel-size" in line
+
+
+def test_an_engines_own_flag_plans_that_engine(capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["serve", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "H100-SXM:1", "--dry-run", "--json",
+                 "--disable-radix-cache"]) == 0
+    launch = json.loads(capsys.readouterr().out)["launch"]
+    assert launch["engine"] == "sglang" and "--disable-radix-cache" in launch["argv"]
