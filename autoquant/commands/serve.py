@@ -339,17 +339,17 @@ def flag_rulings(user_args, pinned_engine: str | None = None) -> dict[str, str]:
         flavor = module.flavor() if hasattr(module, "flavor") else None
         version = versions.engine_version(eid)
         ok, why = honour(spec, user_args, version, flavor, natives.get(eid, ()))
-        if ok and pinned_engine is None and spec.flags.get("options") != "vllm":
-            vllm_only = [a for a in user_args if a.option is not None and a.name not in SERVER_FLAGS]
-            if vllm_only:
-                a = vllm_only[0]
-                how = honour_arg(spec, a, version, flavor, natives.get(eid, ()))
-                carried = f"dropped: {how.dropped}" if how.dropped else f"as {' '.join(how.tokens) or 'its own'}"
-                ok, why = False, (f"{a.given} is a vLLM flag, so a vllm serve command line plans vLLM (pass "
-                                  f"--engine {eid} to run {spec.label} with it {carried})")
         if not ok:
-            out[eid] = f"{why}: {spec.label} is ruled out by that flag" if "vllm serve command line" not in why \
-                else why
+            out[eid] = f"{why}: {spec.label} is ruled out by that flag"
+            continue
+        vllm_only = [a for a in user_args if a.option is not None and a.name not in SERVER_FLAGS]
+        if vllm_only and pinned_engine is None and spec.flags.get("options") != "vllm":
+            a = vllm_only[0]
+            how = honour_arg(spec, a, version, flavor, natives.get(eid, ()))
+            carried = (f"dropped: {how.dropped}" if how.dropped else
+                       f"as {' '.join(how.tokens)}" if how.tokens else "from the plan")
+            out[eid] = (f"{a.given} is a vLLM flag, so a vllm serve command line plans vLLM (pass --engine {eid} "
+                        f"to run {spec.label} with it, {carried})")
     return out
 
 
