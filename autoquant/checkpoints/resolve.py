@@ -38,6 +38,7 @@ from autoquant.checkpoints.verify import (
     verify_registry_offline,
 )
 from autoquant.errors import InputError, NotFoundError, UsageError
+from autoquant.facts import default_facts
 from autoquant.records import Checkpoint, ModelSpec
 
 GGUF_METHOD_RE = re.compile(r"^gguf-(?:ud-)?[a-z0-9_]+$")
@@ -158,9 +159,12 @@ class Resolver:
             for m in (wanted or [ckpt.method]):
                 if serves(m, ckpt.method):
                     res.candidates.setdefault(m, []).append(ckpt)
+        spec = default_facts().engines.get(target.engine) if target.engine else None
         for m in wanted or list(res.candidates):
             res.candidates.setdefault(m, [])
             res.candidates[m].sort(key=_rank)
+            if spec is not None:  # for one engine: its own publisher's format first (stable: rank kept)
+                res.candidates[m].sort(key=lambda c: spec.producer_rank(c.quant.producer if c.quant else None))
             res.chosen[m] = next((c for c in res.candidates[m] if _choosable(c)), None)
         res.offline = self.offline
         res.notices = list(self.notices)

@@ -27,7 +27,7 @@ from autoquant.checkpoints.recipes import short_name
 from autoquant.checkpoints.sources import Found
 from autoquant.engines.compat import Verdict, compat
 from autoquant.engines.spec import EngineSpec
-from autoquant.errors import InputError
+from autoquant.errors import InputError, UsageError
 from autoquant.facts import default_facts
 from autoquant.quantconfig import gguf_quant_spec
 from autoquant.records import Checkpoint, ModelSpec, QuantSpec
@@ -131,6 +131,8 @@ def engine_verdicts(quant: QuantSpec | str, target: Target, shapes: ModelSpec | 
     Only target.engine when one is given. The one rule set: autoquant.engines.compat."""
     specs = engines if engines is not None else default_facts().engines
     device = _GPU(target.capability) if target.capability else None
+    if target.engine and target.engine not in specs:
+        raise UsageError(f"unknown engine {target.engine!r}: choose one of {', '.join(specs)}")
     chosen = [target.engine] if target.engine else list(specs)
     # the methods these weights may be served as (FP8 W8A8 weights run as fp8-weight-only below SM89)
     subjects = [quant]

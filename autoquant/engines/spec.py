@@ -95,6 +95,12 @@ class EngineSpec:
     def runs_method(self, method: str) -> bool:
         return self.kernels_for(method) is not None
 
+    def producer_rank(self, producer: str | None) -> int:
+        """Where a checkpoint made by `producer` goes among this engine's candidates: its own publisher's
+        format first (preferred_producers: ModelOpt exports for TensorRT-LLM), the rest after, as resolved."""
+        prefs = self.preferred_producers
+        return prefs.index(producer) if producer in prefs else len(prefs)
+
     def quantizes_at_load(self, method: str) -> bool:
         return method in self.quantize_at_load
 

@@ -93,15 +93,8 @@ def checkpoint_shapes(model: ModelSpec, ck: Checkpoint | None) -> ModelSpec:
 def engine_order(engine: str, checkpoints: Sequence[Checkpoint], fx: Facts | None = None) -> list[Checkpoint]:
     """The checkpoints of one method in the order this engine should try them: its own publisher's format
     first (engines.yaml preferred_producers: ModelOpt exports for TensorRT-LLM), then resolution's rank."""
-    preferred = facts.engine(engine, fx).preferred_producers
-    if not preferred:
-        return list(checkpoints)
-
-    def producer_rank(ck: Checkpoint) -> int:
-        producer = ck.quant.producer if ck.quant else None
-        return preferred.index(producer) if producer in preferred else len(preferred)
-
-    return sorted(checkpoints, key=producer_rank)
+    spec = facts.engine(engine, fx)
+    return sorted(checkpoints, key=lambda ck: spec.producer_rank(ck.quant.producer if ck.quant else None))
 
 
 def _as_list(entry: Checkpoint | Sequence[Checkpoint] | None) -> list[Checkpoint]:

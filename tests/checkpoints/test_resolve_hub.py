@@ -202,3 +202,13 @@ def test_runtime_fp8_is_the_planners_not_resolutions(settings, monkeypatch, spec
     p = plan(base, node("H100-SXM"), Workload(), method="fp8", checkpoints=ckpts, allow_runtime_quantization=True)
     ck = p.chosen.checkpoint
     assert p.chosen.engine == "vllm" and ck.runtime_quantization and ck.repo == "Qwen/Qwen2.5-7B-Instruct"
+
+
+def test_for_one_engine_its_publishers_checkpoint_is_the_one_shown(monkeypatch, settings):
+    # `autoquant checkpoints MODEL --engine trtllm` says what the planner would take for TensorRT-LLM
+    from autoquant.catalog.models import spec_from_catalog
+
+    monkeypatch.setattr(HubSettings, "from_env", classmethod(lambda cls, env=None: settings))
+    base = spec_from_catalog("meta-llama/Llama-3.1-70B-Instruct")
+    trt = resolve(base, ["fp8"], offline=True, engine="trtllm", settings=settings)
+    assert trt.chosen["fp8"].repo == "nvidia/Llama-3.1-70B-Instruct-FP8"

@@ -322,3 +322,12 @@ def test_an_engines_own_flag_plans_that_engine(capsys, monkeypatch):
                  "--disable-radix-cache"]) == 0
     launch = json.loads(capsys.readouterr().out)["launch"]
     assert launch["engine"] == "sglang" and "--disable-radix-cache" in launch["argv"]
+
+
+@pytest.mark.parametrize("command", [["checkpoints", "meta-llama/Llama-3.1-8B-Instruct", "--engine", "tgi"],
+                                     ["pull", "meta-llama/Llama-3.1-8B-Instruct", "--method", "fp8", "--engine", "tgi"]])
+def test_unknown_engine_for_checkpoints_is_one_line(capsys, monkeypatch, command):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(command) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == "autoquant: error: unknown engine 'tgi': choose one of vllm, trtllm, sglang, llamacpp"
