@@ -90,9 +90,15 @@ def _quantization(arg: Arg, pins: Pins, opts: ServeOptions) -> None:
         if to_method[q]:
             _pin(pins, "method", to_method[q], arg.given)
     else:
-        # a vLLM method autoquant does not model: kept verbatim, which only vLLM understands
+        known = _rules().get("quantization_methods") or ()
+        if known and q not in known:
+            raise UsageError(f"{arg.given} {arg.value}: not a vLLM quantization method (it takes "
+                             f"{', '.join(known)})")
+        # a vLLM method autoquant does not model (experts_int8, torchao, ...): vLLM applies it to the model's own
+        # 16-bit weights at load time; the flag is kept verbatim, which only vLLM understands
         opts.unmapped_quantization = arg.value
         _pin(pins, "engine", "vllm", arg.given)
+        _pin(pins, "method", "bf16", arg.given)
 
 
 def _dtype(arg: Arg, pins: Pins, opts: ServeOptions) -> None:
@@ -181,6 +187,9 @@ def read_args(args: Sequence[Arg], bare: Sequence[str] = ()) -> tuple[Pins, Serv
     user: list[str] = []
     for arg in args:
         user.extend(arg.tokens)
+        if arg.option is not None and arg.option.takes_value and arg.option.nargs not in ("?", "*") \
+                and not arg.values:
+            raise UsageError(f"{arg.given} needs a value")
         reader = READ_FLAGS.get(arg.name) if arg.option is not None else None
         if reader is None:
             rest.extend(arg.tokens)

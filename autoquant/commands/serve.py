@@ -378,7 +378,11 @@ def plan_with_planner(model: str, node, workload, pins, args, ruled: dict[str, s
     spec, checkpoint = _model_and_checkpoint(model, args.checkpoint, pins, load_model)
     runtime = bool(args.allow_runtime_quantization)
     runtime_only = None
-    if pins.sources.get("method") in ("--quantization", "-q") and spec.quantization is None and checkpoint is None:
+    from autoquant.facts import default_facts
+
+    quantizable = any(s.quantizes_at_load(pins.method or "") for s in default_facts().engines.values())
+    if pins.sources.get("method") in ("--quantization", "-q") and quantizable and spec.quantization is None \
+            and checkpoint is None:
         # `vllm serve BF16_MODEL --quantization fp8`: the engine quantizes that model at load time; a pre-quantized
         # checkpoint would clash with the flag, which is passed verbatim (vLLM refuses a mismatch)
         runtime, runtime_only = True, {pins.method}

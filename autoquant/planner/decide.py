@@ -139,7 +139,8 @@ def choose_checkpoint(cfg: Config, model: ModelSpec, device: Device,
     from autoquant.checkpoints.recipes import how_to_make
 
     how = how_to_make(cfg.method, model.id, spec.preferred_producers[0] if spec.preferred_producers else None)
-    if allow_runtime and not spec.quantizes_at_load(cfg.method):
+    if allow_runtime and not spec.quantizes_at_load(cfg.method) \
+            and any(s.quantizes_at_load(cfg.method) for s in facts.engines(fx).values()):
         how = f"{spec.no_quantize_at_load}; {how}"
     if refused:
         why = "; ".join(dict.fromkeys(refused))

@@ -331,3 +331,12 @@ def test_unknown_engine_for_checkpoints_is_one_line(capsys, monkeypatch, command
     assert main(command) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err == "autoquant: error: unknown engine 'tgi': choose one of vllm, trtllm, sglang, llamacpp"
+
+
+def test_an_unmodelled_quantization_serves_the_named_model_with_the_flag(capsys, monkeypatch):
+    # vLLM applies experts_int8 to the 16-bit weights at load: a pre-quantized checkpoint would clash with it
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["serve", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "H100-SXM:2", "--dry-run", "--json",
+                 "-q", "experts_int8"]) == 0
+    argv = json.loads(capsys.readouterr().out)["launch"]["argv"]
+    assert argv[2] == "meta-llama/Llama-3.1-8B-Instruct" and argv[-2:] == ["-q", "experts_int8"]

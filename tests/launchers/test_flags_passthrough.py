@@ -29,7 +29,8 @@ def test_quantization_maps_to_method(value, method):
 
 def test_unmodelled_quantization_pins_vllm_and_is_kept_verbatim():
     pins, opts = split_passthrough(["--quantization", "experts_int8"])
-    assert pins.engine == "vllm" and pins.method is None and opts.unmapped_quantization == "experts_int8"
+    # vLLM applies it to the model's own 16-bit weights: the plan serves those, the flag goes verbatim
+    assert pins.engine == "vllm" and pins.method == "bf16" and opts.unmapped_quantization == "experts_int8"
 
 
 def test_max_model_len_human_readable():
@@ -50,5 +51,15 @@ def test_max_model_len_human_readable():
     (["--max-model-len", "lots"], "number of tokens"),
 ])
 def test_bad_pinning_flags_are_one_line_errors(argv, needle):
+    with pytest.raises(UsageError, match=needle):
+        split_passthrough(argv)
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["-O"], "-O needs a value"),  # vLLM's own parser would fail at start
+    (["--lora-modules"], "--lora-modules needs a value"),
+    (["-q", "nonsense"], "-q nonsense: not a vLLM quantization method"),  # vLLM's parser takes any string
+])
+def test_what_vllm_would_refuse_is_refused_here_first(argv, needle):
     with pytest.raises(UsageError, match=needle):
         split_passthrough(argv)
