@@ -59,7 +59,7 @@ def check_launch(spec: EngineSpec, candidate: Candidate, options: ServeOptions, 
     args, _ = classify_tokens(list(options.user_args or options.passthrough))
     ok, why = honour(spec, args, version, flavor, native_option_lists().get(spec.id, ()))
     if not ok:
-        hint = "" if spec.flags.get("options") == "vllm" else (
+        hint = "" if spec.takes_vllm_flags else (
             f" ({spec.label} was chosen; pass --engine vllm to keep vLLM flags, or use {spec.label}'s own option)")
         raise UsageError(f"{why}{hint}")
     if candidate.checkpoint and candidate.checkpoint.runtime_quantization \

@@ -22,7 +22,7 @@ from autoquant.facts import option_data
 
 from .base import ServeOptions
 
-__all__ = ["READ_FLAGS", "SERVER_FLAGS", "Pins", "classify_tokens", "flag_names", "is_number", "parse_human_int",
+__all__ = ["READ_FLAGS", "SERVER_FLAGS", "Pins", "classify_tokens", "is_number", "parse_human_int",
            "split_passthrough", "vllm_options"]
 
 
@@ -59,7 +59,7 @@ def native_option_lists() -> dict[str, list[OptionList]]:
     out: dict[str, list[OptionList]] = {}
     for eid, spec in default_facts().engines.items():
         name = spec.flags.get("options")
-        if not name or name == "vllm" or name not in option_list_names():
+        if not name or spec.takes_vllm_flags or name not in option_list_names():
             continue
         # the list of the installed version (the newest shipped at or below it), else the assumed one
         data = option_data(str(name), versions.engine_version(eid) or spec.flags.get("assumed_version"))
@@ -225,14 +225,3 @@ def parse_human_int(flag: str, value: str) -> int:
     if n < 1:
         raise UsageError(f"{flag} must be positive, not {value!r} (autoquant picks the length when it is omitted)")
     return n
-
-
-def flag_names(argv: list[str]) -> list[str]:
-    """The flag tokens of a passthrough list (`--a=1` -> `--a`)."""
-    return [t.partition("=")[0] for t in argv if t.startswith("-") and not is_number(t)]
-
-
-def canonical_names(argv: Sequence[str]) -> set[str]:
-    """vLLM's canonical names of the flags in argv (`-tp` -> --tensor-parallel-size), as given where unknown."""
-    args, _ = classify(list(argv), vllm_options())
-    return {a.name for a in args}

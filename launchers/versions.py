@@ -11,6 +11,8 @@ import os
 import re
 import sys
 
+from autoquant.engines.flags import at_least, parse_version  # noqa: F401 - the one version comparison
+
 
 def _normal(name: str) -> str:
     return re.sub(r"[-_.]+", "_", name).lower()
@@ -49,25 +51,6 @@ def engine_version(engine: str) -> str | None:
         if version:
             return version
     return None
-
-
-def parse_version(text: str | None) -> tuple[int, ...] | None:
-    """Leading numeric release of a PEP 440-ish string: '0.33.0' -> (0, 33, 0), '1.0.0rc4' -> (1, 0, 0)."""
-    if not text:
-        return None
-    m = re.match(r"v?(\d+(?:\.\d+)*)", text.strip())
-    if not m:
-        return None
-    return tuple(int(p) for p in m.group(1).split("."))
-
-
-def at_least(version: str | None, minimum: str, unknown: bool = True) -> bool:
-    """version >= minimum; `unknown` is the answer when the version cannot be read (not installed here)."""
-    have, need = parse_version(version), parse_version(minimum)
-    if have is None or need is None:
-        return unknown
-    width = max(len(have), len(need))
-    return have + (0,) * (width - len(have)) >= need + (0,) * (width - len(need))
 
 
 def check_vllm_gguf(version: str | None) -> tuple[bool, str]:

@@ -12,7 +12,7 @@ from autoquant.records import Candidate
 
 from . import versions
 from .base import LaunchSpec, ServeOptions, engine_binary, served_names
-from .flags import canonical_names, classify_tokens
+from .flags import classify_tokens
 
 
 def build(
@@ -30,7 +30,7 @@ def build(
     ckpt = candidate.checkpoint
     user_tokens = list(options.user_args or options.passthrough)
     user_args, _bare = classify_tokens(user_tokens)
-    user_flags = canonical_names(user_tokens) | {a.given for a in user_args}
+    user_flags = {a.name for a in user_args} | {a.given for a in user_args}  # canonical and as typed
     removed = rules["removed"]
     for arg in user_args:
         if arg.given in removed and versions.at_least(version, removed[arg.given]["since"]):

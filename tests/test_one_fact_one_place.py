@@ -26,9 +26,7 @@ def test_no_literal_engine_comparison_in_the_core():
                     for v in values:
                         if isinstance(v, ast.Constant) and v.value in ENGINE_IDS:
                             found.append(f"{path.relative_to(CORE)}:{node.lineno} {v.value!r}")
-    # the option-list format: vLLM's own schema is the reference every other engine's flags translate from
-    allowed = {"engines/flags.py"}
-    assert [f for f in found if f.split(":")[0] not in allowed] == []
+    assert found == []
 
 
 def test_every_method_checkpoints_offer_is_one_the_planner_plans(node, model):

@@ -34,8 +34,6 @@ from autoquant.records import Checkpoint, ModelSpec, QuantSpec
 
 Result = tuple[bool, str | None]
 INSTRUCT_RE = re.compile(r"(?:^|[-_.])(instruct|it|chat)(?:[-_.]|$)", re.IGNORECASE)
-# Method ids a checkpoint of another method also serves (vLLM runs FP8 W8A8 weights as W8A16 below SM89).
-SERVES = {"fp8-weight-only": {"fp8", "fp8-weight-only"}}
 UNVERIFIED_OFFLINE = "registry (unverified: config not readable offline)"
 
 
@@ -49,7 +47,9 @@ class Target:
 
 
 def serves(requested: str, actual: str) -> bool:
-    return actual == requested or actual in SERVES.get(requested, set())
+    """Does a checkpoint of method `actual` serve `requested` (the same, or listed in its methods.yaml
+    `served_by`: FP8 W8A8 weights serve fp8-weight-only)?"""
+    return actual == requested or actual in (default_facts().methods.get(requested, {}).get("served_by") or ())
 
 
 # ---------------------------------------------------------------------------------------------- predicates
@@ -137,7 +137,8 @@ def engine_verdicts(quant: QuantSpec | str, target: Target, shapes: ModelSpec | 
     # the methods these weights may be served as (FP8 W8A8 weights run as fp8-weight-only below SM89)
     subjects = [quant]
     if isinstance(quant, QuantSpec):
-        subjects += [replace(quant, method=m) for m, also in SERVES.items() if quant.method in also and m != quant.method]
+        subjects += [replace(quant, method=m) for m in default_facts().methods
+                     if m != quant.method and serves(m, quant.method)]
     out = {}
     for eid in chosen:
         spec = specs[eid]

@@ -343,7 +343,7 @@ def flag_rulings(user_args, pinned_engine: str | None = None) -> dict[str, str]:
             out[eid] = f"{why}: {spec.label} is ruled out by that flag"
             continue
         vllm_only = [a for a in user_args if a.option is not None and a.name not in SERVER_FLAGS]
-        if vllm_only and pinned_engine is None and spec.flags.get("options") != "vllm":
+        if vllm_only and pinned_engine is None and not spec.takes_vllm_flags:
             a = vllm_only[0]
             how = honour_arg(spec, a, version, flavor, natives.get(eid, ()))
             carried = (f"dropped: {how.dropped}" if how.dropped else

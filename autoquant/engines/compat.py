@@ -7,7 +7,7 @@ rule id and its source), and on success names the kernel that would run.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -341,9 +341,3 @@ def compat(engine: EngineSpec, subject: QuantSpec | str, device: DeviceLike | No
             return verdict
         kernel = verdict.kernel or kernel
     return Verdict(True, kernel=kernel)
-
-
-def loadable_by(engines: Iterable[EngineSpec], quant: QuantSpec, device: DeviceLike | None = None, tp: int = 1,
-                model: ModelSpec | None = None) -> dict[str, Verdict]:
-    """engine id -> verdict for one checkpoint (what checkpoint resolution records per engine)."""
-    return {e.id: compat(e, quant, device, tp, model=model) for e in engines}

@@ -64,7 +64,7 @@ def option_list(data: Mapping[str, Any], flavor: str | None = None) -> OptionLis
         for alias in entry.get("aliases") or ():
             out[str(alias)] = Option(str(name), negated=alias in negated, **base)
     return OptionList(engine=str(data.get("engine", "")), version=str(data.get("version", "")),
-                      source=str(data.get("source", "")), options=out, underscores=data.get("engine") == "vllm")
+                      source=str(data.get("source", "")), options=out, underscores=bool(data.get("underscores")))
 
 
 @dataclass(frozen=True)
@@ -163,14 +163,19 @@ def _native_takes_value(given: str, natives: Mapping[str, Iterable[OptionList]])
     return True  # unknown: assume `--flag value`, as argparse-style engines mostly take
 
 
-def _versions_at_least(version: str | None, minimum: str) -> bool:
-    def parse(text: str) -> tuple[int, ...]:
-        m = re.match(r"v?(\d+(?:\.\d+)*)", text.strip())
-        return tuple(int(p) for p in m.group(1).split(".")) if m else ()
+def parse_version(text: str | None) -> tuple[int, ...] | None:
+    """Leading numeric release of a PEP 440-ish string: '0.33.0' -> (0, 33, 0), '1.0.0rc4' -> (1, 0, 0)."""
+    if not text:
+        return None
+    m = re.match(r"v?(\d+(?:\.\d+)*)", text.strip())
+    return tuple(int(p) for p in m.group(1).split(".")) if m else None
 
-    have, need = parse(version or ""), parse(minimum)
-    if not have:
-        return False
+
+def at_least(version: str | None, minimum: str, unknown: bool = True) -> bool:
+    """version >= minimum; `unknown` is the answer when the version cannot be read (not installed here)."""
+    have, need = parse_version(version), parse_version(minimum)
+    if have is None or need is None:
+        return unknown
     width = max(len(have), len(need))
     return have + (0,) * (width - len(have)) >= need + (0,) * (width - len(need))
 
@@ -193,7 +198,7 @@ def honour_arg(spec: EngineSpec, arg: Arg, version: str | None, flavor: str | No
     launcher carries it from the plan or the common options), optionally `since: VERSION`; `drop`: flags that
     mean nothing there (carried as nothing, with a note); `refuse`: flags it cannot carry, and why."""
     flags = spec.flags
-    if flags.get("options") == "vllm":
+    if spec.takes_vllm_flags:
         if arg.option is None and arg.native_to and spec.id not in arg.native_to:
             return Honour(False, reason=f"{arg.given} is not a vLLM flag ({'/'.join(arg.native_to)} has it): "
                                         f"pass --engine {arg.native_to[0]}")
@@ -207,7 +212,7 @@ def honour_arg(spec: EngineSpec, arg: Arg, version: str | None, flavor: str | No
         if entry is not None:
             since = entry.get("since")
             have = version or flags.get("assumed_version")
-            if since and not _versions_at_least(have, str(since)):
+            if since and not at_least(have, str(since), unknown=False):
                 shown = version or f"{have} (assumed: not installed here)"
                 return Honour(False, reason=f"{arg.given}: {where.split()[0]} {shown} has no equivalent "
                                             f"(added in {since})")

@@ -112,6 +112,11 @@ class EngineSpec:
         return int(row["seqs"]), int(row["batched_tokens"])
 
     @property
+    def takes_vllm_flags(self) -> bool:
+        """A vllm serve line's own engine (flags.verbatim): the user's flags go to it as given."""
+        return bool(self.flags.get("verbatim"))
+
+    @property
     def max_batch(self) -> int:
         return max(int(r["seqs"]) for r in self.batch_rows)
 
