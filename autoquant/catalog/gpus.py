@@ -260,7 +260,8 @@ def all_specs() -> list[GPUSpec]:
 
 
 def parse_gpu_flag(text: str) -> tuple[str, int | None]:
-    """'H100-SXM:8' -> ('H100-SXM', 8); 'a100-80gb' -> ('a100-80gb', None)."""
+    """'H100-SXM:8' -> ('H100-SXM', 8); 'a100-80gb' -> ('a100-80gb', None); 'cpu:16' -> ('cpu', 16) (cores);
+    'cpu:EPYC-9654' -> ('cpu:EPYC-9654', None); 'cpu:EPYC-9654:2' -> ('cpu:EPYC-9654', 2) (sockets)."""
     cleaned = (text or "").strip().strip("'\"").strip()
     if not cleaned:
         raise UsageError("--gpu needs a name, e.g. --gpu H100-SXM:8 or --gpu cpu")
@@ -271,16 +272,32 @@ def parse_gpu_flag(text: str) -> tuple[str, int | None]:
     count_text = count_text.strip()
     if not name:
         raise UsageError(f"--gpu {text!r}: missing the GPU name before ':' (e.g. H100-SXM:8)")
+    if normalize(name) == "cpu" and not count_text.isdigit():
+        # cpu:NAME (a CPU catalog entry), not cpu:COUNT; a leading '-' is a bad count, not a name.
+        if not count_text:
+            raise UsageError(f"--gpu {text!r}: give a core count or a CPU after 'cpu:' (e.g. cpu:16, cpu:EPYC-9654)")
+        if not count_text.startswith("-"):
+            return f"cpu:{count_text}", None
     return name, positive_int(count_text, f"--gpu {text!r}: COUNT")
 
 
 def synthetic_node(text: str, catalog: Catalog | None = None) -> Node:
-    """The node a `--gpu NAME[:COUNT]` machine has, from the catalog alone (nothing here is probed)."""
+    """The node a `--gpu NAME[:COUNT]` machine has, from the catalog alone (nothing here is probed).
+
+    `cpu` and `cpu:N` (N cores) describe an unnamed CPU-only machine; `cpu:NAME[:SOCKETS]` one with that
+    CPU from the CPU catalog (autoquant/data/cpus.yaml): its cores, ISA flags, memory bandwidth and an
+    assumed RAM size, for CPU-only (llama.cpp) planning."""
     name, count = parse_gpu_flag(text)
     if normalize(name) == "cpu":
         cpu = CPUInfo(physical_cores=count, logical_cores=count)
         notes = [] if count else ["synthetic CPU node: core count and memory bandwidth unknown (use cpu:N)"]
         return Node(source="gpu-flag", cpu=cpu, notes=notes)
+    head, sep, cpu_name = name.partition(":")
+    if sep and normalize(head) == "cpu":
+        from autoquant.catalog import cpus
+
+        spec = cpus.lookup(cpu_name)
+        return cpus.cpu_node(spec, count, flag=(text or "").strip().strip("'\"").strip())
     spec = (catalog or default_catalog()).lookup(name)
     if spec.is_apple:
         return _apple_node(spec, count)

@@ -103,7 +103,7 @@ def old_driver() -> dict[str, Any]:
 
 def unknown_gpu() -> dict[str, Any]:
     """A GPU the catalog does not list: SMs come from NVML's core count and the compute capability."""
-    gpus = [_gpu(0, "NVIDIA RTX A6000", 49140 * MIB, (8, 6), 10752, sm_clock=2100, mem_clock=8001,
+    gpus = [_gpu(0, "NVIDIA RTX A5000", 24564 * MIB, (8, 6), 8192, sm_clock=2100, mem_clock=8001,
                  power_w=300, pcie=(4, 16))]
     return {"gpus": gpus}
 

@@ -163,7 +163,7 @@ def test_unknown_gpu_gets_sm_count_from_cores(fake_pynvml, machines, env, probe_
     node = run_probe(fake_pynvml, machines.unknown_gpu(), env, probe_kwargs)
     g = node.gpus[0]
     assert g.catalog_key is None
-    assert g.sm_count == 84  # 10752 CUDA cores / 128 per SM (CC 8.6)
+    assert g.sm_count == 64  # 8192 CUDA cores / 128 per SM (CC 8.6)
 
 
 def test_cuda_visible_devices_reorders_and_hides(fake_pynvml, machines, env, probe_kwargs):
