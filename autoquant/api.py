@@ -21,6 +21,7 @@ def plan_model(
     method: str | None = None,
     tp: int | None = None,
     pp: int | None = None,
+    dp: int | None = None,
     kv_cache_dtype: str | None = None,
     max_model_len: int | None = None,
     max_num_seqs: int | None = None,
@@ -45,7 +46,7 @@ def plan_model(
                                             offline=offline, notify=notify)
         for m in runtime_only or ():  # the user asked the engine to quantize at load time: no other checkpoint
             checkpoints[m] = []
-    return plan(model, node, workload, engine=engine, method=method, tp=tp, pp=pp, kv_cache_dtype=kv_cache_dtype,
+    return plan(model, node, workload, engine=engine, method=method, tp=tp, pp=pp, dp=dp, kv_cache_dtype=kv_cache_dtype,
                 checkpoints=checkpoints, allow_runtime_quantization=allow_runtime_quantization,
                 calibration=calibration, max_model_len=max_model_len, max_num_seqs=max_num_seqs,
                 memory_fraction=memory_fraction, ruled_out=ruled_out)

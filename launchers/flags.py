@@ -34,6 +34,7 @@ class Pins:
     method: str | None = None
     tp: int | None = None
     pp: int | None = None
+    dp: int | None = None
     kv_cache_dtype: str | None = None
     max_model_len: int | None = None
     max_num_seqs: int | None = None
@@ -156,6 +157,7 @@ READ_FLAGS: dict[str, Reader] = {
     "--quantization": _quantization,
     "--tensor-parallel-size": _pinner("tp", positive_int),
     "--pipeline-parallel-size": _pinner("pp", positive_int),
+    "--data-parallel-size": _pinner("dp", positive_int),
     "--kv-cache-dtype": _pinner("kv_cache_dtype", _kv),
     "--max-model-len": _pinner("max_model_len", _human),
     "--max-num-seqs": _pinner("max_num_seqs", positive_int),

@@ -45,6 +45,8 @@ def build(
         argv += ["--tp-size", str(candidate.tp)]
     if candidate.pp > 1:
         argv += ["--pp-size", str(candidate.pp)]
+    if candidate.dp > 1:
+        argv += [spec.data_parallel_flag or "--dp-size", str(candidate.dp)]
     if candidate.max_model_len:
         argv += ["--context-length", str(candidate.max_model_len)]
     if candidate.max_num_seqs:

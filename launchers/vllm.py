@@ -61,6 +61,8 @@ def build(
         add("--tensor-parallel-size", candidate.tp)
     if candidate.pp > 1:
         add("--pipeline-parallel-size", candidate.pp)
+    if candidate.dp > 1:
+        add(spec.data_parallel_flag or "--data-parallel-size", candidate.dp)
     if candidate.max_model_len:
         add("--max-model-len", candidate.max_model_len)
     if candidate.max_num_seqs:

@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
 
     model, node, workload, calibration = load_inputs(args)
     result = estimate(model, node, workload, engine=args.engine, method=args.method, tp=args.tp or 1,
-                      pp=args.pp or 1, kv_cache_dtype=args.kv_cache_dtype, n_gpu_layers=args.n_gpu_layers,
+                      pp=args.pp or 1, dp=args.dp or 1, kv_cache_dtype=args.kv_cache_dtype, n_gpu_layers=args.n_gpu_layers,
                       calibration=calibration)
     if args.json:
         print_json(result)

@@ -34,6 +34,8 @@ def add_pin_options(parser: argparse.ArgumentParser, required: bool = False) -> 
                    help="bf16, fp16, fp8, fp8-weight-only, int8-sq, awq-int4, gptq-int4, nvfp4, gguf-<type>")
     g.add_argument("--tp", type=positive_int, default=None, help="tensor-parallel size")
     g.add_argument("--pp", type=positive_int, default=None, help="pipeline-parallel size (nodes)")
+    g.add_argument("--dp", type=positive_int, default=None,
+                   help="data-parallel replicas in one server (vLLM --data-parallel-size, SGLang --dp-size)")
     g.add_argument("--kv-cache-dtype", default=None, help="auto, fp8 (vLLM/TRT-LLM); f16, q8_0 (llama.cpp)")
 
 
@@ -64,7 +66,8 @@ def load_inputs(args: argparse.Namespace):
 
 def plan_kwargs(args: argparse.Namespace, calibration, model=None, node=None) -> dict:
     """Keyword arguments for planner.plan; with `model` and `node`, the checkpoints it may use too."""
-    kwargs = dict(engine=args.engine, method=args.method, tp=args.tp, pp=args.pp, kv_cache_dtype=args.kv_cache_dtype,
+    kwargs = dict(engine=args.engine, method=args.method, tp=args.tp, pp=args.pp, dp=getattr(args, "dp", None),
+                  kv_cache_dtype=args.kv_cache_dtype,
                   allow_runtime_quantization=bool(getattr(args, "allow_runtime_quantization", False)),
                   calibration=calibration)
     if model is not None and node is not None and not getattr(args, "any_checkpoint", False):
@@ -101,7 +104,8 @@ def _fmt(x: float | None, digits: int = 1) -> str:
 
 def estimate_rows(e: Estimate) -> list[tuple[str, str]]:
     m = e.memory
-    par = f"TP={e.tp} PP={e.pp}" if e.engine != "llamacpp" else (
+    par = f"TP={e.tp} PP={e.pp}" + (f" DP={e.dp} (replicas; {e.gpus} GPUs)" if e.dp > 1 else "") \
+        if e.engine != "llamacpp" else (
         f"{e.gpus} GPU(s)" + (f", -ngl {e.n_gpu_layers}" if e.n_gpu_layers is not None else ""))
     return [
         ("engine / method", f"{e.engine} / {e.method} (kernel {e.kernel})"),
@@ -111,7 +115,7 @@ def estimate_rows(e: Estimate) -> list[tuple[str, str]]:
                            f"{m.overhead_gb:.1f} GB = {m.total_gb:.1f} of {m.capacity_gb:.1f} GB "
                            f"({'fits' if m.fits else 'does NOT fit'})"),
         ("limits", f"max concurrency {e.max_concurrency} at this context; max model len {e.max_model_len}; "
-                   f"--max-num-seqs {e.max_num_seqs}"),
+                   f"--max-num-seqs {e.max_num_seqs}" + (" per replica" if e.dp > 1 else "")),
         *[("queueing", n) for n in e.notes if " requests run at once " in n],
         ("TTFT / TPOT", f"{_fmt(e.ttft_ms, 0)} ms / {_fmt(e.tpot_ms, 1)} ms"),
         ("throughput", f"{_fmt(e.output_tokens_per_s, 0)} output tok/s at concurrency {e.concurrency} "
@@ -134,7 +138,7 @@ def collapse_unquantized(alternatives: list) -> list[tuple]:
     out: list[tuple] = []
     index: dict[tuple, int] = {}
     for a in alternatives:
-        row = (a.engine, a.method, a.tp, a.pp, a.kv_cache_dtype, round(a.ttft_ms), round(a.tpot_ms, 1),
+        row = (a.engine, a.method, a.tp, a.pp, a.dp, a.kv_cache_dtype, round(a.ttft_ms), round(a.tpot_ms, 1),
                round(a.output_tokens_per_s), a.gpus, a.ppl_delta, a.cost_per_million_tokens)
         if a.method in _SAME_WEIGHTS:
             key = (row[0], *row[2:])
@@ -176,7 +180,7 @@ def render(p: Plan) -> str:
         more = len(p.alternatives) - len(shown)
         lines += ["", "alternatives (ranked)" + (f"; {more} more with --json" if more > 0 else "")]
         rows = [(i + 1, *row) for i, row in enumerate(collapse_unquantized(shown))]
-        lines.append(table(rows, ["#", "engine", "method", "tp", "pp", "kv", "ttft_ms", "tpot_ms", "tok/s", "gpus",
+        lines.append(table(rows, ["#", "engine", "method", "tp", "pp", "dp", "kv", "ttft_ms", "tpot_ms", "tok/s", "gpus",
                                   "ppl+", "$/Mtok"]))
     if p.rejected:
         lines += ["", f"rejected ({len(p.rejected)})"]

@@ -387,7 +387,7 @@ def plan_with_planner(model: str, node, workload, pins, args, ruled: dict[str, s
         # checkpoint would clash with the flag, which is passed verbatim (vLLM refuses a mismatch)
         runtime, runtime_only = True, {pins.method}
     kwargs = {k: v for k, v in pins.as_kwargs().items()
-              if k in ("engine", "method", "tp", "pp", "kv_cache_dtype", "max_num_seqs", "memory_fraction")}
+              if k in ("engine", "method", "tp", "pp", "dp", "kv_cache_dtype", "max_num_seqs", "memory_fraction")}
     return plan_model(spec, node, workload, checkpoint=checkpoint, allow_runtime_quantization=runtime,
                       runtime_only=runtime_only,
                       notify=lambda msg: print(f"autoquant: {msg}", file=sys.stderr), ruled_out=ruled, **kwargs)
@@ -417,7 +417,8 @@ def _model_and_checkpoint(model: str, checkpoint: str | None, pins, load_model):
 def _apply_pins(chosen: Candidate, pins) -> Candidate:
     """A pinned value is the user's decision: the planner honours it when it plans; a plan from a file or
     a planner that cannot take that pin gets it here (a new record), so the command carries it once."""
-    values = {name: getattr(pins, name) for name in ("tp", "pp", "kv_cache_dtype", "max_model_len", "max_num_seqs")}
+    values = {name: getattr(pins, name) for name in ("tp", "pp", "dp", "kv_cache_dtype", "max_model_len",
+                                                     "max_num_seqs")}
     return replace(chosen, **{k: v for k, v in values.items() if v is not None})
 
 

@@ -71,6 +71,8 @@ class EngineSpec:
     flags: Mapping[str, Any]
     calibration_as: str  # the engine whose fitted speed factors this one uses (itself, unless it has none)
     calibration_note: str
+    # replicas inside one server: {flag, source} where the engine has them, {none: why, source} where not
+    data_parallel: Mapping[str, Any] = field(default_factory=dict)
     # shared tables the compatibility rules read (engines.yaml `constraints`, `device_reasons`, methods.yaml)
     constraint_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
     device_reasons: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -110,6 +112,16 @@ class EngineSpec:
         row = next((r for r in self.batch_rows if memory_gib >= float(r.get("min_gib", 0))
                     and family not in r.get("not", [])), self.batch_rows[-1])
         return int(row["seqs"]), int(row["batched_tokens"])
+
+    @property
+    def data_parallel_flag(self) -> str | None:
+        """The flag that runs N replicas inside one server (vLLM --data-parallel-size), None without one."""
+        flag = self.data_parallel.get("flag")
+        return str(flag) if flag else None
+
+    @property
+    def no_data_parallel(self) -> str:
+        return str(self.data_parallel.get("none") or f"{self.label} has no data-parallel replicas in one server")
 
     @property
     def takes_vllm_flags(self) -> bool:
@@ -184,6 +196,7 @@ def spec_from_data(engine: str, raw: Mapping[str, Any], shared: Mapping[str, Any
         preferred_producers=tuple(raw.get("preferred_producers") or ()),
         requires_cpu_flag=dict(raw.get("requires_cpu_flag") or {}), flags=dict(raw.get("flags") or {}),
         calibration_as=str(raw.get("calibration_as") or engine), calibration_note=str(raw.get("calibration_note") or ""),
+        data_parallel=dict(raw.get("data_parallel") or {}),
         constraint_params=dict(shared.get("constraints") or {}), device_reasons=dict(shared.get("device_reasons") or {}),
         method_facts=method_facts,
     )

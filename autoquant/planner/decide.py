@@ -64,7 +64,7 @@ def _simplicity(e: Estimate, fx: Facts | None = None) -> tuple:
     spec = facts.engine(e.engine, fx)
     default_kv = e.kv_cache_dtype == spec.kv_default
     engine_order = spec.preference
-    return (max(e.gpus, 1), quantized, e.ppl_delta is None, engine_order, not default_kv)
+    return (max(e.gpus, 1), quantized, e.ppl_delta is None, engine_order, not default_kv, e.dp)
 
 
 def rank(feasible: list[Estimate], objective: str, osl: int, fx: Facts | None = None) -> list[Estimate]:
@@ -206,7 +206,7 @@ def _evaluate_with_kv_fallback(cfg: Config, model: ModelSpec, device: Device, wo
     alt = cands.fallback_kv(cfg, fx)
     if not alt:
         return [est]
-    alt_cfg = Config(cfg.engine, cfg.method, cfg.tp, cfg.pp, alt, cfg.n_gpu_layers, cfg.gpus)
+    alt_cfg = replace(cfg, kv_cache_dtype=alt)
     rej = cands.gate(alt_cfg, model, device, subject, fx)
     if rej is not None:
         est.notes.append(f"KV cache {alt} not possible: {rej.reason}")
@@ -236,7 +236,7 @@ def plan(model: ModelSpec, node: Node, workload: Workload | None = None, *, engi
          checkpoints: Mapping[str, Checkpoint | Sequence[Checkpoint] | None] | None = None,
          allow_runtime_quantization: bool = False, calibration: Calibration | None = None,
          max_model_len: int | None = None, max_num_seqs: int | None = None, memory_fraction: float | None = None,
-         ruled_out: Mapping[str, str] | None = None, facts: Facts | None = None) -> Plan:
+         ruled_out: Mapping[str, str] | None = None, facts: Facts | None = None, dp: int | None = None) -> Plan:
     """Choose engine + method + kernel + TP/PP + KV dtype for `model` on `node` under `workload`.
 
     `checkpoints`: method -> the checkpoints that can be had for it, best first (None: plan as if every method
@@ -244,12 +244,13 @@ def plan(model: ModelSpec, node: Node, workload: Workload | None = None, *, engi
     `max_num_seqs` / `memory_fraction` are pins from engine flags the user gave (serve): the context every
     request must reach, a cap on concurrent requests, the engine's memory fraction (--gpu-memory-utilization).
     `ruled_out`: engine -> why it may not serve (a flag the user gave that it cannot honour). `facts`: the
-    engines, methods, overheads, prices and quality data to plan with (None: the packaged ones)."""
+    engines, methods, overheads, prices and quality data to plan with (None: the packaged ones). `dp`: a pinned
+    replica count (vLLM --data-parallel-size); None lets the planner compare replicas with one wide group."""
     fx = facts or default_facts()
     workload = _pinned_workload(workload or Workload(), max_model_len)
     cal = calibration or default_calibration()
     device = device_of(node)
-    _validate_parallel_pins(device, tp, pp)
+    _validate_parallel_pins(device, tp, pp, dp)
     floor, floor_from = quality.quality_floor(workload, fx)
     has_floor = user_floor(workload)
     _validate_pins(engine, method, kv_cache_dtype, fx)
@@ -259,7 +260,7 @@ def plan(model: ModelSpec, node: Node, workload: Workload | None = None, *, engi
     seen = _Seen()
     for eng, why in (ruled_out or {}).items():
         rejected.append(Rejection(eng, "*", why, None, None, "flag", scope="engine"))
-    for cfg in cands.enumerate_configs(model, device, workload, engine, method, tp, pp, kv_cache_dtype, fx):
+    for cfg in cands.enumerate_configs(model, device, workload, engine, method, tp, pp, kv_cache_dtype, fx, dp):
         if cfg.engine in (ruled_out or {}):
             continue
         rej = cands.gate(cfg, model, device, fx=fx)
@@ -387,7 +388,7 @@ def _cfg_label(e: Estimate, fx: Facts | None = None) -> str:
         extra = f" on {e.gpus} GPUs" if e.gpus > 1 else ""
         extra += f" -ngl {e.n_gpu_layers}" if e.n_gpu_layers is not None else ""
         return f"{e.method} on {spec.label}{extra}{kv}"
-    par = f" TP={e.tp}" + (f" PP={e.pp}" if e.pp > 1 else "")
+    par = f" TP={e.tp}" + (f" PP={e.pp}" if e.pp > 1 else "") + (f" DP={e.dp}" if e.dp > 1 else "")
     return f"{e.method} on {facts.engine_label(e.engine, fx)}{par}{kv}"
 
 
@@ -419,9 +420,12 @@ def why_chosen(ranked: list[Estimate], workload: Workload, floor: float, floor_f
     return out
 
 
-def _validate_parallel_pins(device, tp: int | None, pp: int | None) -> None:
-    """A TP/PP pin the node cannot host is the user's error, not a plan without that pin."""
+def _validate_parallel_pins(device, tp: int | None, pp: int | None, dp: int | None = None) -> None:
+    """A TP/PP/DP pin the node cannot host is the user's error, not a plan without that pin."""
     gpus = device.count if device.kind == "cuda" else 0
+    if dp and dp > 1 and dp * (tp or 1) * (pp or 1) > gpus:
+        raise RuleError(f"DP={dp} x TP={tp or 1} needs {dp * (tp or 1) * (pp or 1)} GPUs on one node, this node has "
+                        f"{gpus}" + ("" if gpus else " (no CUDA GPU)"))
     if tp and tp > 1 and tp > gpus:
         raise RuleError(f"TP={tp} needs {tp} GPUs, this node has {gpus}" + ("" if gpus else " (no CUDA GPU)"))
     nodes = max(1, device.nodes)
@@ -442,7 +446,7 @@ def _validate_pins(engine: str | None, method: str | None, kv: str | None, fx: F
 
 def estimate(model: ModelSpec, node: Node, workload: Workload | None = None, *, engine: str, method: str,
              tp: int = 1, pp: int = 1, kv_cache_dtype: str | None = None, n_gpu_layers: int | None = None,
-             calibration: Calibration | None = None, facts: Facts | None = None) -> Estimate:
+             calibration: Calibration | None = None, facts: Facts | None = None, dp: int = 1) -> Estimate:
     """Evaluate one fixed configuration; RuleError (with the rule's reason) when the rules rule it out."""
     fx = facts or default_facts()
     workload = workload or Workload()
@@ -461,7 +465,9 @@ def estimate(model: ModelSpec, node: Node, workload: Workload | None = None, *, 
             cfg = Config(engine, method, 1, 1, kv,
                          cands.llamacpp_layers(model, method, device, gpus, workload, kv, 1, fx), gpus)
     else:
-        cfg = Config(engine, method, tp, pp, kv)
+        cfg = Config(engine, method, tp, pp, kv, dp=dp)
+    if dp > 1 and not spec.tensor_parallel:
+        raise RuleError(spec.no_data_parallel)
     rej = cands.gate(cfg, model, device, fx=fx)  # TP/PP against the node: the tp-gpus / pp-nodes rules too
     if rej is not None:
         raise RuleError(rej.reason)

@@ -59,6 +59,9 @@ class Estimate:
     notes: list[str] = field(default_factory=list)
     # Added for the planner: where ppl_delta comes from (quality.yaml rows, interpolation, or why it is unknown)
     ppl_source: str = ""
+    # Data parallel: replicas of the TP x PP group inside one server (vLLM --data-parallel-size); `gpus`,
+    # the throughputs and max_concurrency are for all replicas together, max_num_seqs is per replica.
+    dp: int = 1
 
 
 @dataclass

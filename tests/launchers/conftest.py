@@ -15,14 +15,14 @@ from autoquant.records import Candidate, Checkpoint, Memory, QuantSpec
 
 
 def make_candidate(engine="vllm", method="bf16", tp=1, pp=1, kv="auto", max_model_len=8192, max_num_seqs=256,
-                   checkpoint=None, gpu="H100-SXM", gpus=1, n_gpu_layers=None) -> Candidate:
+                   checkpoint=None, gpu="H100-SXM", gpus=1, n_gpu_layers=None, dp=1) -> Candidate:
     return Candidate(
         engine=engine, method=method, tp=tp, pp=pp,
         memory=Memory(weights_gb=1.0, kv_cache_gb=1.0, overhead_gb=1.0, total_gb=3.0, fits=True),
         max_concurrency=max_num_seqs or 1, concurrency=1, ttft_ms=10.0, tpot_ms=5.0, output_tokens_per_s=100.0,
         per_request_tokens_per_s=100.0, ppl_delta=0.0, cost_per_million_tokens=None, regime="bandwidth_bound",
         kv_cache_dtype=kv, max_model_len=max_model_len, max_num_seqs=max_num_seqs, gpu=gpu, gpus=gpus,
-        n_gpu_layers=n_gpu_layers, checkpoint=checkpoint,
+        n_gpu_layers=n_gpu_layers, checkpoint=checkpoint, dp=dp,
     )
 
 

@@ -188,7 +188,6 @@ def test_secret_passthrough_values_are_redacted_through_dispatch(candidate):
     (["--tokenizer", "org/tok"], ["--tokenizer-path", "org/tok"]),
     (["--max-num-batched-tokens", "8192"], ["--chunked-prefill-size", "8192"]),
     (["--max_num_batched_tokens", "4096"], ["--chunked-prefill-size", "4096"]),  # vLLM's underscore spelling
-    (["--data-parallel-size", "2"], ["--dp-size", "2"]),
     (["--trust-remote-code"], ["--trust-remote-code"]),
     (["--revision", "v2"], ["--revision", "v2"]),
     (["--chat-template", "t.jinja"], ["--chat-template", "t.jinja"]),
@@ -234,6 +233,14 @@ def test_planner_flags_are_read_not_passed(candidate):
     check_against_option_list(argv)
     assert _flag(argv, "--tp-size") == "2" and _flag(argv, "--context-length") == "32768"
     assert argv.count("--context-length") == 1 and "-tp" not in argv and "-q" not in argv
+
+
+def test_data_parallel_is_read_and_spelled_from_the_plan(candidate):
+    pins, opts = split_passthrough(["--data-parallel-size", "2"])
+    assert pins.dp == 2
+    spec = sglang.build(_sglang(candidate, dp=2), opts, "m", version="0.5.23")
+    check_against_option_list(spec.argv)
+    assert _flag(spec.argv, "--dp-size") == "2" and "--data-parallel-size" not in spec.argv
 
 
 def _one_line_usage_error(candidate, tokens, needle):
