@@ -63,6 +63,10 @@ class Calibration:
     attention_kernel: Mapping[str, str] = field(default_factory=dict)  # engine -> its attention kernel id
     batch_speedup: Mapping[str, tuple[tuple[float, float], ...]] = field(default_factory=dict)  # kernel -> points
     borrow_from: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # kernel -> kernels whose figures it borrows
+    # fitted per GPU class (hopper-hbm, ampere-hbm, ada-gddr, ...): (kernel, class) -> field -> (value, source)
+    class_values: Mapping[tuple[str, str], Mapping[str, tuple[float, str]]] = field(default_factory=dict)
+    # (engine, class) -> "step_overhead_ms" | "compute_factor" -> (value, source)
+    engine_class: Mapping[tuple[str, str], Mapping[str, tuple[float, str]]] = field(default_factory=dict)
 
     def _field(self, kernel: str, name: str, gpu: str | None) -> tuple[float, str] | None:
         if name == _FIELDS[1] and kernel in self.gemm_from:
@@ -76,6 +80,9 @@ class Calibration:
             if gpu and name in self.by_gpu.get((k, gpu), {}):
                 v, src = self.by_gpu[(k, gpu)][name]
                 return v, src + borrowed
+            if cls and name in self.class_values.get((k, cls), {}):
+                v, src = self.class_values[(k, cls)][name]
+                return v, f"{src} ({cls}){borrowed}"
             if cls and k in self.class_scoped:
                 same = sorted(g for (kk, g) in self.by_gpu if kk == k and g != gpu and gpu_class(g) == cls
                               and name in self.by_gpu[(kk, g)])
@@ -99,7 +106,7 @@ class Calibration:
             median = statistics.median(pool)
             dec = dec or (median, "median of all kernels' figures (none for this kernel)")
             pre = pre or (median, "median of all kernels' figures (none for this kernel)")
-        factor, fsrc = self.compute_factor.get(engine, (1.0, "")) if engine else (1.0, "")
+        factor, fsrc = self._engine_value(engine, "compute_factor", gpu, (1.0, "")) if engine else (1.0, "")
         prefill_src = pre[1] + (f"; {engine} compute factor {factor:g} ({fsrc})" if fsrc else "")
         attention, att_src = None, ""
         akernel = self.attention_kernel.get(engine or "")
@@ -110,11 +117,29 @@ class Calibration:
         return Efficiency(dec[0], pre[0], f"decode: {dec[1]}; prefill: {prefill_src}{att_src}", factor,
                           attention, self.batch_speedup.get(kernel, ()))
 
-    def overhead_ms(self, engine: str) -> float:
-        return float(self.step_overhead_ms.get(engine, 0.0))
+    def _engine_value(self, engine: str, name: str, gpu: str | None,
+                      default: tuple[float, str]) -> tuple[float, str]:
+        """An engine's fitted figure for the GPU's class where one was fitted, else its all-GPU figure."""
+        cls = gpu_class(gpu) if gpu else None
+        if cls and name in self.engine_class.get((engine, cls), {}):
+            v, src = self.engine_class[(engine, cls)][name]
+            return v, f"{src} ({cls})"
+        if name == "step_overhead_ms":
+            return (float(self.step_overhead_ms[engine]), "") if engine in self.step_overhead_ms else default
+        if name == "layer_overhead_us":
+            return default
+        return self.compute_factor.get(engine, default)
 
-    def engine_factor(self, engine: str) -> float:
-        return self.compute_factor.get(engine, (1.0, ""))[0]
+    def overhead_ms(self, engine: str, gpu: str | None = None) -> float:
+        """Fixed time per engine step (scheduling, sampling, launch gaps), for the GPU's class where fitted."""
+        return float(self._engine_value(engine, "step_overhead_ms", gpu, (0.0, ""))[0])
+
+    def layer_overhead_us(self, engine: str, gpu: str | None = None) -> float:
+        """Fixed time per layer per step (kernel launch gaps, small kernels), for the GPU's class where fitted."""
+        return float(self._engine_value(engine, "layer_overhead_us", gpu, (0.0, ""))[0])
+
+    def engine_factor(self, engine: str, gpu: str | None = None) -> float:
+        return self._engine_value(engine, "compute_factor", gpu, (1.0, ""))[0]
 
     def merged(self, layer: Mapping[str, Any], name: str, gpu_key=None) -> Calibration:
         values = {k: dict(v) for k, v in self.values.items()}
@@ -124,6 +149,8 @@ class Calibration:
         attention = dict(self.attention_kernel)
         speedups = dict(self.batch_speedup)
         borrow = dict(self.borrow_from)
+        class_values = {k: dict(v) for k, v in self.class_values.items()}
+        engine_class = {k: dict(v) for k, v in self.engine_class.items()}
         for kid, raw in _kernel_entries(layer).items():
             if not isinstance(raw, Mapping):
                 continue
@@ -144,8 +171,18 @@ class Calibration:
                 v = _number(raw.get(f))
                 if v is not None:
                     values.setdefault(kid, {})[f] = (v, src)
+                    for key in [k for k in class_values if k[0] == kid]:  # a later layer's figure wins
+                        class_values[key].pop(f, None)
                     if raw.get("replaces_per_gpu"):  # a fitted figure that supersedes published per-GPU ones
                         for key in [k for k in by_gpu if k[0] == kid]:
+                            by_gpu[key].pop(f, None)
+            for cls, craw in (raw.get("by_gpu_class") or {}).items():
+                for short, f in _SHORT.items():
+                    v = _number((craw or {}).get(short, (craw or {}).get(f)))
+                    if v is not None:
+                        class_values.setdefault((kid, str(cls)), {})[f] = (v, src)
+                        # a fitted class figure supersedes the earlier layers' per-GPU figures of that class
+                        for key in [k for k in by_gpu if k[0] == kid and gpu_class(k[1]) == str(cls)]:
                             by_gpu[key].pop(f, None)
             for gname, graw in (raw.get("by_gpu") or {}).items():
                 key = gpu_key(str(gname)) if gpu_key else str(gname)
@@ -160,14 +197,25 @@ class Calibration:
         for engine, raw in (layer.get("engines") or {}).items():
             if not isinstance(raw, Mapping):
                 continue
-            v = _number(raw.get("step_overhead_ms"))
+            v = raw.get("step_overhead_ms")
+            v = float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 else None
             if v is not None:
                 overheads[str(engine)] = v
+                for key in [k for k in engine_class if k[0] == str(engine)]:  # a later layer's figure wins
+                    engine_class[key].pop("step_overhead_ms", None)
             f = _number(raw.get("compute_factor"))
+            esrc = str(raw.get("source") or layer.get("source") or name).split(" from ")[0]
             if f is not None:
-                factors[str(engine)] = (f, str(raw.get("source") or layer.get("source") or name).split(" from ")[0])
+                factors[str(engine)] = (f, esrc)
+                for key in [k for k in engine_class if k[0] == str(engine)]:
+                    engine_class[key].pop("compute_factor", None)
+            for cls, craw in (raw.get("by_gpu_class") or {}).items():
+                for key in ("step_overhead_ms", "compute_factor", "layer_overhead_us"):
+                    value = (craw or {}).get(key)
+                    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+                        engine_class.setdefault((str(engine), str(cls)), {})[key] = (float(value), esrc)
         return Calibration(values, by_gpu, overheads, factors, gemm_from, frozenset(scoped), attention, speedups,
-                           borrow)
+                           borrow, class_values, engine_class)
 
 
 def _kernel_entries(layer: Mapping[str, Any]) -> dict[str, Any]:

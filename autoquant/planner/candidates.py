@@ -4,8 +4,9 @@ rules, and evaluate each one (memory, speed, quality, cost) into an `Estimate`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from autoquant.engines.compat import compat
 from autoquant.planner import facts, memory, perf, quality
@@ -26,13 +27,14 @@ class Config:
     kv_cache_dtype: str = "auto"
     n_gpu_layers: int | None = None  # llama.cpp: None = all layers on the GPU(s) (or none on CPU)
     gpus: int = 1  # llama.cpp layer split over this many GPUs
+    dp: int = 1  # replicas of the TP x PP group in one server (engines.yaml data_parallel)
 
     @property
     def label(self) -> str:
         return self.label_for()
 
     def label_for(self, fx: Facts | None = None) -> str:
-        par = f" TP={self.tp}" + (f" PP={self.pp}" if self.pp > 1 else "")
+        par = f" TP={self.tp}" + (f" PP={self.pp}" if self.pp > 1 else "") + (f" DP={self.dp}" if self.dp > 1 else "")
         if not facts.engine(self.engine, fx).tensor_parallel:
             par = f" {self.gpus} GPU" if self.gpus > 1 else ""
             if self.n_gpu_layers is not None:
@@ -63,6 +65,14 @@ def pp_options(device: Device) -> list[int]:
     return list(range(1, device.nodes + 1)) if device.kind == "cuda" else [1]
 
 
+def dp_options(device: Device, tp: int, pp: int, has_dp: bool) -> list[int]:
+    """Replica counts for a TP x PP group on one node: 1, and where the engine runs replicas in one server,
+    every count that fills the node (2, 4, ... up to GPUs / TP). Across nodes is the multi-node launcher's."""
+    if not has_dp or device.kind != "cuda" or pp > 1 or device.nodes > 1:
+        return [1]
+    return [1] + [d for d in range(2, device.count // tp + 1) if device.count % (d * tp) == 0]
+
+
 def gate(config: Config, model: ModelSpec, device: Device, subject: QuantSpec | str | None = None,
          fx: Facts | None = None) -> Rejection | None:
     """The first rule that rules this configuration out, as a Rejection; None when it may run. `subject`: the
@@ -79,6 +89,15 @@ def gate(config: Config, model: ModelSpec, device: Device, subject: QuantSpec | 
             return Rejection(config.engine, config.method,
                              f"TP={config.tp} x PP={config.pp} needs {config.tp * config.pp} GPUs, "
                              f"{device.count * device.nodes} here", config.tp, config.pp, "pp-nodes", scope="config")
+    if config.dp > 1:
+        if not spec.data_parallel_flag:
+            return Rejection(config.engine, config.method, spec.no_data_parallel, config.tp, config.pp,
+                             "data-parallel", scope="engine")
+        if device.kind != "cuda" or config.dp * config.tp * config.pp > device.count:
+            return Rejection(config.engine, config.method,
+                             f"DP={config.dp} x TP={config.tp} x PP={config.pp} needs "
+                             f"{config.dp * config.tp * config.pp} GPUs on one node, this node has {device.count}",
+                             config.tp, config.pp, "dp-gpus", scope="config")
     v = compat(spec, subject or config.method, device, config.tp, model=model, kv_cache_dtype=config.kv_cache_dtype)
     if not v.ok:
         return Rejection(config.engine, config.method, v.reason or "ruled out", config.tp, config.pp, v.rule,
@@ -142,7 +161,58 @@ def evaluate(config: Config, model: ModelSpec, device: Device, workload: Workloa
              memory_fraction: float | None = None, fx: Facts | None = None) -> Estimate:
     """Memory, speed, quality and cost of one configuration at the workload's concurrency. When the KV cache
     (or a pinned `max_num_seqs`) holds fewer than the workload's C requests, the engine runs M at a time and
-    the rest queue (perf.queued, docs/planner.md "Queueing beyond capacity")."""
+    the rest queue (perf.queued, docs/planner.md "Queueing beyond capacity"). With DP replicas the server
+    balances requests over them: each replica runs ceil(C / DP) and the deployment DP times its output."""
+    if config.dp <= 1:
+        return _evaluate_group(config, model, device, workload, calibration, max_num_seqs, subject,
+                               memory_fraction, fx)
+    dp = config.dp
+    each = None if workload.concurrency is None else max(1, math.ceil(workload.concurrency / dp))
+    one = _evaluate_group(replace(config, dp=1), model, device, replace(workload, concurrency=each), calibration,
+                          max_num_seqs, subject, memory_fraction, fx)
+    conc = workload.concurrency if workload.concurrency is not None else one.concurrency * dp
+    share = conc / (one.concurrency * dp)  # uneven split: the last replica runs fewer
+    out_tps = one.output_tokens_per_s * dp * share
+    cost = None if one.cost_per_million_tokens is None else one.cost_per_million_tokens / share
+    flag = facts.engine(config.engine, fx).data_parallel_flag
+    note = (f"{dp} replicas of TP={config.tp} ({flag} {dp}: one server balances requests over them), "
+            f"{one.concurrency} requests each; memory figures are per GPU, max_num_seqs per replica")
+    return replace(one, dp=dp, gpus=one.gpus * dp, concurrency=conc, output_tokens_per_s=round(out_tps, 2),
+                   output_tokens_per_s_at_max=round(one.output_tokens_per_s_at_max * dp, 2),
+                   max_concurrency=one.max_concurrency * dp, max_running=one.max_running * dp,
+                   cost_per_million_tokens=None if cost is None else round(cost, 4), notes=[*one.notes, note])
+
+
+def setup_for(config: Config, model: ModelSpec, device: Device, calibration: Calibration,
+              subject: QuantSpec | str | None = None, fx: Facts | None = None) -> perf.Setup:
+    """What the speed model needs of one configuration: its kernel's efficiencies on this GPU with the engine's
+    fitted factors. An engine with no fitted figures of its own is calibrated as the engine it names
+    (engines.yaml calibration_as); per-GPU figures only for GPUs (a CPU node's key names no catalog entry)."""
+    spec = facts.engine(config.engine, fx)
+    layered = not spec.tensor_parallel
+    kernel = kernel_of(config, model, device, subject, fx)
+    cal_engine = spec.calibration_as
+    gpu = device.key if device.kind != "cpu" else None
+    gpu_fraction = 1.0
+    if layered and config.n_gpu_layers is not None and device.kind == "cuda":
+        gpu_fraction = config.n_gpu_layers / (model.num_layers + 1)
+    return perf.Setup(
+        model=model, method=config.method, engine=config.engine, device=device,
+        tp=1 if layered else config.tp, pp=1 if layered else config.pp,
+        kv_bytes=facts.kv_dtype_bytes(fx).get(config.kv_cache_dtype, 2.0),
+        eff=calibration.efficiency(kernel, gpu, cal_engine),
+        cpu_eff=calibration.efficiency("llamacpp-cpu", None, cal_engine),
+        gpu_fraction=gpu_fraction, overhead_ms=calibration.overhead_ms(cal_engine, gpu),
+        layer_overhead_us=calibration.layer_overhead_us(cal_engine, gpu),
+        math=facts.math_precision(config.method, device.capability, fx), facts=fx,
+    )
+
+
+def _evaluate_group(config: Config, model: ModelSpec, device: Device, workload: Workload,
+                    calibration: Calibration, max_num_seqs: int | None = None,
+                    subject: QuantSpec | str | None = None, memory_fraction: float | None = None,
+                    fx: Facts | None = None) -> Estimate:
+    """One TP x PP group (one replica) at the workload's concurrency."""
     notes: list[str] = list(device.notes)
     kv_bytes = facts.kv_dtype_bytes(fx).get(config.kv_cache_dtype, 2.0)
     context = workload.max_model_len or (workload.isl + workload.osl)
@@ -150,10 +220,6 @@ def evaluate(config: Config, model: ModelSpec, device: Device, workload: Workloa
     spec = facts.engine(engine, fx)
     layered = not spec.tensor_parallel  # llama.cpp: layers split over GPUs (or offloaded), no TP
     kernel = kernel_of(config, model, device, subject, fx)
-    # per-GPU figures only for GPUs: a CPU node's key ("cpu") names no catalog entry; an engine with no fitted
-    # figures of its own is calibrated as the engine it names (engines.yaml calibration_as)
-    cal_engine = spec.calibration_as
-    eff = calibration.efficiency(kernel, device.key if device.kind != "cpu" else None, cal_engine)
     math_p = facts.math_precision(config.method, device.capability, fx)
     gpus = config.gpus if layered else config.tp * config.pp
     mem_tp, mem_pp = (1, max(1, config.gpus)) if layered else (config.tp, config.pp)
@@ -188,15 +254,8 @@ def evaluate(config: Config, model: ModelSpec, device: Device, workload: Workloa
     )
     mml = memory.max_model_len(model, budget.kv_space_gb, kv_bytes, kv_tp, kv_pp)
 
-    gpu_fraction = 1.0
-    if layered and config.n_gpu_layers is not None and device.kind == "cuda":
-        gpu_fraction = config.n_gpu_layers / (model.num_layers + 1)
-    setup = perf.Setup(
-        model=model, method=config.method, engine=engine, device=device,
-        tp=1 if layered else config.tp, pp=1 if layered else config.pp,
-        kv_bytes=kv_bytes, eff=eff, cpu_eff=calibration.efficiency("llamacpp-cpu", None, cal_engine),
-        gpu_fraction=gpu_fraction, overhead_ms=calibration.overhead_ms(cal_engine), math=math_p, facts=fx,
-    )
+    setup = setup_for(config, model, device, calibration, subject, fx)
+    eff = setup.eff
     if spec.calibration_note:
         notes.append(spec.calibration_note)
     if not device.bandwidth_gbps:
@@ -242,7 +301,7 @@ def evaluate(config: Config, model: ModelSpec, device: Device, workload: Workloa
 def enumerate_configs(model: ModelSpec, device: Device, workload: Workload,
                       engine: str | None = None, method: str | None = None, tp: int | None = None,
                       pp: int | None = None, kv_cache_dtype: str | None = None,
-                      fx: Facts | None = None) -> Iterator[Config]:
+                      fx: Facts | None = None, dp: int | None = None) -> Iterator[Config]:
     """Every configuration to consider (pins narrow the space). KV-cache fp8/q8_0 is a separate
     candidate only where the default KV dtype cannot hold the workload (see docs/planner.md)."""
     engines = [engine] if engine else list(facts.engine_ids(fx))
@@ -258,10 +317,12 @@ def enumerate_configs(model: ModelSpec, device: Device, workload: Workload,
                 continue
             tps = [tp] if tp else tp_options(device)
             pps = [pp] if pp else pp_options(device)
+            has_dp = facts.engine(eng, fx).data_parallel_flag is not None
             for t in tps:
                 for p in pps:
-                    for kv in kvs:
-                        yield Config(eng, meth, t, p, kv)
+                    for d in [dp] if dp else dp_options(device, t, p, has_dp):
+                        for kv in kvs:
+                            yield Config(eng, meth, t, p, kv, dp=d)
 
 
 def _layered_configs(eng: str, model: ModelSpec, device: Device, workload: Workload, meth: str, kvs: list[str],

@@ -4,9 +4,10 @@ One engine step processes B decode tokens plus P prefill tokens (continuous batc
     time = max(bytes / (BW x eff_decode), flops / (peak x eff_prefill)) + TP communication + step overhead
 bytes = weights read once per step (MoE: only the experts the step's tokens touch) + the KV cache the
 decode tokens attend over; flops = 2 x active params x tokens + attention. In steady state at
-concurrency C each step carries C decode tokens and C x ISL/OSL prefill tokens (each request's prefill
-spread over its OSL steps), so TPOT is that step's time; TTFT is the step(s) that hold the request's
-own prefill plus half a step of waiting. Derivations and the numbers behind them: docs/planner.md.
+concurrency C there are two kinds of step: pure decode steps of C tokens, and steps that carry new
+requests' prefill beside the others' decodes; TTFT is the wait for the step in progress plus the prefill
+step, TPOT one over the steps per second of the mix (speed).
+Derivations and the numbers behind them: docs/planner.md.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class Setup:
     cpu_eff: Efficiency | None = None  # llama.cpp hybrid: the CPU part
     gpu_fraction: float = 1.0  # llama.cpp hybrid: share of layers on the GPU
     overhead_ms: float = 0.0
+    layer_overhead_us: float = 0.0  # fixed time per layer per step (launch gaps, small kernels): does not shrink with TP
     math: str = "fp16"
     facts: Facts | None = None  # the planner's facts (None: the packaged ones)
 
@@ -120,21 +122,23 @@ def comm_seconds(s: Setup, tokens: float) -> float:
 
 def _roofline(weight_bytes: float, kv_bytes: float, flops: float, bw_gbps: float | None,
               peak_tflops: float | None, eff: Efficiency, attn_flops: float = 0.0,
-              attn_peak_tflops: float | None = None) -> tuple[float, float, float]:
+              attn_peak_tflops: float | None = None, prefill_share: float = 1.0) -> tuple[float, float, float]:
     """(memory time, compute time, busy time) of one step. The GEMMs (weights vs their FLOPs) and the attention
     kernels (KV-cache reads vs attention FLOPs) run one after the other, so each is its own roofline and the
     step is their sum: a compute-bound prefill GEMM does not hide the decode tokens' KV reads. Attention FLOPs
     run at the attention kernel's efficiency (FlashAttention) of the 16-bit peak; where the engine's figure is
     whole-model (llama.cpp pp512, `attention_compute` None) the caller has put them into `flops`. On top comes
-    the engine's non-GEMM work (norms, activations, rope, sampling, scheduling), which scales with the step's
-    GEMM work: GEMM time x (1/compute_factor - 1). docs/planner.md 3."""
+    the engine's non-GEMM work on the prompt tokens (norms, activations, rope, quantize/dequantize, in
+    compute-bound steps): their GEMM time x (1/compute_factor - 1), `prefill_share` being the prompt tokens'
+    share of the step's GEMM work. A decode token's non-GEMM work is memory traffic the bandwidth efficiency
+    and the step overhead already hold. docs/planner.md 3."""
     bw = bw_gbps * 1e9 * eff.decode_bandwidth if bw_gbps else 0.0
     w_mem = weight_bytes / bw if bw else 0.0
     kv_mem = kv_bytes / bw if bw else 0.0
     gemm = flops / (peak_tflops * 1e12 * eff.prefill_compute) if peak_tflops else 0.0
     attn = attn_flops / (attn_peak_tflops * 1e12 * eff.attention_compute) \
         if attn_flops and attn_peak_tflops and eff.attention_compute else 0.0
-    busy = max(w_mem, gemm) + max(kv_mem, attn) + gemm * (1 / eff.compute_factor - 1)
+    busy = max(w_mem, gemm) + max(kv_mem, attn) + gemm * prefill_share * (1 / eff.compute_factor - 1)
     return w_mem + kv_mem, gemm + attn, busy
 
 
@@ -173,8 +177,10 @@ def stage_step(s: Setup, decode_tokens: float, decode_context: float, prefill_to
         flops, attn = flops + attn, 0.0
     peak = s.device.peak(s.math)
     attn_peak = s.device.peak("fp16")  # attention runs in 16-bit whatever the weights' format
+    share = prefill_tokens / tokens if tokens > 0 else 0.0
     if s.gpu_fraction >= 1.0 or s.device.kind != "cuda":
-        mem, comp, busy = _roofline(weights, kv_read, flops, s.device.bandwidth_gbps, peak, s.eff, attn, attn_peak)
+        mem, comp, busy = _roofline(weights, kv_read, flops, s.device.bandwidth_gbps, peak, s.eff, attn, attn_peak,
+                                    share)
     else:  # llama.cpp partial offload: GPU layers, then CPU layers, one after the other
         f = s.gpu_fraction
         gm, gc, gb = _roofline(weights * f, kv_read * f, flops * f, s.device.bandwidth_gbps, peak, s.eff, attn * f,
@@ -187,7 +193,8 @@ def stage_step(s: Setup, decode_tokens: float, decode_context: float, prefill_to
                                s.device.cpu.memory_bandwidth_gbps, cpu_peak, s.cpu_eff or s.eff)
         mem, comp, busy = gm + cm, gc + cc, gb + cb
     comm = comm_seconds(s, tokens)
-    return Step(busy + comm + s.overhead_ms / 1000, mem, comp, comm)
+    fixed = s.overhead_ms / 1000 + s.layer_overhead_us * m.num_layers / s.pp / 1e6
+    return Step(busy + comm + fixed, mem, comp, comm)
 
 
 def pipeline_step(s: Setup, decode_tokens: float, decode_context: float, prefill_tokens: float,
@@ -229,23 +236,63 @@ def regime_of(ratio: float, fx: Facts | None = None) -> str:
 
 
 def speed(s: Setup, concurrency: int, isl: int, osl: int, batched_tokens: int) -> Speed:
+    """Steady state of a closed loop of C users sending ISL-in / OSL-out requests to a continuous-batching
+    engine, with two kinds of engine step: decode steps (C tokens) and the steps that carry new requests'
+    prefill beside the running decodes (chunked prefill within the step token budget: vLLM
+    --max-num-batched-tokens, TRT-LLM --max_num_tokens, SGLang --chunked-prefill-size).
+
+    Requests arrive at rate lambda = C / cycle (cycle = TTFT + (OSL - 1) x TPOT: Little's law). A new request
+    waits for the step in progress (mean residual of the step mix), then its prefill runs in one step (or
+    ceil(tokens / budget) chunks) together with the prompts of the others that arrived during the same step,
+    k = 1 + lambda x (mean length of the step it arrived in), and at least enough that every prompt of the
+    loop is served within one request's OSL - 1 decode steps (beyond that prompts queue: the wait is then half
+    the interval between prefill steps). A running request gets one token per step, the others' prefill steps
+    included, so TPOT = (others' prefill steps x their time + decode steps x theirs) / (OSL - 1). Solved by
+    fixed-point iteration from lambda = C / (OSL x decode step). docs/planner.md "TTFT under load"."""
     c = max(1, concurrency)
     osl = max(1, osl)
-    decode_ctx = isl + osl / 2
-    prefill_per_step = c * isl / osl
-    steady = pipeline_step(s, c, decode_ctx, prefill_per_step, isl)
-    chunk = max(1, batched_tokens - (c - 1)) if batched_tokens else isl
-    chunks = max(1, math.ceil(isl / chunk))
-    own = min(isl, chunk)
-    first = pipeline_step(s, c - 1, decode_ctx, max(own, prefill_per_step), isl)
-    wait = 0.5 * steady.seconds if c > 1 else 0.0
-    ttft = chunks * first.seconds + wait
-    tpot = steady.seconds
-    if tpot <= 0 or ttft <= 0:
+    isl = max(1, isl)
+    ctx = isl + osl / 2
+    budget = batched_tokens or isl * c
+    decode = pipeline_step(s, c, ctx, 0.0, isl)
+    t_d = decode.seconds
+    if t_d <= 0:
         raise UnknownSpeed("speed unknown: no memory bandwidth figure for the device that runs it "
                            "(for CPU layers, run `autoquant probe` on the machine to measure it)")
-    ratio = steady.comp_s / steady.mem_s if steady.mem_s > 0 else float("inf")
-    return Speed(ttft * 1000, tpot * 1000, 1 / tpot, c / tpot, regime_of(ratio, s.facts), ratio)
+    if c == 1:  # one user: nothing else runs while it prefills, nothing else prefills while it decodes
+        chunks = max(1, math.ceil(isl / budget))
+        prefill = pipeline_step(s, 0, ctx, isl / chunks, isl)
+        ttft, tpot, phi = chunks * prefill.seconds, t_d, 0.0
+        cycle = ttft + (osl - 1) * tpot
+    else:
+        lam = c / (osl * t_d)
+        resid, chunks, k = t_d / 2, 1, 1.0
+        for _ in range(16):
+            others = lam * (c - 1) / c  # the other users' arrival rate
+            # prompts that share a prefill step: those that arrived during the same step, and at least enough
+            # that every user's prompt is served within the others' OSL - 1 steps (beyond that they queue)
+            k_min = c * chunks / (osl - 1 + chunks)
+            k = min(float(c), max(1 + 2 * others * resid, k_min))
+            chunks = max(1, math.ceil(k * isl / max(1.0, budget - (c - k))))
+            prefill = pipeline_step(s, c - k, ctx, k * isl / chunks, isl)
+            t_p = prefill.seconds
+            others_steps = min(osl - 1.0, (c / k - 1) * chunks)  # the others' prefill steps in my decode
+            tpot = (others_steps * t_p + (osl - 1 - others_steps) * t_d) / (osl - 1) if osl > 1 else t_d
+            phi = others_steps / (osl - 1) if osl > 1 else 0.0
+            # mean remaining time of the step in progress at a random arrival: E[T^2] / (2 E[T]) over the mix
+            resid = ((1 - phi) * t_d ** 2 + phi * t_p ** 2) / (2 * ((1 - phi) * t_d + phi * t_p))
+            interval = k * (chunks * t_p + (osl - 1) * tpot) / c  # between prefill groups
+            wait = max(resid, interval / 2) if k_min >= 1 + 2 * others * resid else resid
+            ttft = wait + chunks * t_p
+            cycle = ttft + (osl - 1) * tpot
+            lam = c / cycle
+    if tpot <= 0 or ttft <= 0 or cycle <= 0:
+        raise UnknownSpeed("speed unknown: no memory bandwidth figure for the device that runs it "
+                           "(for CPU layers, run `autoquant probe` on the machine to measure it)")
+    mem = (1 - phi) * decode.mem_s + phi * prefill.mem_s
+    comp = (1 - phi) * decode.comp_s + phi * prefill.comp_s
+    ratio = comp / mem if mem > 0 else float("inf")
+    return Speed(ttft * 1000, tpot * 1000, 1 / tpot, c * osl / cycle, regime_of(ratio, s.facts), ratio)
 
 
 def crossover_batch(device: Device, math_precision: str, bpw: float, eff: Efficiency) -> float | None:

@@ -32,7 +32,7 @@ def test_attention_is_not_discounted_by_the_engine_factor(model, node):
     split = perf.stage_step(setup, 0, 1, 32000, 32000)
     lumped = perf.stage_step(dataclasses.replace(setup, eff=dataclasses.replace(eff, attention_compute=None)),
                              0, 1, 32000, 32000)
-    assert split.seconds < 0.8 * lumped.seconds
+    assert split.seconds < lumped.seconds
     # the attention share runs at 0.75 of the BF16 peak: 4 x layers x ctx/2 x heads x head_dim per token
     attn = 32000 * 4 * 32 * 16000 * 32 * 128 / (dev.peak("fp16") * 1e12 * 0.75)
     assert split.comp_s > attn
