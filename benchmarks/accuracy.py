@@ -322,6 +322,22 @@ def fit(train: list[Row], base: Calibration, sweeps: int = 3) -> dict:
     return layer
 
 
+def fitted_range(train: list[Row]) -> dict:
+    """engine -> GPU class -> [min, max] of the train rows' model size (B params), prompt and concurrency: where
+    the fitted factors stand on rows (autoquant/planner/usefulness.py flags estimates beyond it)."""
+    spans: dict = {}
+    for r in train:
+        try:
+            params = _model(r.model).total_params / 1e9
+        except AutoquantError:
+            continue
+        entry = spans.setdefault(facts.engine(r.engine).calibration_as, {}).setdefault(class_of(r), {})
+        for key, value in (("params_b", params), ("isl", r.isl), ("concurrency", r.concurrency or 1)):
+            lo, hi = entry.get(key, [value, value])
+            entry[key] = [round(min(lo, value), 2), round(max(hi, value), 2)]
+    return spans
+
+
 def split(rows: list[Row]) -> tuple[list[Row], list[Row]]:
     by_source: dict[str, list[Row]] = defaultdict(list)
     for r in rows:
@@ -483,6 +499,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"({len(train)} train rows; see benchmarks/results/accuracy.md)",
             "kernels": {k: {**v, "source": src} for k, v in layer["kernels"].items()},
             "engines": {e: {**v, "source": src} for e, v in layer["engines"].items()},
+            "fitted_range": fitted_range(train),
         }
         CALIBRATION.write_text("# Fitted efficiency factors per GPU class: written by benchmarks/accuracy.py; do not "
                                "edit by hand.\n" + yaml.safe_dump(out, sort_keys=False))

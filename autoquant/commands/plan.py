@@ -126,6 +126,7 @@ def estimate_rows(e: Estimate) -> list[tuple[str, str]]:
         ("cost", "unknown (give --gpu-hour-cost)" if e.cost_per_million_tokens is None
          else f"${e.cost_per_million_tokens:.3f} per million output tokens"),
         ("regime", f"{e.regime}" + (f" (crossover batch B* = {e.crossover_batch:.0f})" if e.crossover_batch else "")),
+        *[("warning", w) for w in e.warnings],
     ]
 
 

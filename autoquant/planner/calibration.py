@@ -67,6 +67,8 @@ class Calibration:
     class_values: Mapping[tuple[str, str], Mapping[str, tuple[float, str]]] = field(default_factory=dict)
     # (engine, class) -> "step_overhead_ms" | "compute_factor" -> (value, source)
     engine_class: Mapping[tuple[str, str], Mapping[str, tuple[float, str]]] = field(default_factory=dict)
+    # (engine, class) -> the span of the rows its factors were fitted on: params_b, isl, concurrency [min, max]
+    fitted_range: Mapping[tuple[str, str], Mapping[str, tuple[float, float]]] = field(default_factory=dict)
 
     def _field(self, kernel: str, name: str, gpu: str | None) -> tuple[float, str] | None:
         if name == _FIELDS[1] and kernel in self.gemm_from:
@@ -137,6 +139,11 @@ class Calibration:
     def layer_overhead_us(self, engine: str, gpu: str | None = None) -> float:
         """Fixed time per layer per step (kernel launch gaps, small kernels), for the GPU's class where fitted."""
         return float(self._engine_value(engine, "layer_overhead_us", gpu, (0.0, ""))[0])
+
+    def fitted_span(self, engine: str, gpu: str | None) -> Mapping[str, tuple[float, float]] | None:
+        """The span of the rows `engine`'s factors were fitted on for this GPU's class; None: not fitted there."""
+        cls = gpu_class(gpu) if gpu else None
+        return self.fitted_range.get((engine, cls)) if cls else None
 
     def engine_factor(self, engine: str, gpu: str | None = None) -> float:
         return self._engine_value(engine, "compute_factor", gpu, (1.0, ""))[0]
@@ -214,8 +221,14 @@ class Calibration:
                     value = (craw or {}).get(key)
                     if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
                         engine_class.setdefault((str(engine), str(cls)), {})[key] = (float(value), esrc)
+        spans = dict(self.fitted_range)
+        for engine, classes in (layer.get("fitted_range") or {}).items():
+            for cls, raw in (classes or {}).items():
+                if isinstance(raw, Mapping):
+                    spans[(str(engine), str(cls))] = {k: (float(v[0]), float(v[1])) for k, v in raw.items()
+                                                      if isinstance(v, (list, tuple)) and len(v) == 2}
         return Calibration(values, by_gpu, overheads, factors, gemm_from, frozenset(scoped), attention, speedups,
-                           borrow, class_values, engine_class)
+                           borrow, class_values, engine_class, spans)
 
 
 def _kernel_entries(layer: Mapping[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from autoquant.engines.compat import compat
-from autoquant.planner import facts, memory, perf, quality
+from autoquant.planner import facts, memory, perf, quality, usefulness
 from autoquant.planner.calibration import Calibration
 from autoquant.planner.facts import Facts
 from autoquant.planner.hardware import Device
@@ -295,6 +295,8 @@ def _evaluate_group(config: Config, model: ModelSpec, device: Device, workload: 
         ppl_delta_uncertainty=q.uncertainty,
         crossover_batch=None if (c := perf.crossover_batch(device, math_p, bpw, eff)) is None else round(c, 1),
         notes=notes, ppl_source=q.source,
+        warnings=usefulness.warnings(sp.ttft_ms, sp.per_request_tps, model, spec.calibration_as,
+                                     device.key if device.kind != "cpu" else None, workload.isl, conc, calibration, fx),
     )
 
 

@@ -143,7 +143,8 @@ def explain(model: ModelSpec, node: Node, workload: Workload | None = None, **kw
                  f"{chosen.per_request_tokens_per_s:.0f} tok/s per request, {chosen.output_tokens_per_s:.0f} tok/s "
                  f"in all, {chosen.memory.total_gb:.1f} of {chosen.memory.capacity_gb:.1f} GB per GPU"
                  + (f", ${chosen.cost_per_million_tokens:.2f} per million output tokens"
-                    if chosen.cost_per_million_tokens is not None else "") + ".")
+                    if chosen.cost_per_million_tokens is not None else "") + f" (figures by {chosen.predictor}).")
+    lines.extend(f"Caveat: {w}." for w in chosen.warnings)
     if 0 < chosen.max_num_seqs < chosen.concurrency:
         lines.append(f"Queueing: {chosen.max_num_seqs} of {chosen.concurrency} requests run at once; the rest wait "
                      f"in the queue (the TTFT above includes that wait, Little's law).")

@@ -62,6 +62,11 @@ class Estimate:
     # Data parallel: replicas of the TP x PP group inside one server (vLLM --data-parallel-size); `gpus`,
     # the throughputs and max_concurrency are for all replicas together, max_num_seqs is per replica.
     dp: int = 1
+    # Why the figures may say little: a TTFT of minutes, under 1 tok/s, outside the fitted range (usefulness.py)
+    warnings: list[str] = field(default_factory=list)
+    # Which predictor produced ttft_ms / tpot_ms / output_tokens_per_s: "autoquant" (its speed model) or
+    # "AIConfigurator <version> SILICON (...)" where the optional aic predictor covers the configuration
+    predictor: str = "autoquant"
 
 
 @dataclass
