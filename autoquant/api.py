@@ -34,6 +34,7 @@ def plan_model(
     memory_fraction: float | None = None,
     ruled_out: dict[str, str] | None = None,
     runtime_only: set[str] | None = None,
+    predictor=None,
 ) -> Plan:
     """The plan for `model` on `node`: only (engine, method) pairs with a checkpoint that engine can load
     survive (unless `resolve_checkpoints` is False, e.g. for what-if planning); each chosen candidate names it.
@@ -49,7 +50,7 @@ def plan_model(
     return plan(model, node, workload, engine=engine, method=method, tp=tp, pp=pp, dp=dp, kv_cache_dtype=kv_cache_dtype,
                 checkpoints=checkpoints, allow_runtime_quantization=allow_runtime_quantization,
                 calibration=calibration, max_model_len=max_model_len, max_num_seqs=max_num_seqs,
-                memory_fraction=memory_fraction, ruled_out=ruled_out)
+                memory_fraction=memory_fraction, ruled_out=ruled_out, predictor=predictor)
 
 
 def available_checkpoints(

@@ -41,3 +41,10 @@ def apple():
 @pytest.fixture(scope="session")
 def node():
     return synthetic_node
+
+
+@pytest.fixture(autouse=True)
+def _own_speed_model(monkeypatch):
+    """Plans in tests use autoquant's own speed model; the tests of the optional AIConfigurator predictor ask
+    for it explicitly (`--predictor aic` or a predictor passed to plan)."""
+    monkeypatch.setenv("AUTOQUANT_PREDICTOR", "autoquant")

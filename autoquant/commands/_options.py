@@ -55,6 +55,34 @@ def add_workload_options(parser: argparse.ArgumentParser, engine_flags: bool = F
     g.add_argument("--gpu-hour-cost", type=positive_float, default=None, help="USD per GPU-hour")
 
 
+PREDICTORS = ("auto", "aic", "autoquant")
+
+
+def add_predictor_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--predictor", choices=PREDICTORS, default=None,
+                        help="who times the best candidates: aic = NVIDIA AIConfigurator where its database covers "
+                             "them (pip install 'autoquant[aic]'), autoquant = its own model only; auto (default, "
+                             "or $AUTOQUANT_PREDICTOR) = aic when installed")
+
+
+def resolve_predictor(args: argparse.Namespace):
+    """The outside predictor the planner re-scores with, or None (autoquant's own model only)."""
+    import os
+
+    choice = getattr(args, "predictor", None) or os.environ.get("AUTOQUANT_PREDICTOR") or "auto"
+    if choice not in PREDICTORS:
+        raise UsageError(f"AUTOQUANT_PREDICTOR={choice!r}: choose one of {', '.join(PREDICTORS)}")
+    if choice == "autoquant":
+        return None
+    from autoquant.predictors import aiconfigurator
+
+    if not aiconfigurator.available():
+        if choice == "aic":
+            raise UsageError("--predictor aic: aiconfigurator is not installed (pip install 'autoquant[aic]')")
+        return None
+    return aiconfigurator.load()
+
+
 def resolve_node(args: argparse.Namespace) -> Node:
     """The hardware a command plans for: a saved record, a described GPU, or this node."""
     if getattr(args, "hardware", None) and getattr(args, "gpu", None):

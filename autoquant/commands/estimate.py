@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from autoquant.commands._options import add_hardware_options, add_workload_options
+from autoquant.commands._options import add_hardware_options, add_workload_options, resolve_predictor
 from autoquant.commands.plan import add_model_argument, add_pin_options, estimate_rows, load_inputs
 from autoquant.output import key_values, print_json
 
@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     model, node, workload, calibration = load_inputs(args)
     result = estimate(model, node, workload, engine=args.engine, method=args.method, tp=args.tp or 1,
                       pp=args.pp or 1, dp=args.dp or 1, kv_cache_dtype=args.kv_cache_dtype, n_gpu_layers=args.n_gpu_layers,
-                      calibration=calibration)
+                      calibration=calibration, predictor=resolve_predictor(args))
     if args.json:
         print_json(result)
     else:

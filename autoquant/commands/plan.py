@@ -10,8 +10,10 @@ import argparse
 from autoquant.argtypes import positive_int
 from autoquant.commands._options import (
     add_hardware_options,
+    add_predictor_option,
     add_workload_options,
     resolve_node,
+    resolve_predictor,
     resolve_workload,
 )
 from autoquant.output import print_json, table
@@ -25,6 +27,7 @@ def add_model_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--offline", action="store_true", help="do not contact the Hub: local, cache, catalog only")
     parser.add_argument("--json", action="store_true", help="print the record as JSON")
     parser.add_argument("--calibration", metavar="FILE", help="efficiency factors that override the defaults")
+    add_predictor_option(parser)
 
 
 def add_pin_options(parser: argparse.ArgumentParser, required: bool = False) -> None:
@@ -69,7 +72,7 @@ def plan_kwargs(args: argparse.Namespace, calibration, model=None, node=None) ->
     kwargs = dict(engine=args.engine, method=args.method, tp=args.tp, pp=args.pp, dp=getattr(args, "dp", None),
                   kv_cache_dtype=args.kv_cache_dtype,
                   allow_runtime_quantization=bool(getattr(args, "allow_runtime_quantization", False)),
-                  calibration=calibration)
+                  calibration=calibration, predictor=resolve_predictor(args))
     if model is not None and node is not None and not getattr(args, "any_checkpoint", False):
         import sys
 

@@ -26,10 +26,12 @@ from dataclasses import replace
 from autoquant.argtypes import positive_float
 from autoquant.commands._options import (
     add_hardware_options,
+    add_predictor_option,
     add_workload_options,
     load_json_record,
     parse_concurrency,
     resolve_node,
+    resolve_predictor,
     resolve_workload,
 )
 from autoquant.errors import AutoquantError, InputError, RuleError, UsageError
@@ -68,6 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help=f"with --supervise: seconds to wait for the engine to be ready (default {READY_TIMEOUT_S:g})")
     g.add_argument("--no-cache", action="store_true", help="plan again even if this node has a cached decision")
     add_hardware_options(parser)
+    add_predictor_option(parser)
     add_workload_options(parser, engine_flags=True)
 
 
@@ -364,6 +367,7 @@ def decision_key(args: argparse.Namespace, model: str, pins, workload, fingerpri
         "checkpoint": args.checkpoint, "runtime_q": args.allow_runtime_quantization,
         "nodes": getattr(args, "nodes", None), "cpu_bandwidth": getattr(args, "cpu_bandwidth", None),
         "measure": not getattr(args, "no_measure", False), "flags": flags or [],
+        "predictor": getattr(args, "predictor", None),
     }
     return cache.decision_key(model, pins.as_kwargs(), to_dict(workload), extra=extra, fingerprint=fingerprint)
 
@@ -389,6 +393,7 @@ def plan_with_planner(model: str, node, workload, pins, args, ruled: dict[str, s
     kwargs = {k: v for k, v in pins.as_kwargs().items()
               if k in ("engine", "method", "tp", "pp", "dp", "kv_cache_dtype", "max_num_seqs", "memory_fraction")}
     return plan_model(spec, node, workload, checkpoint=checkpoint, allow_runtime_quantization=runtime,
+                      predictor=resolve_predictor(args),
                       runtime_only=runtime_only,
                       notify=lambda msg: print(f"autoquant: {msg}", file=sys.stderr), ruled_out=ruled, **kwargs)
 

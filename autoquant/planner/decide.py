@@ -23,6 +23,7 @@ from autoquant.planner.calibration import Calibration, default_calibration
 from autoquant.planner.candidates import Config
 from autoquant.planner.hardware import Device, device_of
 from autoquant.planner.perf import UnknownSpeed
+from autoquant.planner.predictor import Predictor, PredictRequest
 from autoquant.records import (
     Candidate,
     Checkpoint,
@@ -36,6 +37,7 @@ from autoquant.records import (
 )
 
 TIE_TOLERANCE = 0.02
+RESCORED = 8  # how many of the best candidates an outside predictor re-scores (each call ~10 ms warm)
 
 
 def _score_cost(e: Estimate) -> float:
@@ -236,7 +238,8 @@ def plan(model: ModelSpec, node: Node, workload: Workload | None = None, *, engi
          checkpoints: Mapping[str, Checkpoint | Sequence[Checkpoint] | None] | None = None,
          allow_runtime_quantization: bool = False, calibration: Calibration | None = None,
          max_model_len: int | None = None, max_num_seqs: int | None = None, memory_fraction: float | None = None,
-         ruled_out: Mapping[str, str] | None = None, facts: Facts | None = None, dp: int | None = None) -> Plan:
+         ruled_out: Mapping[str, str] | None = None, facts: Facts | None = None, dp: int | None = None,
+         predictor: Predictor | None = None) -> Plan:
     """Choose engine + method + kernel + TP/PP + KV dtype for `model` on `node` under `workload`.
 
     `checkpoints`: method -> the checkpoints that can be had for it, best first (None: plan as if every method
@@ -245,7 +248,9 @@ def plan(model: ModelSpec, node: Node, workload: Workload | None = None, *, engi
     request must reach, a cap on concurrent requests, the engine's memory fraction (--gpu-memory-utilization).
     `ruled_out`: engine -> why it may not serve (a flag the user gave that it cannot honour). `facts`: the
     engines, methods, overheads, prices and quality data to plan with (None: the packaged ones). `dp`: a pinned
-    replica count (vLLM --data-parallel-size); None lets the planner compare replicas with one wide group."""
+    replica count (vLLM --data-parallel-size); None lets the planner compare replicas with one wide group.
+    `predictor`: an outside performance model (autoquant/predictors/, e.g. AIConfigurator): it re-scores the
+    best candidates it covers, which are then ranked on its figures (Estimate.predictor says whose they are)."""
     fx = facts or default_facts()
     workload = _pinned_workload(workload or Workload(), max_model_len)
     cal = calibration or default_calibration()
@@ -285,6 +290,8 @@ def plan(model: ModelSpec, node: Node, workload: Workload | None = None, *, engi
             _admit(est, workload, floor, floor_from, has_floor, ck, ckpts, feasible, rejected, device.host_ram_gb,
                    method is not None, fx)
     rejected = [_name_methods(r, seen.methods, fx) for r in rejected]
+    if predictor is not None and feasible:
+        feasible = rescore(feasible, predictor, model, workload, ckpts, rejected, fx)
     ranked = rank(feasible, workload.objective, workload.osl, fx)
     chosen = [_candidate(e, ckpts.get(id(e))) for e in ranked]
     reasons = why_chosen(ranked, workload, floor, floor_from, fx)
@@ -296,6 +303,40 @@ def plan(model: ModelSpec, node: Node, workload: Workload | None = None, *, engi
 
 
 _SHAPE_RULES = ("marlin_types", "marlin_shapes", "machete")
+
+
+def rescore(feasible: list[Estimate], predictor: Predictor, model: ModelSpec, workload: Workload,
+            ckpts: dict[int, Checkpoint | None], rejected: list[Rejection], fx: Facts | None = None) -> list[Estimate]:
+    """The RESCORED best candidates with the predictor's figures where it covers them (one replica at its share
+    of the users; replicas add their output). A re-scored candidate that now misses an SLO is rejected."""
+    top = {id(e) for e in rank(feasible, workload.objective, workload.osl, fx)[:RESCORED]}
+    out: list[Estimate] = []
+    for e in feasible:
+        fig = None
+        if id(e) in top and e.gpu and e.gpu != "cpu":
+            each = max(1, -(-e.concurrency // max(1, e.dp)))
+            fig = predictor(PredictRequest(model=model, gpu=e.gpu, engine=e.engine, method=e.method,
+                                           kv_cache_dtype=e.kv_cache_dtype, tp=e.tp, pp=e.pp, concurrency=each,
+                                           isl=workload.isl, osl=workload.osl))
+        if fig is None or fig.tpot_ms <= 0 or fig.output_tokens_per_s <= 0:
+            out.append(e)
+            continue
+        tps = fig.output_tokens_per_s * e.dp * e.concurrency / (each * e.dp)
+        cost = None if e.cost_per_million_tokens is None else \
+            round(e.cost_per_million_tokens * e.output_tokens_per_s / tps, 4)
+        new = replace(e, ttft_ms=round(fig.ttft_ms, 3), tpot_ms=round(fig.tpot_ms, 3),
+                      per_request_tokens_per_s=round(1000 / fig.tpot_ms, 2), output_tokens_per_s=round(tps, 2),
+                      cost_per_million_tokens=cost, predictor=fig.source,
+                      notes=[*e.notes, f"speed figures by {fig.source}; autoquant's own model gave TTFT "
+                             f"{e.ttft_ms:.0f} ms, TPOT {e.tpot_ms:.1f} ms, {e.output_tokens_per_s:.0f} tok/s"])
+        slo = _slo_reason(new, workload)
+        if slo is not None:
+            rejected.append(Rejection(new.engine, new.method, f"{_cfg_label(new, fx)}: {slo} ({fig.source})",
+                                      new.tp, new.pp, "slo"))
+            continue
+        ckpts[id(new)] = ckpts.get(id(e))
+        out.append(new)
+    return out
 
 
 def _subject(ck: Checkpoint | None, method: str):
@@ -446,7 +487,8 @@ def _validate_pins(engine: str | None, method: str | None, kv: str | None, fx: F
 
 def estimate(model: ModelSpec, node: Node, workload: Workload | None = None, *, engine: str, method: str,
              tp: int = 1, pp: int = 1, kv_cache_dtype: str | None = None, n_gpu_layers: int | None = None,
-             calibration: Calibration | None = None, facts: Facts | None = None, dp: int = 1) -> Estimate:
+             calibration: Calibration | None = None, facts: Facts | None = None, dp: int = 1,
+             predictor: Predictor | None = None) -> Estimate:
     """Evaluate one fixed configuration; RuleError (with the rule's reason) when the rules rule it out."""
     fx = facts or default_facts()
     workload = workload or Workload()
@@ -472,6 +514,11 @@ def estimate(model: ModelSpec, node: Node, workload: Workload | None = None, *, 
     if rej is not None:
         raise RuleError(rej.reason)
     try:
-        return cands.evaluate(cfg, model, device, workload, calibration or default_calibration(), fx=fx)
+        est = cands.evaluate(cfg, model, device, workload, calibration or default_calibration(), fx=fx)
     except UnknownSpeed as exc:
         raise InputError(str(exc)) from None
+    if predictor is None:
+        return est
+    # one fixed configuration: the predictor's figures where it covers it, even if they miss an SLO
+    got = rescore([est], predictor, model, replace(workload, ttft_ms=None, tpot_ms=None, min_tps=None), {}, [], fx)
+    return got[0] if got else est
