@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "benchmarks" / "results" / "plan_startup.md"
 CASES = (("meta-llama/Llama-3.1-8B-Instruct", "H100-SXM:1"), ("meta-llama/Llama-3.1-70B-Instruct", "H100-SXM:8"))
 # Modules the plan path must not need (tests/test_import_hygiene.py asserts the first three).
-HEAVY = ("gguf", "numpy", "httpx", "huggingface_hub", "torch", "llama_cpp", "vllm", "tensorrt_llm")
+HEAVY = ("gguf", "numpy", "httpx", "huggingface_hub", "torch", "llama_cpp", "vllm", "tensorrt_llm",
+         "aiconfigurator")
 TARGET_CPU_MS = 250.0
 
 
@@ -42,7 +43,9 @@ def child_env(tmp: Path) -> dict[str, str]:
            if not k.startswith(("HF_", "HUGGINGFACE_", "TRANSFORMERS_", "PYTHONPYCACHE"))}
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # without bytecode caches every run compiles ~60 modules (~90 ms)
     env.update(HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(tmp / "hf-hub"),  # absent: nothing cached, the catalog answers
-               AUTOQUANT_CACHE_DIR=str(tmp / "autoquant"), PYTHONPATH=str(ROOT))
+               AUTOQUANT_CACHE_DIR=str(tmp / "autoquant"), PYTHONPATH=str(ROOT),
+               # The base install's path: with the `aic` extra present, `auto` would load its database (~3 s).
+               AUTOQUANT_PREDICTOR="autoquant")
     return env
 
 
@@ -97,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         f"`benchmarks/plan_startup.py`: `python -m autoquant plan MODEL --gpu GPUS --json` as a whole process, "
         f"{args.runs} runs per row, on this machine (Python {sys.version.split()[0]}, {os.cpu_count()} CPUs). "
         "Environment: `HF_HUB_OFFLINE=1` and an empty `HF_HUB_CACHE`, so the model comes from the bundled "
-        "catalog. CPU is the child's user + sys time (`getrusage(RUSAGE_CHILDREN)`), caches warm (an untimed "
+        "catalog, and `AUTOQUANT_PREDICTOR=autoquant`, the path of an install without the `aic` extra (with "
+        "it, the default `auto` predictor loads AIConfigurator's database: about 3.5 s more). CPU is the child's user + sys time (`getrusage(RUSAGE_CHILDREN)`), caches warm (an untimed "
         "warm-up run writes `__pycache__`, as an installed package has it, and the parsed-data cache of "
         "`autoquant.data`, in a temporary `AUTOQUANT_CACHE_DIR`). 'imports' is the "
         "total of one `-X importtime` run (which adds its own overhead).",
