@@ -35,8 +35,8 @@ def test_every_method_checkpoints_offer_is_one_the_planner_plans(node, model):
 
     assert set(known_methods()) == set(default_facts().methods)
     m = model("meta-llama__Llama-3.1-8B-Instruct")
-    p = plan(m, node("A100-80GB-SXM:1"), Workload(), engine="vllm", method="gptq-int8")  # no quality figure yet
-    assert p.chosen is not None and p.chosen.kernel == "marlin-int4"
+    p = plan(m, node("A100-80GB-SXM:1"), Workload(), engine="vllm", method="gptq-int8")
+    assert p.chosen is not None and p.chosen.kernel == "marlin-int8" and p.chosen.ppl_delta is not None
 
 
 def test_load_time_quantization_is_the_engine_specs():

@@ -9,7 +9,8 @@ def short_name(repo: str) -> str:
     return repo.rstrip("/").rsplit("/", 1)[-1]
 
 
-MODELOPT_QUANT = {"fp8": "fp8", "awq-int4": "int4_awq", "gptq-int4": "int4_awq", "nvfp4": "nvfp4"}
+# ModelOpt hf_ptq.py --qformat per method (int8_wo: INT8_WEIGHT_ONLY_CFG, per-channel INT8 weights).
+MODELOPT_QUANT = {"fp8": "fp8", "awq-int4": "int4_awq", "gptq-int4": "int4_awq", "gptq-int8": "int8_wo", "nvfp4": "nvfp4"}
 
 
 def how_to_make(method: str, model_id: str, producer: str | None = None) -> str:

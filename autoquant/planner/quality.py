@@ -50,10 +50,22 @@ def _num(d: Mapping[str, Any], keys: tuple[str, ...]) -> float | None:
     return None
 
 
+def _names(text: str, needle: str) -> bool:
+    """`needle` in `text`, where a needle ending in a version digit is not a size's prefix: "llama-3" names
+    Meta-Llama-3-8B, not huggyllama/llama-30b."""
+    start = text.find(needle)
+    while start >= 0:
+        end = start + len(needle)
+        if not (needle[-1].isdigit() and end < len(text) and text[end].isdigit()):
+            return True
+        start = text.find(needle, start + 1)
+    return False
+
+
 def family(name: str) -> str | None:
     text = name.lower()
     for fam, needles in _FAMILIES:
-        if any(n in text for n in needles):
+        if any(_names(text, n) for n in needles):
             return fam
     return None
 

@@ -174,3 +174,21 @@ def test_every_kernel_choice_and_format_rule_has_a_source():
         for rule in spec.formats:
             assert rule.id and rule.source, (spec.id, rule)
         assert spec.memory.get("source") and spec.kv_source, spec.id
+
+
+def test_w8a16_runs_on_each_engine_from_the_checkpoint_it_loads(node):
+    """W8A16 is one method: Machete (SM90) / Marlin on vLLM, Marlin on SGLang, INT8 weight-only on TensorRT-LLM,
+    which loads it from a ModelOpt export and not from a compressed-tensors integer scheme."""
+    h100, a100 = _dev(node, "H100-SXM"), _dev(node, "A100-80GB-SXM")
+    assert compat(ENGINES["vllm"], gptq(bits=8), h100).kernel == "machete-int8"
+    assert compat(ENGINES["vllm"], gptq(bits=8), a100).kernel == "marlin-int8"
+    assert compat(ENGINES["sglang"], gptq(bits=8), a100).kernel == "marlin-int8"
+    assert compat(ENGINES["trtllm"], "gptq-int8", h100).kernel == "trtllm-int8-wo"
+    assert not compat(ENGINES["trtllm"], gptq(bits=8), h100).ok  # AutoGPTQ format
+    w8a16 = QuantSpec(method="gptq-int8", quant_method="compressed-tensors", weight_bits=8, weight_type="int",
+                      weight_strategy="channel", producer="llm-compressor")
+    v = compat(ENGINES["trtllm"], w8a16, h100)
+    assert not v.ok and "integer" in v.reason
+    modelopt = QuantSpec(method="gptq-int8", quant_method="modelopt", weight_bits=8, format="W8A16",
+                         producer="modelopt")
+    assert compat(ENGINES["trtllm"], modelopt, h100).ok

@@ -44,3 +44,31 @@ def test_floor_from_use_case_and_explicit():
     assert quality.quality_floor(Workload(max_ppl_delta=0.07, use_case="chat"))[0] == 0.07
     floor, why = quality.quality_floor(Workload())
     assert floor == 0.3 and "default" in why
+
+
+@pytest.mark.parametrize(("name", "fam"), [
+    ("huggyllama/llama-30b", "llama1"), ("huggyllama/llama-13b", "llama1"), ("meta-llama/Meta-Llama-3-8B", "llama3"),
+    ("meta-llama/Llama-3.1-70B-Instruct", "llama3"), ("meta-llama/Llama-2-13b-hf", "llama2"),
+])
+def test_family_is_not_fooled_by_a_size_that_starts_with_a_version_digit(name, fam):
+    assert quality.family(name) == fam
+
+
+def test_w8a16_has_measured_deltas_far_below_w8a8_and_w4a16():
+    for model, params in (("meta-llama/Llama-2-7b-hf", 6_740_000_000), ("meta-llama/Llama-3.1-70B-Instruct",
+                                                                          70_550_000_000)):
+        w8a16 = quality.ppl_delta("gptq-int8", params, model_id=model)
+        w8a8 = quality.ppl_delta("int8-sq", params, model_id=model)
+        w4a16 = quality.ppl_delta("gptq-int4", params, model_id=model)
+        assert w8a16.ppl_delta is not None and "proxy" not in w8a16.source
+        assert 0 <= w8a16.ppl_delta < 0.01 < w8a8.ppl_delta < w4a16.ppl_delta
+
+
+def test_a_tight_floor_plans_w8a16_where_bf16_would_queue(model, node):
+    from autoquant.planner import plan
+
+    p = plan(model("meta-llama__Llama-3.1-70B-Instruct"), node("H100-SXM:2"),
+             Workload(concurrency=128, isl=512, osl=256, max_ppl_delta=0.05))
+    c = p.chosen
+    assert c is not None and c.method == "gptq-int8" and c.kernel == "machete-int8"
+    assert c.ppl_delta is not None and c.ppl_delta < 0.01 and c.max_num_seqs >= 128  # no queue, unlike BF16
