@@ -9,17 +9,20 @@ def short_name(repo: str) -> str:
     return repo.rstrip("/").rsplit("/", 1)[-1]
 
 
-# ModelOpt hf_ptq.py --qformat per method (int8_wo: INT8_WEIGHT_ONLY_CFG, per-channel INT8 weights).
-MODELOPT_QUANT = {"fp8": "fp8", "awq-int4": "int4_awq", "gptq-int4": "int4_awq", "gptq-int8": "int8_wo", "nvfp4": "nvfp4"}
+def _modelopt_qformat(method: str) -> str | None:
+    from autoquant.facts import default_facts
+
+    return (default_facts().methods.get(method) or {}).get("modelopt_qformat")
 
 
 def how_to_make(method: str, model_id: str, producer: str | None = None) -> str:
     """The commands that produce a checkpoint for `method` (for the planner's rejection text). `producer`:
     the format the engine wants first (engines.yaml preferred_producers), e.g. modelopt for TensorRT-LLM."""
     name = short_name(model_id)
-    if producer == "modelopt" and method in MODELOPT_QUANT:
+    qformat = _modelopt_qformat(method) if producer == "modelopt" else None
+    if qformat:
         return (f"export one with ModelOpt (pip install nvidia-modelopt): examples/llm_ptq/scripts/"
-                f"huggingface_example.sh --model {model_id} --quant {MODELOPT_QUANT[method]} --export_fmt hf")
+                f"huggingface_example.sh --model {model_id} --quant {qformat} --export_fmt hf")
     if method in ("awq-int4",):
         return (f"quantize it with AutoAWQ (pip install autoawq): AutoAWQForCausalLM.from_pretrained('{model_id}')"
                 f".quantize(tokenizer, quant_config={{'w_bit': 4, 'q_group_size': 128, 'zero_point': True, "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -53,13 +54,7 @@ def _num(d: Mapping[str, Any], keys: tuple[str, ...]) -> float | None:
 def _names(text: str, needle: str) -> bool:
     """`needle` in `text`, where a needle ending in a version digit is not a size's prefix: "llama-3" names
     Meta-Llama-3-8B, not huggyllama/llama-30b."""
-    start = text.find(needle)
-    while start >= 0:
-        end = start + len(needle)
-        if not (needle[-1].isdigit() and end < len(text) and text[end].isdigit()):
-            return True
-        start = text.find(needle, start + 1)
-    return False
+    return re.search(re.escape(needle) + (r"(?!\d)" if needle[-1].isdigit() else ""), text) is not None
 
 
 def family(name: str) -> str | None:
