@@ -51,7 +51,7 @@ def add_workload_options(parser: argparse.ArgumentParser, engine_flags: bool = F
     g.add_argument("--min-tps", type=positive_float, default=None, help="per-request output tokens/s floor")
     g.add_argument("--use-case", choices=USE_CASES, default=None, help="quality floor from the use case")
     g.add_argument("--max-ppl-delta", type=positive_float, default=None, help="max perplexity increase")
-    g.add_argument("--objective", choices=OBJECTIVES, default=None, help="what to optimise (default balanced)")
+    g.add_argument("--objective", choices=OBJECTIVES, default=None, help="what to optimise: balanced (default: cost x latency x quality), cost, latency, throughput, or quality (the best quality that meets every SLO, then cost)")
     g.add_argument("--gpu-hour-cost", type=positive_float, default=None, help="USD per GPU-hour")
 
 

@@ -1,10 +1,12 @@
 """The decision: gate -> estimate -> fits -> meets SLOs -> meets the quality floor -> best objective.
 
-Objectives (lower score wins; docs/planner.md):
+Objectives (lower score wins; docs/planner.md section 5):
   cost        GPU-seconds per output token = GPUs / output tok/s (ranks exactly as $/Mtok at one price)
   throughput  -(output tok/s of the whole deployment)
   latency     end-to-end request time = TTFT + OSL x TPOT
-  balanced    (cost / best cost) x (latency / best latency): a 10% cheaper plan may be 10% slower
+  quality     the smallest quality delta (to quality.yaml planner_policy.quality_resolution), then cost
+  balanced    (cost / best cost) x (latency / best latency) x W^(delta / floor): spending the whole quality
+              floor must buy a W-fold (planner_policy.balanced_quality_weight) gain in cost x latency
 Ties (scores within TIE_TOLERANCE of the best) go to the simpler plan: fewer GPUs, then no
 quantization, then a measured quality delta, then the engine's `preference` (engines.yaml: vLLM first),
 then the default KV-cache dtype.
@@ -48,17 +50,34 @@ def _score_latency(e: Estimate, osl: int) -> float:
     return e.ttft_ms + osl * e.tpot_ms
 
 
-def scores(feasible: list[Estimate], objective: str, osl: int) -> list[float]:
+def _quality_cost(e: Estimate, floor: float) -> float:
+    """The quality term of `balanced`: the delta as a share of the floor (an unknown delta counts as the whole
+    floor: it may be anywhere under it)."""
+    delta = e.ppl_delta if e.ppl_delta is not None else floor
+    return max(0.0, delta) / floor if floor > 0 else 0.0
+
+
+def scores(feasible: list[Estimate], objective: str, osl: int, floor: float = 0.3,
+           fx: Facts | None = None) -> list[float]:
     if objective == "cost":
         return [_score_cost(e) for e in feasible]
     if objective == "throughput":
         return [-e.output_tokens_per_s for e in feasible]
     if objective == "latency":
         return [_score_latency(e, osl) for e in feasible]
+    if objective == "quality":
+        # lexicographic: the delta in steps of the resolution first, the cost within one step
+        step = float(quality.policy(fx)["quality_resolution"])
+        costs = [_score_cost(e) for e in feasible]
+        worst = max((c for c in costs if c != float("inf")), default=1.0) or 1.0
+        return [round((e.ppl_delta if e.ppl_delta is not None else floor) / step) + min(c / worst, 1.0) * 0.5
+                for e, c in zip(feasible, costs, strict=True)]
+    weight = float(quality.policy(fx)["balanced_quality_weight"])
     costs = [_score_cost(e) for e in feasible]
     lats = [_score_latency(e, osl) for e in feasible]
     best_c, best_l = min(costs, default=1.0) or 1.0, min(lats, default=1.0) or 1.0
-    return [(c / best_c) * (lat / best_l) for c, lat in zip(costs, lats, strict=True)]
+    return [(c / best_c) * (lat / best_l) * weight ** _quality_cost(e, floor)
+            for e, c, lat in zip(feasible, costs, lats, strict=True)]
 
 
 def _simplicity(e: Estimate, fx: Facts | None = None) -> tuple:
@@ -69,11 +88,12 @@ def _simplicity(e: Estimate, fx: Facts | None = None) -> tuple:
     return (max(e.gpus, 1), quantized, e.ppl_delta is None, engine_order, not default_kv, e.dp)
 
 
-def rank(feasible: list[Estimate], objective: str, osl: int, fx: Facts | None = None) -> list[Estimate]:
+def rank(feasible: list[Estimate], objective: str, osl: int, fx: Facts | None = None,
+         floor: float = 0.3) -> list[Estimate]:
     """Best first; among those within TIE_TOLERANCE of the best score, the simplest first."""
     if not feasible:
         return []
-    sc = scores(feasible, objective, osl)
+    sc = scores(feasible, objective, osl, floor, fx)
     order = sorted(range(len(feasible)), key=lambda i: sc[i])
     best = sc[order[0]]
     tol = abs(best) * TIE_TOLERANCE
@@ -262,6 +282,7 @@ def plan(model: ModelSpec, node: Node, workload: Workload | None = None, *, engi
     rejected: list[Rejection] = []
     feasible: list[Estimate] = []
     ckpts: dict[int, Checkpoint | None] = {}
+    over_floor: list[tuple[Estimate, Checkpoint | None, Rejection]] = []  # above the default floor only
     seen = _Seen()
     for eng, why in (ruled_out or {}).items():
         rejected.append(Rejection(eng, "*", why, None, None, "flag", scope="engine"))
@@ -288,11 +309,14 @@ def plan(model: ModelSpec, node: Node, workload: Workload | None = None, *, engi
                 est.notes.append(f"shapes from the verified checkpoint {ck.repo} "
                                  f"(MLP width {cfg_model.intermediate_size}, base {model.intermediate_size})")
             _admit(est, workload, floor, floor_from, has_floor, ck, ckpts, feasible, rejected, device.host_ram_gb,
-                   method is not None, fx)
+                   over_floor, fx)
+    pins = [f"--{n} {v}" for n, v in (("engine", engine), ("method", method), ("kv-cache-dtype", kv_cache_dtype))
+            if v is not None]
+    _default_floor_yields(pins, over_floor, feasible, rejected, ckpts, floor, floor_from)
     rejected = [_name_methods(r, seen.methods, fx) for r in rejected]
     if predictor is not None and feasible:
-        feasible = rescore(feasible, predictor, model, workload, ckpts, rejected, fx)
-    ranked = rank(feasible, workload.objective, workload.osl, fx)
+        feasible = rescore(feasible, predictor, model, workload, ckpts, rejected, fx, floor)
+    ranked = rank(feasible, workload.objective, workload.osl, fx, floor)
     chosen = [_candidate(e, ckpts.get(id(e))) for e in ranked]
     reasons = why_chosen(ranked, workload, floor, floor_from, fx)
     wl = to_dict(workload)
@@ -306,10 +330,11 @@ _SHAPE_RULES = ("marlin_types", "marlin_shapes", "machete")
 
 
 def rescore(feasible: list[Estimate], predictor: Predictor, model: ModelSpec, workload: Workload,
-            ckpts: dict[int, Checkpoint | None], rejected: list[Rejection], fx: Facts | None = None) -> list[Estimate]:
+            ckpts: dict[int, Checkpoint | None], rejected: list[Rejection], fx: Facts | None = None,
+            floor: float = 0.3) -> list[Estimate]:
     """The RESCORED best candidates with the predictor's figures where it covers them (one replica at its share
     of the users; replicas add their output). A re-scored candidate that now misses an SLO is rejected."""
-    top = {id(e) for e in rank(feasible, workload.objective, workload.osl, fx)[:RESCORED]}
+    top = {id(e) for e in rank(feasible, workload.objective, workload.osl, fx, floor)[:RESCORED]}
     out: list[Estimate] = []
     for e in feasible:
         fig = None
@@ -374,9 +399,11 @@ def _reject(rej: Rejection, rejected: list[Rejection], seen: _Seen) -> None:
 
 def _admit(est: Estimate, workload: Workload, floor: float, floor_from: str, has_floor: bool,
            ck: Checkpoint | None, ckpts: dict[int, Checkpoint | None], feasible: list[Estimate],
-           rejected: list[Rejection], host_ram_gb: float | None = None, method_pinned: bool = False,
-           fx: Facts | None = None) -> None:
-    """fits -> meets the SLOs -> meets the quality floor: into `feasible`, or a Rejection saying why not."""
+           rejected: list[Rejection], host_ram_gb: float | None = None,
+           over_floor: list | None = None, fx: Facts | None = None) -> None:
+    """fits -> meets the SLOs -> meets the quality floor: into `feasible`, or a Rejection saying why not. One
+    that misses only the default floor (no --use-case / --max-ppl-delta) goes to `over_floor` with its
+    rejection: a pin may yet let it through (_default_floor_yields)."""
     why, rule = None, ""
     if not est.memory.fits:
         why, rule = _fit_reason(est, workload, host_ram_gb, fx), "memory"
@@ -390,9 +417,11 @@ def _admit(est: Estimate, workload: Workload, floor: float, floor_from: str, has
     elif has_floor and kv_quality_unmeasured(est.kv_cache_dtype, fx):
         why, rule = (f"quality: a {est.kv_cache_dtype} KV cache has no perplexity figure in quality.yaml and a "
                      f"quality floor is set ({floor_from})", "quality")
-    elif est.ppl_delta > floor and not has_floor and method_pinned:
-        est.notes.append(f"quality +{est.ppl_delta:.3f} ppl is above the default {floor:g} floor ({floor_from}); "
-                         "kept because the method was pinned (set --use-case or --max-ppl-delta to enforce one)")
+    elif est.ppl_delta > floor and not has_floor and over_floor is not None:
+        over_floor.append((est, ck, Rejection(est.engine, est.method, f"{_cfg_label(est, fx)}: quality: "
+                                              f"+{est.ppl_delta:.3f} ppl exceeds the {floor:g} floor ({floor_from})",
+                                              est.tp, est.pp, "quality")))
+        return
     elif est.ppl_delta > floor:
         why, rule = (f"quality: +{est.ppl_delta:.3f} ppl exceeds the {floor:g} floor ({floor_from})",
                      "quality")
@@ -401,6 +430,22 @@ def _admit(est: Estimate, workload: Workload, floor: float, floor_from: str, has
         return
     ckpts[id(est)] = ck
     feasible.append(est)
+
+
+def _default_floor_yields(pins: list[str], over_floor: list, feasible: list[Estimate], rejected: list[Rejection],
+                          ckpts: dict[int, Checkpoint | None], floor: float, floor_from: str) -> None:
+    """The default floor is autoquant's guess, not the user's: when the user pinned the engine, method or KV
+    dtype and nothing those pins allow meets it, it yields (each such candidate carries a warning) rather than
+    refuse what was asked for. Otherwise, and always under a floor the user set, it rejects."""
+    if pins and not feasible and over_floor:
+        for est, ck, _ in over_floor:
+            est.warnings.append(f"quality +{est.ppl_delta:.3f} ppl is above the default {floor:g} floor "
+                                f"({floor_from}); kept because {' '.join(pins)} leaves nothing under it "
+                                "(set --use-case or --max-ppl-delta to enforce a floor)")
+            ckpts[id(est)] = ck
+            feasible.append(est)
+        return
+    rejected.extend(rej for _, _, rej in over_floor)
 
 
 def _name_methods(rej: Rejection, listed: Mapping[tuple[str, str], list[str]], fx: Facts | None = None) -> Rejection:
@@ -437,25 +482,56 @@ def _candidate(e: Estimate, checkpoint: Checkpoint | None) -> Candidate:
     return Candidate(**{f.name: getattr(e, f.name) for f in fields(e)}, checkpoint=checkpoint)
 
 
+def _times(r: float) -> str:
+    return f"{r:.2f}x" if r < 10 else f"{r:.0f}x"
+
+
+def _runner_up(best: Estimate, second: Estimate, objective: str, osl: int, floor: float,
+               fx: Facts | None = None) -> str:
+    """How the runner-up compares, in the objective's own terms ("1.31x the cost per token")."""
+    label = _cfg_label(second, fx)
+    sc = scores([best, second], objective, osl, floor, fx)
+    if sc[0] == sc[1] or abs(sc[1] - sc[0]) <= abs(sc[0]) * TIE_TOLERANCE:
+        label = f"{label} (a tie within {TIE_TOLERANCE:.0%}: the simpler, then the better score wins)"
+    cost = _score_cost(second) / _score_cost(best) if _score_cost(best) not in (0, float("inf")) else None
+    lat = _score_latency(second, osl) / _score_latency(best, osl) if _score_latency(best, osl) > 0 else None
+    q = "" if second.ppl_delta is None else f"+{second.ppl_delta:.3f} ppl"
+    if objective == "cost" and cost is not None:
+        return f"runner-up {label} costs {_times(cost)} as much per output token"
+    if objective == "throughput" and best.output_tokens_per_s > 0:
+        return (f"runner-up {label} gives {_times(second.output_tokens_per_s / best.output_tokens_per_s)} the "
+                "throughput")
+    if objective == "latency" and lat is not None:
+        return f"runner-up {label} takes {_times(lat)} as long per request"
+    if objective == "quality":
+        if best.ppl_delta is not None and second.ppl_delta is not None and second.ppl_delta != best.ppl_delta:
+            return f"runner-up {label} has {q} (against +{best.ppl_delta:.3f})"
+        return f"runner-up {label} has the same quality at {_times(cost or 1.0)} the cost"
+    parts = [f"{_times(cost)} the cost per token" if cost is not None else "",
+             f"{_times(lat)} the latency" if lat is not None else "",
+             f"quality {q or 'unknown'}"]
+    return f"runner-up {label}: " + ", ".join(p for p in parts if p)
+
+
 def why_chosen(ranked: list[Estimate], workload: Workload, floor: float, floor_from: str,
                fx: Facts | None = None) -> list[str]:
     if not ranked:
         return ["no configuration fits, meets the SLOs and the quality floor; see the rejections"]
     best = ranked[0]
+    weight = quality.policy(fx)["balanced_quality_weight"]
+    how = {"balanced": f"cost x latency x quality, where using the whole {floor:g} ppl floor weighs {weight}x",
+           "quality": "the best quality, then the lowest cost", "cost": "the lowest cost per output token",
+           "latency": "the shortest request (TTFT + OSL x TPOT)", "throughput": "the most output tokens/s"}
     out = [f"{_cfg_label(best, fx)} is the best of {len(ranked)} feasible configuration(s) for objective "
-           f"'{workload.objective}'"]
+           f"'{workload.objective}' ({how.get(workload.objective, workload.objective)})"]
     if len(ranked) > 1:
-        second = ranked[1]
-        sc = scores([best, second], workload.objective, workload.osl)
-        if sc[0] != 0 and sc[1] != sc[0]:
-            out.append(f"runner-up {_cfg_label(second, fx)} scores {abs(sc[1] / sc[0] - 1) * 100:.0f}% worse")
-        else:
-            out.append(f"runner-up {_cfg_label(second, fx)} ties; the simpler plan wins")
-    out.append(f"regime at concurrency {best.concurrency}: {best.regime}"
-               + (f" (crossover batch B* = {best.crossover_batch:.0f} for {best.method} on {best.gpu})"
-                  if best.crossover_batch else ""))
+        out.append(_runner_up(best, ranked[1], workload.objective, workload.osl, floor, fx))
+    out.append(f"regime at concurrency {best.concurrency}: {best.regime.replace('_', '-')}")
     if best.ppl_delta is None:
         out.append("quality not measured (no perplexity figure); no quality floor was set")
+    elif best.ppl_delta > floor:
+        out.append(f"quality +{best.ppl_delta:.3f} ppl is above the default {floor:g} floor ({floor_from}): "
+                   "kept because of the pins (see the warning)")
     else:
         out.append(f"quality +{best.ppl_delta:.3f} ppl within the {floor:g} floor ({floor_from})")
     return out

@@ -34,6 +34,8 @@ def warnings(ttft_ms: float, per_request_tps: float, model: ModelSpec, engine: s
               ("concurrency", concurrency, "concurrency", "requests"))
     for what, value, key, unit in checks:
         lo, hi = span.get(key, (0.0, float("inf")))
+        if hi <= 0:  # decode-only rows (llama-bench tg): they bound no prompt length
+            continue
         if value > hi * margin or (key == "params_b" and value < lo / margin):
             out.append(f"outside the fitted range: {what} {value:,.0f} {unit} against {lo:,.0f}-{hi:,.0f} in the rows "
                        f"{engine}'s factors on {cls} GPUs were fitted on; the figures are extrapolated")

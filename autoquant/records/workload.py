@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 WORKLOAD_SCHEMA_VERSION = 1
 
-OBJECTIVES = ("cost", "latency", "throughput", "balanced")
+OBJECTIVES = ("cost", "latency", "throughput", "balanced", "quality")
 
 
 @dataclass
