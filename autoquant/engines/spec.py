@@ -61,6 +61,7 @@ class EngineSpec:
     kv_requires: Mapping[str, Mapping[str, Any]]
     kv_from_vllm: Mapping[str, str]
     kv_source: str
+    kv_paged: bool  # engines.yaml kv_cache.allocation: paged (a request holds its own length) | slots (n_ctx/np each)
     quantize_at_load: Mapping[str, Mapping[str, Any]]
     no_quantize_at_load: str
     methods: Mapping[str, tuple[KernelChoice, ...]]
@@ -186,6 +187,7 @@ def spec_from_data(engine: str, raw: Mapping[str, Any], shared: Mapping[str, Any
         batch=dict(batch), kv_dtypes=tuple(kv.get("dtypes") or ("auto",)), kv_default=str(kv.get("default", "auto")),
         kv_fallback=_opt_str(kv.get("fallback")), kv_requires=dict(kv.get("requires") or {}),
         kv_from_vllm=dict(kv.get("from_vllm") or {}), kv_source=str(kv.get("source") or ""),
+        kv_paged=str(kv.get("allocation", "paged")) == "paged",
         quantize_at_load=dict(raw.get("quantize_at_load") or {}),
         no_quantize_at_load=str(raw.get("no_quantize_at_load")
                                 or f"{raw.get('label', engine)} does not quantize at load time; it needs a "

@@ -146,6 +146,16 @@ def llamacpp_layers(model: ModelSpec, method: str, device: Device, gpus: int, wo
                             fx=fx)
 
 
+def request_contexts(workload: Workload, paged: bool) -> tuple[int, int]:
+    """(the longest request the KV cache must hold once, the context one running request takes). On a paged
+    engine a request holds its own length: ISL + OSL at its end (the profile's means; a request mid-decode holds
+    less, which leaves room for the longer ones); --max-model-len only bounds the longest. On a slot engine each
+    request takes a slot of the longest length."""
+    typical = workload.isl + workload.osl
+    longest = workload.max_model_len or typical
+    return longest, (min(typical, longest) if paged else longest)
+
+
 def running_at_once(concurrency: int | None, kv_room: int, engine_cap: int, max_num_seqs: int | None) -> int:
     """M, the requests the engine runs at once: all C when the KV cache (and a pinned --max-num-seqs / -np /
     max_batch_size) holds them, else as many as it does; the rest queue. `concurrency=None` ("max"): as many
@@ -215,9 +225,9 @@ def _evaluate_group(config: Config, model: ModelSpec, device: Device, workload: 
     """One TP x PP group (one replica) at the workload's concurrency."""
     notes: list[str] = list(device.notes)
     kv_bytes = facts.kv_dtype_bytes(fx).get(config.kv_cache_dtype, 2.0)
-    context = workload.max_model_len or (workload.isl + workload.osl)
     engine = config.engine
     spec = facts.engine(engine, fx)
+    longest, context = request_contexts(workload, spec.kv_paged)
     layered = not spec.tensor_parallel  # llama.cpp: layers split over GPUs (or offloaded), no TP
     kernel = kernel_of(config, model, device, subject, fx)
     math_p = facts.math_precision(config.method, device.capability, fx)
@@ -228,14 +238,22 @@ def _evaluate_group(config: Config, model: ModelSpec, device: Device, workload: 
                                memory_fraction, fx)
     kv_tp, kv_pp = (1, 1) if layered else (config.tp, config.pp)
     per_req = memory.kv_bytes_per_request(model, context, kv_bytes, kv_tp, kv_pp)
+    per_longest = memory.kv_bytes_per_request(model, longest, kv_bytes, kv_tp, kv_pp)
     if layered and device.kind == "cuda" and config.gpus > 1:
         per_req /= config.gpus
-    max_conc = memory.max_requests(budget.kv_space_gb, per_req, 10**9)
+        per_longest /= config.gpus
+    # Paged engines: the KV room holds requests at their own length, and the longest must fit once (vLLM checks
+    # that max_model_len tokens fit at start-up); slot engines give each request a slot of the longest length.
+    max_conc = memory.max_requests(budget.kv_space_gb, per_req, 10**9) \
+        if budget.kv_space_gb * 1e9 >= per_longest else 0
     at_max_conc = max(1, running_at_once(None, max_conc, budget.max_num_seqs, max_num_seqs))
     conc = workload.concurrency if workload.concurrency is not None else at_max_conc
     # Feasible when weights + overhead fit and the KV cache holds one request at the needed context;
     # beyond M the engine's scheduler queues (it does not fail).
     running = max(1, running_at_once(conc, max_conc, budget.max_num_seqs, max_num_seqs))
+    peak = max((b.concurrency for b in workload.concurrency_distribution), default=0)
+    if peak and max_num_seqs is None:  # a traffic profile: admit its peak, not the engine's default cap
+        at_max_conc = max(running, min(at_max_conc, peak))
     kv_gb = running * per_req / 1e9
     total = budget.weights_gb + budget.overhead_gb + kv_gb
     fits = budget.kv_space_gb > 0 and max_conc >= 1
@@ -253,6 +271,10 @@ def _evaluate_group(config: Config, model: ModelSpec, device: Device, workload: 
         activations_gb=round(budget.activations_gb, 3), host_weights_gb=round(budget.host_weights_gb, 3),
     )
     mml = memory.max_model_len(model, budget.kv_space_gb, kv_bytes, kv_tp, kv_pp)
+    if workload.max_model_len:  # the bound the user (or the traffic profile) gave, if the memory holds it
+        mml = min(mml, workload.max_model_len)
+    elif not spec.kv_paged and running > 1:  # each slot gets its share of n_ctx
+        mml = memory.max_model_len(model, budget.kv_space_gb / running, kv_bytes, kv_tp, kv_pp)
 
     setup = setup_for(config, model, device, calibration, subject, fx)
     eff = setup.eff

@@ -44,7 +44,9 @@ def test_engine_flag_pins_max_model_len_and_max_num_seqs(model, node):
              max_model_len=4096)
     assert p.chosen.concurrency == 64
     assert p.workload["max_model_len"] == 4096
-    assert p.chosen.memory.kv_cache_gb == pytest.approx(64 * 4096 * 131072 / 1e9, abs=0.01)
+    # paged KV: each of the 64 holds its own ISL + OSL (768 tokens); 4096 bounds the longest
+    assert p.chosen.memory.kv_cache_gb == pytest.approx(64 * 768 * 131072 / 1e9, abs=0.01)
+    assert p.chosen.max_model_len == 4096
 
 
 def _ck(repo, method, quant_method, producer, fmt=None, **quant):
