@@ -47,9 +47,9 @@ def how_to_make(method: str, model_id: str, producer: str | None = None) -> str:
                 f"scheme='NVFP4'")
     if method.startswith("gguf-"):
         gtype = method.removeprefix("gguf-").upper()
-        return (f"convert and quantize it with llama.cpp: huggingface-cli download {model_id} --local-dir {name}; "
+        return (f"convert and quantize it with llama.cpp: hf download {model_id} --local-dir {name}; "
                 f"python convert_hf_to_gguf.py {name} --outtype f16 --outfile {name}-F16.gguf; "
                 f"llama-quantize {name}-F16.gguf {name}-{gtype}.gguf {gtype}")
     if method in BASE_METHODS:
-        return f"download the base weights: huggingface-cli download {model_id}"
+        return f"download the base weights: hf download {model_id}"
     return f"no recipe known for {method}"

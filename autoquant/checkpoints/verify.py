@@ -342,7 +342,9 @@ def verify_registry_offline(entry: registry.RegistryEntry, base_id: str, base: M
     if not entry.usable_offline:
         why = "pattern-derived, existence unconfirmed" if entry.status != "seen" else "quant facts incomplete"
         return _finish(ckpt, False, f"registry (unverified: {why}; config not readable offline)", "unconfirmed")
-    return _finish(ckpt, False, f"{UNVERIFIED_OFFLINE}; {entry.evidence}".rstrip("; "), "unverified")
+    # the row's evidence (where its facts were read) stays in checkpoints.yaml: provenance, not a user message
+    return _finish(ckpt, False, f"{UNVERIFIED_OFFLINE}; planned on the bundled registry's recorded facts",
+                   "unverified")
 
 
 def _canonical(base_id: str) -> str:

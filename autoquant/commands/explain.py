@@ -13,12 +13,23 @@ from autoquant.records import to_dict
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_plan_arguments(parser)
+    parser.add_argument("--recipes", action="store_true",
+                        help="only say how to make each checkpoint the plan found none of")
 
 
 def run(args: argparse.Namespace) -> int:
-    from autoquant.planner.explain import explain
+    from autoquant.planner import plan
+    from autoquant.planner.explain import explain, recipes
 
     model, node, workload, calibration = load_inputs(args)
+    if args.recipes:
+        result = plan(model, node, workload, **plan_kwargs(args, calibration, model, node))
+        lines = recipes(result)
+        if args.json:
+            print(json.dumps({"recipes": lines[1:]}, indent=2))
+        else:
+            print("\n".join(lines))
+        return 0
     result, lines = explain(model, node, workload, **plan_kwargs(args, calibration, model, node))
     if args.json:
         print(json.dumps({"plan": to_dict(result), "explanation": lines}, indent=2))

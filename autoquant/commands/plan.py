@@ -19,8 +19,6 @@ from autoquant.commands._options import (
 from autoquant.output import print_json, table
 from autoquant.records import Estimate, Plan
 
-MAX_ALTERNATIVES = 10
-
 
 def add_model_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="MODEL", help="Hugging Face id (org/name), local directory, or .gguf file")
@@ -155,24 +153,31 @@ def collapse_unquantized(alternatives: list) -> list[tuple]:
     return out
 
 
-def render(p: Plan) -> str:
-    from autoquant.output import key_values
+MAX_SHOWN = 5  # alternatives in the default output; all of them, and every rejection, are in --json
+MAX_LINES = 40  # the default output fits one screen
 
+
+def render(p: Plan) -> str:
+    """One screen: the choice, the command, the best alternatives and the rejections grouped by reason."""
+    from autoquant.output import key_values
+    from autoquant.planner.summary import group_rejections
+
+    w = p.workload
+    mml = f", max model len {w['max_model_len']}" if w.get("max_model_len") else ""
     lines = [f"model     {p.model}", f"hardware  {p.hardware}",
-             f"workload  concurrency {p.workload.get('concurrency') or 'max'}, ISL {p.workload.get('isl')}, "
-             f"OSL {p.workload.get('osl')}, quality floor {p.workload.get('quality_floor')} "
-             f"({p.workload.get('quality_floor_from')}), objective {p.workload.get('objective')}", ""]
+             f"workload  concurrency {w.get('concurrency') or 'max'}, ISL {w.get('isl')}, OSL {w.get('osl')}{mml}, "
+             f"quality floor {w.get('quality_floor')} ({w.get('quality_floor_from')}), objective {w.get('objective')}",
+             ""]
     if p.chosen is None:
         lines.append("chosen: none -- no configuration fits, meets the SLOs and the quality floor")
     else:
         lines.append("chosen")
-        lines.append(key_values(estimate_rows(p.chosen)))
-        lines.append("")
-        lines.extend(f"  * {r}" for r in p.reasons)
+        lines.append(key_values(compact_rows(p.chosen)))
+        lines.extend(f"  * {r}" for r in p.reasons if not r.startswith("regime at"))  # the regime row says it
         ckpt = p.chosen.checkpoint
         if ckpt is not None:
             where = ckpt.repo + (f" ({', '.join(ckpt.files)})" if ckpt.files else "")
-            lines += ["", f"checkpoint  {where} [{ckpt.status or ckpt.source}]"]
+            lines.append(f"checkpoint  {where} [{ckpt.status or ckpt.source}]")
         if p.chosen.command:
             import shlex
 
@@ -180,16 +185,27 @@ def render(p: Plan) -> str:
         else:
             lines.extend(f"command     ({n})" for n in p.chosen.notes if n.startswith("command not built"))
     if p.alternatives:
-        shown = p.alternatives[:MAX_ALTERNATIVES]
-        more = len(p.alternatives) - len(shown)
-        lines += ["", "alternatives (ranked)" + (f"; {more} more with --json" if more > 0 else "")]
-        rows = [(i + 1, *row) for i, row in enumerate(collapse_unquantized(shown))]
-        lines.append(table(rows, ["#", "engine", "method", "tp", "pp", "dp", "kv", "ttft_ms", "tpot_ms", "tok/s", "gpus",
-                                  "ppl+", "$/Mtok"]))
+        rows = collapse_unquantized(p.alternatives)
+        shown = rows[:MAX_SHOWN]
+        more = len(rows) - len(shown)
+        lines += ["", "alternatives (ranked)" + (f"; {more} more in --json" if more > 0 else "")]
+        lines.append(table([(i + 1, *row) for i, row in enumerate(shown)],
+                           ["#", "engine", "method", "tp", "pp", "dp", "kv", "ttft_ms", "tpot_ms", "tok/s", "gpus",
+                            "ppl+", "$/Mtok"]))
     if p.rejected:
-        lines += ["", f"rejected ({len(p.rejected)})"]
-        for r in p.rejected:
-            said = r.reason.split(":")[0]
-            lead = "" if (r.method in said and r.method != "*") else f"{r.method} on {r.engine}: "
-            lines.append(f"  - {lead}{r.reason}")
+        grouped = group_rejections(p.rejected, p.model)
+        room = max(3, MAX_LINES - "\n".join(lines).count("\n") - 3)
+        if len(grouped) > room:
+            grouped = [*grouped[:room - 1], f"{len(grouped) - room + 1} more reasons (the engines' rules for this "
+                       f"GPU): `autoquant explain {p.model}` lists them"]
+        lines += ["", f"rejected ({len(p.rejected)}, by reason; each in full in --json)"]
+        lines.extend(f"  - {g}" for g in grouped)
     return "\n".join(lines)
+
+
+def compact_rows(e: Estimate) -> list[tuple[str, str]]:
+    """estimate_rows with the engine, method, parallelism and KV dtype on one line."""
+    rows = estimate_rows(e)
+    head = dict(rows[:3])
+    config = (f"{head['engine / method']}; {head['parallelism']}; KV {head['KV-cache dtype']}")
+    return [("configuration", config), *rows[3:]]

@@ -239,14 +239,14 @@ def _evaluate_with_kv_fallback(cfg: Config, model: ModelSpec, device: Device, wo
         est.notes.append(f"KV cache {alt} tried too: room for {alt_est.max_concurrency} requests")
     elif kv_quality_unmeasured(alt, fx) and user_floor(workload):
         est.notes.append(f"KV cache {alt} {held} (room for {alt_est.max_concurrency} requests), but "
-                         f"quality.yaml has no perplexity figure for a {alt} KV cache and a quality floor "
+                         f"autoquant has no perplexity figure for a {alt} KV cache and a quality floor "
                          "is set, so the default KV dtype is kept")
     else:
         alt_est.notes.append(f"KV cache {alt}: the default KV dtype "
                              + ("does not hold the workload" if not est.memory.fits else
                                 f"runs {est.max_concurrency} of {est.concurrency} requests at once"))
         if kv_quality_unmeasured(alt, fx):
-            alt_est.notes.append(f"quality not measured for a {alt} KV cache (quality.yaml has no "
+            alt_est.notes.append(f"quality not measured for a {alt} KV cache (autoquant has no "
                                  "figure; no quality floor set, so it is kept)")
         return [alt_est] if not est.memory.fits else [est, alt_est]
     return [est]
@@ -415,7 +415,7 @@ def _admit(est: Estimate, workload: Workload, floor: float, floor_from: str, has
         est.notes.append("quality not measured: no perplexity figure, kept because no quality floor is set "
                          "(--use-case / --max-ppl-delta)")
     elif has_floor and kv_quality_unmeasured(est.kv_cache_dtype, fx):
-        why, rule = (f"quality: a {est.kv_cache_dtype} KV cache has no perplexity figure in quality.yaml and a "
+        why, rule = (f"quality: a {est.kv_cache_dtype} KV cache has no perplexity figure and a "
                      f"quality floor is set ({floor_from})", "quality")
     elif est.ppl_delta > floor and not has_floor and over_floor is not None:
         over_floor.append((est, ck, Rejection(est.engine, est.method, f"{_cfg_label(est, fx)}: quality: "

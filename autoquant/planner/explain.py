@@ -122,7 +122,7 @@ def explain(model: ModelSpec, node: Node, workload: Workload | None = None, **kw
     if chosen is None:
         lines.append(f"No configuration of {model.id} on {device.describe()} fits, meets the SLOs and the quality "
                      "floor. The closest misses:")
-        lines.extend(f"  - {r.engine} {r.method}: {r.reason}" for r in base.rejected[:8])
+        lines.extend(f"  - {r.engine} {r.method}: {r.reason}" for r in base.rejected)
         return base, lines
     lines.append(f"Choice: {_cfg_label(chosen)} ({chosen.kernel} kernel, KV cache {chosen.kv_cache_dtype}) on "
                  f"{device.describe()}.")
@@ -133,10 +133,15 @@ def explain(model: ModelSpec, node: Node, workload: Workload | None = None, **kw
             "transitional": "transitional: weight reads and tensor-core time are of the same order"}
     lines.append(f"Regime: at concurrency {chosen.concurrency} ({workload.isl} in / {workload.osl} out tokens) a "
                  f"step is {kind.get(chosen.regime, chosen.regime)}.")
-    table = crossover_table(model, node, cal)
+    engine = chosen.engine
+    table = crossover_table(model, node, cal, engine)
+    if not table:  # llama.cpp's GGUF kernels: the tensor-core precisions are vLLM's
+        engine = "vllm"
+        table = crossover_table(model, node, cal, engine)
     if table:
         parts = [f"{label}: B* = {real:.0f} (ideal {ideal:.0f})" for label, ideal, real in table]
-        lines.append(f"Crossover batch on {device.key} (B* = peak x eff_c / (BW x eff_b) x bytes per weight / 2): "
+        lines.append(f"Crossover batch on {device.key} with {facts.engine_label(engine)}'s kernels "
+                     "(B* = peak x eff_c / (BW x eff_b) x bytes per weight / 2): "
                      + "; ".join(parts) + ". Below about B*/2 a step is bandwidth-bound, above B* compute-bound.")
     lines.append("Why it wins: " + "; ".join(base.reasons) + ".")
     lines.append(f"Predicted: TTFT {chosen.ttft_ms:.0f} ms, TPOT {chosen.tpot_ms:.1f} ms, "
@@ -150,4 +155,42 @@ def explain(model: ModelSpec, node: Node, workload: Workload | None = None, **kw
                      f"in the queue (the TTFT above includes that wait, Little's law).")
     lines.append("What would flip it:")
     lines.extend(f"  - {s}" for s in flips(model, node, workload, base, **kwargs))
+    lines.extend(rejections(base))
     return base, lines
+
+
+def rejections(p: Plan) -> list[str]:
+    """Every rejection in full, one line each."""
+    if not p.rejected:
+        return []
+    return [f"Rejected ({len(p.rejected)}):", *(f"  - {r.reason if r.reason.startswith(r.method) else f'{r.method} on {r.engine}: {r.reason}'}"
+                                                for r in p.rejected)]
+
+
+def recipes(p: Plan) -> list[str]:
+    """How to make each checkpoint the plan found none of: one line per method and engine (`explain --recipes`)."""
+    out: list[str] = []
+    gguf: list[str] = []
+    for r in p.rejected:
+        if r.rule != "checkpoint" or " checkpoint found for " not in r.reason:
+            continue
+        how = r.reason.split(": ", 1)[1] if ": " in r.reason else r.reason
+        if r.method.startswith("gguf-"):  # one recipe for every type: only the type name differs
+            kind = r.method.removeprefix("gguf-").upper()
+            gguf.append(kind)
+            if len(gguf) == 1:
+                out.append(("gguf", how.replace(f"-{kind}.gguf {kind}", "-<TYPE>.gguf <TYPE>")))
+            continue
+        out.append((f"{r.method} for {facts.engine_label(r.engine)}", how))
+    by_how: dict[str, list[str]] = {}  # one recipe that serves several engines is one line
+    for who, how in out:
+        by_how.setdefault(how, []).append(who)
+    lines = []
+    for how, whos in by_how.items():
+        if whos == ["gguf"]:
+            lines.append(f"  - GGUF <TYPE> ({', '.join(gguf)}) for llama.cpp: {how}")
+        else:
+            method = whos[0].split(" for ")[0]
+            lines.append(f"  - {method} for {', '.join(w.split(' for ')[1] for w in whos)}: {how}")
+    return (["How to make the missing checkpoints:", *dict.fromkeys(lines)] if lines
+            else ["Every method planned has a checkpoint (or was ruled out for another reason)."])

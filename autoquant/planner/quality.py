@@ -138,7 +138,7 @@ def ppl_delta(method: str, params: int, model_id: str = "", fx: Facts | None = N
     via = ""
     if not points and _proxy(method, fx):
         points = _table(fx).get(_proxy(method, fx) or "", [])
-        via = f" (proxy: {_proxy(method, fx)} deltas bound {method} from above; see methods.yaml)"
+        via = f" (proxy: {_proxy(method, fx)} deltas bound {method} from above)"
     if not m.get("quantized", True):
         return Quality(0.0, float(policy(fx)["unquantized_uncertainty"]), "unquantized (16-bit reference)")
     if not points:

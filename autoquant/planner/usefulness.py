@@ -27,7 +27,7 @@ def warnings(ttft_ms: float, per_request_tps: float, model: ModelSpec, engine: s
     cls = gpu_class(gpu)
     if span is None:
         out.append(f"outside the fitted range: no measured rows for {engine} on {cls or gpu} GPUs; the speed figures "
-                   "use published kernel factors only (benchmarks/results/accuracy.md)")
+                   "use published kernel factors only")
         return out
     margin = float(policy.get("range_margin", 2.0))
     checks = (("model size", model.total_params / 1e9, "params_b", "B parameters"), ("prompt", isl, "isl", "tokens"),

@@ -40,7 +40,7 @@ def test_explain_70b_on_2_h100_flips_stay_on_datacenter_engines(capsys):
     rc = cli.main(["explain", LLAMA70, "--gpu", "H100-SXM:2", "--concurrency", "128", "--isl", "512", "--osl", "256",
                    "--use-case", "chat", "--any-checkpoint"])
     out = capsys.readouterr().out
-    flips = out.split("What would flip it:")[1]
+    flips = out.split("What would flip it:")[1].split("Rejected (")[0]
     assert rc == 0 and "llama.cpp" not in flips
     # --any-checkpoint: W8A16 (+0.002 ppl) is the next-best quality that fits without queueing
     assert "the choice becomes gptq-int8 on vLLM TP=2" in flips

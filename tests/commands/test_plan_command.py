@@ -96,7 +96,8 @@ def test_plan_over_kv_capacity_queues_on_a_datacenter_engine(capsys):
     rc = cli.main(["plan", LLAMA70, "--gpu", "H100-SXM:2", "--concurrency", "512", "--isl", "512", "--osl", "256",
                    "--use-case", "chat"])
     out = capsys.readouterr().out
-    assert rc == 0 and f"queueing         {c['max_num_seqs']} of 512 requests run at once (KV room)" in out
+    row = next(line for line in out.splitlines() if line.startswith("queueing"))
+    assert rc == 0 and f"{c['max_num_seqs']} of 512 requests run at once (KV room)" in row
 
 
 def test_plan_with_tp_larger_than_the_node_is_one_line_error(capsys):
@@ -112,3 +113,47 @@ def test_tp_pin_means_gpu_count_for_llamacpp(capsys):
     data = json.loads(capsys.readouterr().out)
     assert rc == 0
     assert all(c["gpus"] == 2 for c in [data["chosen"], *data["alternatives"]])
+
+
+LLAMA8 = str(Path(__file__).resolve().parents[1] / "fixtures" / "hf-configs" / "meta-llama__Llama-3.1-8B-Instruct")
+INTERNAL = ("A6 #", "reference/", "tests/fixtures", ".yaml", "huggingface-cli", "benchmarks/")
+
+
+def _strings(node):
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for v in node.values():
+            yield from _strings(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _strings(v)
+
+
+def test_default_plan_fits_one_screen(capsys):
+    # A 24 GB GPU rejects many methods for many reasons: the rejections are grouped, not listed one per line.
+    for model, gpu in ((LLAMA8, "L4"), (LLAMA70, "H100-SXM:2"), (LLAMA8, "A100-80GB-SXM")):
+        rc = cli.main(["plan", model, "--gpu", gpu])
+        out = capsys.readouterr().out
+        assert rc == 0
+        assert len(out.rstrip("\n").splitlines()) <= 40, out
+        assert "rejected (" in out and "command" in out
+
+
+def test_plan_says_nothing_internal(capsys):
+    # A catalog id (the bundled config and registry): the path of a local fixture directory is the user's own.
+    cli.main(["plan", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "L4", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    cli.main(["plan", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "L4"])
+    human = capsys.readouterr().out
+    leaks = [(ref, s) for s in [*_strings(data), human] for ref in INTERNAL if ref in s]
+    assert not leaks, leaks[:3]
+
+
+def test_recipes_say_hf_download(capsys):
+    rc = cli.main(["explain", LLAMA8, "--gpu", "L4", "--recipes"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "hf download" in out and "huggingface-cli" not in out
+    # one line per recipe; the GGUF types share one line
+    assert sum("llama-quantize" in line for line in out.splitlines()) == 1
