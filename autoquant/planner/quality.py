@@ -35,7 +35,8 @@ _FAMILIES = (
     ("llama1", ("huggyllama", "llama-v1", "llama-1")),
     ("mixtral", ("mixtral",)),
     ("mistral", ("mistral",)),
-    ("qwen", ("qwen",)),
+    ("qwen3", ("qwen3",)),  # Qwen3 is more sensitive to low-bit quantization than Qwen2.5 (arXiv 2505.02214)
+    ("qwen2", ("qwen",)),  # Qwen1.5 / Qwen2 / Qwen2.5
     ("deepseek", ("deepseek",)),
     ("gemma", ("gemma",)),
     ("falcon", ("falcon",)),
@@ -142,7 +143,7 @@ def ppl_delta(method: str, params: int, model_id: str = "", fx: Facts | None = N
     if not m.get("quantized", True):
         return Quality(0.0, float(policy(fx)["unquantized_uncertainty"]), "unquantized (16-bit reference)")
     if not points:
-        return Quality(None, None, f"no perplexity figure for {method} in quality.yaml")
+        return Quality(None, None, f"no published perplexity figure for {method}")
     fam = family(model_id) if model_id else None
     x = params / 1e9
     same = [p for p in points if fam and family(p.model) == fam]
@@ -151,29 +152,63 @@ def ppl_delta(method: str, params: int, model_id: str = "", fx: Facts | None = N
     win = float(policy(fx)["family_size_window"])
     if not any(1 / win <= p.params_b / x <= win for p in same):
         same = []
-    used = same or points
-    where = f"{fam} rows" if same else "all families' rows"
+    if same or not fam:
+        used = same or points
+        return _interpolate(used, x, (f"{fam} rows" if same else "all families' rows") + via)
+    # No figure from the model's own family: the median of the other families' figures at this size, said so,
+    # with the uncertainty at least +-borrowed_uncertainty x the delta (quality.yaml planner_policy) and the
+    # family's own published accuracy figure where there is one.
+    per_family: dict[str, Quality] = {}
+    for other in sorted({family(p.model) or "" for p in points}):
+        rows = [p for p in points if (family(p.model) or "") == other]
+        if other and any(1 / win <= p.params_b / x <= win for p in rows):
+            per_family[other] = _interpolate(rows, x, other)
+    if not per_family:
+        q = _interpolate(points, x, "all families' rows" + via)
+        delta, lo, hi, said = q.ppl_delta or 0.0, q.ppl_delta or 0.0, q.ppl_delta or 0.0, q.source
+    else:
+        deltas = [q.ppl_delta or 0.0 for q in per_family.values()]
+        delta, lo, hi = statistics.median(deltas), min(deltas), max(deltas)
+        said = (f"the median of {len(deltas)} other families' figures at this size ({', '.join(per_family)}: "
+                f"{lo:+.2f} to {hi:+.2f}){via}" if len(deltas) > 1 else
+                f"borrowed from the {next(iter(per_family))} rows at this size ({lo:+.2f}){via}")
+    widen = float(policy(fx).get("borrowed_uncertainty", 1.0)) * abs(delta)
+    own = _own_accuracy(method, fam, x, fx)
+    source = f"no {fam} perplexity figure for {method}: {said}" + (f"; {own}" if own else "")
+    return Quality(delta, max((hi - lo) / 2, widen) or None, source)
+
+
+def _interpolate(used: list[Point], x: float, where: str) -> Quality:
     by_size: dict[float, list[float]] = {}
     for p in used:
         by_size.setdefault(round(p.params_b, 1), []).append(p.delta)
     sizes = sorted(by_size)
     med = {sz: statistics.median(v) for sz, v in by_size.items()}
     spread = {sz: (max(v) - min(v)) / 2 for sz, v in by_size.items()}
-    if x <= sizes[0] or len(sizes) == 1:
+    if x <= sizes[0] or len(sizes) == 1 or x >= sizes[-1]:
         sz = sizes[0] if x <= sizes[0] else sizes[-1]
-        return Quality(med[sz], spread[sz] or None, f"{where} at {sz:g}B (nearest size){via}")
-    if x >= sizes[-1]:
-        sz = sizes[-1]
-        return Quality(med[sz], spread[sz] or None, f"{where} at {sz:g}B (nearest size){via}")
-    for lo, hi in zip(sizes, sizes[1:], strict=False):
-        if lo <= x <= hi:
-            t = (math.log(x) - math.log(lo)) / (math.log(hi) - math.log(lo))
-            delta = med[lo] + t * (med[hi] - med[lo])
-            unc = spread[lo] + t * (spread[hi] - spread[lo])
-            return Quality(delta, unc or None,
-                           f"{where}, interpolated in log(params) between {lo:g}B and {hi:g}B{via}")
-    sz = sizes[-1]
-    return Quality(med[sz], spread[sz] or None, where + via)
+        return Quality(med[sz], spread[sz] or None, f"{where} at {sz:g}B (nearest size)")
+    lo, hi = next((lo, hi) for lo, hi in zip(sizes, sizes[1:], strict=False) if lo <= x <= hi)
+    t = (math.log(x) - math.log(lo)) / (math.log(hi) - math.log(lo))
+    delta = med[lo] + t * (med[hi] - med[lo])
+    unc = spread[lo] + t * (spread[hi] - spread[lo])
+    return Quality(delta, unc or None, f"{where}, interpolated in log(params) between {lo:g}B and {hi:g}B")
+
+
+def _own_accuracy(method: str, fam: str, x: float, fx: Facts | None = None) -> str:
+    """The family's published accuracy recovery for `method` nearest this size, in the unit it was published in
+    (no conversion to perplexity is attempted: the two are different measurements)."""
+    rows = []
+    for row in (_data(fx).get("methods") or {}).get(method, {}).get("measurements") or []:
+        if isinstance(row, Mapping) and row.get("metric") == "accuracy_recovery_pct" \
+                and family(str(row.get("model", ""))) == fam and isinstance(row.get("value"), (int, float)) \
+                and isinstance(row.get("params_b"), (int, float)):
+            rows.append(row)
+    if not rows:
+        return ""
+    best = min(rows, key=lambda r: abs(math.log(float(r["params_b"]) / x)))
+    model = str(best["model"]).split("/")[-1]
+    return f"{model} {method} keeps {float(best['value']):.1f}% of its 16-bit accuracy ({best.get('task', 'tasks')})"
 
 
 @functools.lru_cache(maxsize=32)

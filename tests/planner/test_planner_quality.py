@@ -72,3 +72,30 @@ def test_a_tight_floor_plans_w8a16_where_bf16_would_queue(model, node):
     c = p.chosen
     assert c is not None and c.method == "gptq-int8" and c.kernel == "machete-int8"
     assert c.ppl_delta is not None and c.ppl_delta < 0.01 and c.max_num_seqs >= 128  # no queue, unlike BF16
+
+
+def test_qwen3_and_qwen2_are_separate_families():
+    from autoquant.planner.quality import family
+
+    assert family("Qwen/Qwen3-8B") == "qwen3" and family("Qwen/Qwen3-30B-A3B-FP8") == "qwen3"
+    assert family("Qwen/Qwen2.5-72B-Instruct") == "qwen2" and family("Qwen/Qwen2-7B-Instruct") == "qwen2"
+
+
+def test_a_family_with_its_own_figures_uses_them():
+    from autoquant.planner.quality import ppl_delta
+
+    q = ppl_delta("awq-int4", int(32.8e9), "Qwen/Qwen3-32B")
+    assert q.source.startswith("qwen3 rows") and q.ppl_delta > 0.5  # the Qwen3 study: AWQ W4 g128 costs ~0.9 ppl
+    assert ppl_delta("gptq-int4", int(8e9), "meta-llama/Llama-3.1-8B-Instruct").source.startswith("llama3 rows")
+
+
+def test_a_borrowed_figure_says_so_and_widens_its_uncertainty():
+    from autoquant.planner.quality import ppl_delta
+
+    q = ppl_delta("awq-int4", int(72.7e9), "Qwen/Qwen2.5-72B-Instruct")
+    assert q.source.startswith("no qwen2 perplexity figure for awq-int4: the median of")
+    assert q.uncertainty is not None and q.uncertainty >= q.ppl_delta  # +-100% of a borrowed delta at least
+    # the family's own published measurement, in its own unit
+    assert "Qwen2-72B-Instruct awq-int4 keeps 98.9% of its 16-bit accuracy" in q.source
+    # borrowing pools families, not one family's rows: a single very sensitive family cannot set the figure
+    assert q.ppl_delta < 0.94

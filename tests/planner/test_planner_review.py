@@ -45,7 +45,7 @@ def test_quality_rejection_quotes_the_quality_source_not_the_last_note(model):
     p = plan(model("meta-llama__Llama-3.1-8B-Instruct"), synthetic_node("H100-SXM"),
              Workload(concurrency=512, isl=4000, use_case="chat"), engine="vllm", method="nvfp4")
     quality = [r for r in p.rejected if r.rule == "quality"]
-    assert quality and all("no perplexity figure for nvfp4" in r.reason for r in quality)
+    assert quality and all("no published perplexity figure for nvfp4" in r.reason for r in quality)
     assert not any("KV cache" in r.reason.split("quality unknown:")[-1] for r in quality)
 
 
