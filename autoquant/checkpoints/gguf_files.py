@@ -3,8 +3,8 @@
 Pure: the header itself is read by `autoquant.gguf.read_header`. Name patterns are the
 ones seen on the Hub (docs: /work/shared/reference/checkpoints.md A7): `-` or `.` before the quant
 token, upper or lower case, bartowski/unsloth subfolders, `-00001-of-00003.gguf` gguf-split shards
-(llama.cpp follows these itself) and mradermacher's `.gguf.part1of2` byte splits (must be joined
-with `cat`).
+(llama.cpp follows these itself), mradermacher's `.gguf.part1of2` and TheBloke's `.gguf-split-a` byte splits
+(must be joined with `cat`).
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ _QUANT = (
 QUANT_RE = re.compile(rf"(?:^|[-._/])(?P<quant>{_QUANT})(?=$|[-._/])", re.IGNORECASE)
 SHARD_RE = re.compile(r"^(?P<stem>.+)-(?P<i>\d{5})-of-(?P<n>\d{5})\.gguf$", re.IGNORECASE)
 PART_RE = re.compile(r"^(?P<stem>.+\.gguf)\.part(?P<i>\d+)of(?P<n>\d+)$", re.IGNORECASE)
+# TheBloke's byte splits of files over 50 GB: `llama-2-70b-chat.Q6_K.gguf-split-a`, `-split-b` (count unstated)
+LETTER_PART_RE = re.compile(r"^(?P<stem>.+\.gguf)-split-(?P<letter>[a-z])$", re.IGNORECASE)
 # Aliases llama.cpp's quantize accepts (tools/quantize/quantize.cpp): Q4_K = Q4_K_M and so on.
 QUANT_ALIASES = {"q3_k": "q3_k_m", "q4_k": "q4_k_m", "q5_k": "q5_k_m", "fp16": "f16"}
 SKIP_RE = re.compile(r"(^|/)mmproj[^/]*\.gguf$|\.mmproj[^/]*\.gguf$|\.imatrix$|imatrix\.dat$", re.IGNORECASE)
@@ -49,7 +51,7 @@ class GGUFName:
     path: str
     quant: str | None  # lower case, aliases resolved: "q4_k_m", "ud-q4_k_xl", "f16"
     shard: tuple[int, int] | None = None  # gguf-split (index, count), 1-based
-    part: tuple[int, int] | None = None  # raw byte split (index, count), 1-based
+    part: tuple[int, int] | None = None  # raw byte split (index, count), 1-based; count 0 when the name omits it
     group: str = ""  # files sharing a group form one model file
 
 
@@ -108,6 +110,9 @@ def parse_name(path: str) -> GGUFName | None:
     if m := PART_RE.match(name):
         part = (int(m["i"]), int(m["n"]))
         stem = m["stem"]
+    elif m := LETTER_PART_RE.match(name):
+        part = (ord(m["letter"].lower()) - ord("a") + 1, 0)
+        stem = m["stem"]
     elif m := SHARD_RE.match(name):
         shard = (int(m["i"]), int(m["n"]))
         stem = m["stem"] + ".gguf"
@@ -149,7 +154,9 @@ def group_variants(files: Iterable[str | tuple[str, int | None]]) -> dict[str, G
         size_list = [sizes.get(p) for p in files_sorted]
         size = sum(s for s in size_list if s is not None) if all(s is not None for s in size_list) else None
         if first.part:
-            expected = first.part[1]
+            # a letter split does not say its count: complete when a, b, ... run without a gap
+            expected = first.part[1] or (len(members) if [n.part[0] for n in members if n.part]
+                                         == list(range(1, len(members) + 1)) else len(members) + 1)
             kind = "parts"
         elif first.shard:
             expected = first.shard[1]
@@ -163,7 +170,7 @@ def group_variants(files: Iterable[str | tuple[str, int | None]]) -> dict[str, G
             v.problem = f"incomplete {kind}: {len(members)} of {expected} files present"
         elif kind == "parts":
             v.problem = (
-                f"raw byte split ({expected} .partNofM files): needs `cat` merge into one .gguf before "
+                f"raw byte split ({expected} part files): needs `cat` merge into one .gguf before "
                 "llama.cpp or vLLM can load it"
             )
         current = variants.get(v.quant)

@@ -31,6 +31,7 @@ class RegistryEntry:
     revision: str | None = None
     status: str = "seen"  # seen | pattern
     evidence: str = ""
+    intermediate_size: int | None = None  # the repo's own MLP width where it differs from the base (padded)
 
     @property
     def facts_complete(self) -> bool:
@@ -95,7 +96,8 @@ def entries() -> tuple[RegistryEntry, ...]:
     out: list[RegistryEntry] = []
     for row in _raw().get("checkpoints", []):
         common = dict(repo=row["repo"], base=row["base"], revision=row.get("revision"),
-                      status=row.get("status", "seen"), evidence=row.get("evidence", ""))
+                      status=row.get("status", "seen"), evidence=row.get("evidence", ""),
+                      intermediate_size=row.get("intermediate_size"))
         if row["method"] == "gguf":
             for gtype, spec in (row.get("files") or {}).items():
                 status = "seen" if common["status"] == "seen" and spec.get("status", "seen") == "seen" else "pattern"

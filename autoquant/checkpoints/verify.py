@@ -325,7 +325,13 @@ def verify_registry_offline(entry: registry.RegistryEntry, base_id: str, base: M
     quant = entry.quant_spec()
     ckpt = Checkpoint(repo=entry.repo, method=entry.method, revision=entry.revision, files=list(entry.files),
                       source="registry", quant=quant,
-                      tokenizer=_canonical(base_id) if entry.method.startswith("gguf-") else None)
+                      tokenizer=_canonical(base_id) if entry.method.startswith("gguf-") else None,
+                      intermediate_size=entry.intermediate_size)
+    # Shapes: the base's, with the MLP width the row records where the repo pads it (its config is not
+    # readable offline).
+    shapes = base
+    if base is not None and entry.intermediate_size and entry.intermediate_size != base.intermediate_size:
+        shapes = replace(base, intermediate_size=int(entry.intermediate_size))
     _set_extra(ckpt, base=base_id)
     problems = [check_name_suffix(entry.repo, base_id), check_base_link([entry.base], base_id)]
     if entry.method.startswith("gguf-"):
@@ -334,10 +340,9 @@ def verify_registry_offline(entry: registry.RegistryEntry, base_id: str, base: M
             problems.append((False, variant.problem))
     failure = _first_failure(*problems)
     if failure is None and quant.quant_method != "unknown":
-        # Shapes: the base's (the candidate's own config is not readable offline).
-        failure = _loader_failure(engine_verdicts(quant, target, base), target, ckpt)
+        failure = _loader_failure(engine_verdicts(quant, target, shapes), target, ckpt)
     if failure:
-        suffix = " (shapes assumed from the base model)" if "Marlin" in failure else ""
+        suffix = " (shapes assumed from the base model)" if "Marlin" in failure and shapes is base else ""
         return _finish(ckpt, False, f"{failure}{suffix}", "rejected")
     if not entry.usable_offline:
         why = "pattern-derived, existence unconfirmed" if entry.status != "seen" else "quant facts incomplete"

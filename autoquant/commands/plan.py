@@ -141,7 +141,8 @@ def collapse_unquantized(alternatives: list) -> list[tuple]:
     index: dict[tuple, int] = {}
     for a in alternatives:
         row = (a.engine, a.method, a.tp, a.pp, a.dp, a.kv_cache_dtype, round(a.ttft_ms), round(a.tpot_ms, 1),
-               round(a.output_tokens_per_s), a.gpus, a.ppl_delta, a.cost_per_million_tokens)
+               round(a.output_tokens_per_s), a.gpus, None if a.ppl_delta is None else round(a.ppl_delta, 3),
+               None if a.cost_per_million_tokens is None else round(a.cost_per_million_tokens, 3))
         if a.method in _SAME_WEIGHTS:
             key = (row[0], *row[2:])
             if key in index:

@@ -104,9 +104,10 @@ def rank(feasible: list[Estimate], objective: str, osl: int, fx: Facts | None = 
 
 
 def checkpoint_shapes(model: ModelSpec, ck: Checkpoint | None) -> ModelSpec:
-    """The model whose shapes a checkpoint really has: a verified checkpoint that carries its own (e.g. padded)
-    MLP width replaces the base model's for the shape rules and the memory estimate."""
-    if ck is None or ck.status != "verified" or not ck.intermediate_size \
+    """The model whose shapes a checkpoint really has: a checkpoint that carries its own (e.g. padded) MLP width,
+    read from its config or recorded in the registry, replaces the base model's for the shape rules and the
+    memory estimate."""
+    if ck is None or ck.status not in ("verified", "unverified") or not ck.intermediate_size \
             or ck.intermediate_size == model.intermediate_size:
         return model
     return replace(model, intermediate_size=int(ck.intermediate_size))

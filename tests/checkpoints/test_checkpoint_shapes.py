@@ -18,10 +18,10 @@ def test_padded_72b_checkpoint_carries_its_own_intermediate_size(fake_hub, setti
     assert base.intermediate_size == 29568
     res = resolve(base, ["gptq-int4"], client=fake_hub, settings=settings, engine="vllm", tp=4)
     found = _by_repo(res, "gptq-int4")
-    padded = found["testorg/Qwen2.5-72B-Instruct-GPTQ-Int4-padded"]
+    padded = found["Qwen/Qwen2.5-72B-Instruct-GPTQ-Int4"]
     assert padded.verified and padded.intermediate_size == 29696
     # the same width as the base: nothing to carry
-    assert found["Qwen/Qwen2.5-72B-Instruct-GPTQ-Int4"].intermediate_size is None
+    assert found["testorg/Qwen2.5-72B-Instruct-GPTQ-Int4-unpadded"].intermediate_size is None
 
 
 def test_planner_uses_the_resolved_checkpoints_shapes(fake_hub, settings, spec_of):

@@ -47,3 +47,16 @@ def test_header_facts():
     assert header_facts({**meta, "llama.vocab_size": 7})["vocab_size"] == 7
     assert header_facts({"tokenizer.ggml.tokens": ["a", "b"]})["vocab_size"] == 2
     assert header_facts({"general.file_type": 9999})["quant"] is None
+
+
+def test_letter_byte_splits_group_and_need_cat():
+    # TheBloke's files over 50 GB: `-split-a`, `-split-b`, the count left unsaid
+    from autoquant.checkpoints.gguf_files import group_variants
+
+    v = group_variants(["llama-2-70b-chat.Q6_K.gguf-split-b", "llama-2-70b-chat.Q6_K.gguf-split-a",
+                        "llama-2-70b-chat.Q4_K_M.gguf", "llama-2-70b-chat.Q8_0.gguf-split-b"])
+    assert v["q6_k"].kind == "parts" and v["q6_k"].complete
+    assert v["q6_k"].files == ["llama-2-70b-chat.Q6_K.gguf-split-a", "llama-2-70b-chat.Q6_K.gguf-split-b"]
+    assert "cat" in v["q6_k"].problem
+    assert v["q4_k_m"].kind == "single" and not v["q4_k_m"].problem
+    assert not v["q8_0"].complete  # split-a missing

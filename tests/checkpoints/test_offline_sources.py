@@ -74,12 +74,17 @@ def test_offline_registry_incomplete_or_pattern_entries_are_not_chosen(spec_of, 
     assert res.chosen["gguf-q4_k_m"] is None
 
 
-def test_offline_registry_marlin_rule_uses_base_shapes(spec_of, make_hub, tmp_path):
+def test_offline_registry_marlin_rule_uses_the_recorded_or_the_base_shapes(spec_of, make_hub, tmp_path):
     settings = HubSettings(offline=True, cache_dir=str(tmp_path / "none"))
     base = spec_of("Qwen__Qwen2.5-72B", "Qwen/Qwen2.5-72B-Instruct")
-    res = resolve(base, ["awq-int4"], client=make_hub(), settings=settings, engine="vllm", tp=4)
+    res = resolve(base, ["awq-int4", "gptq-int4"], client=make_hub(), settings=settings, engine="vllm", tp=4)
+    # Qwen's own AWQ: the row records its padded MLP (29696), so TP=4 passes Marlin's shape rule offline
     awq = {c.repo: c for c in res.candidates["awq-int4"]}["Qwen/Qwen2.5-72B-Instruct-AWQ"]
-    assert awq.status == "rejected" and "29568" in awq.reason and "assumed from the base" in awq.reason
+    assert awq.status == "unverified" and awq.intermediate_size == 29696
+    assert res.chosen["awq-int4"].repo == "Qwen/Qwen2.5-72B-Instruct-AWQ"
+    # a row that records no width of its own is checked with the base's, and says so
+    opea = {c.repo: c for c in res.candidates["gptq-int4"]}["OPEA/Qwen2.5-72B-Instruct-int4-sym-inc"]
+    assert opea.status == "rejected" and "29568" in opea.reason and "assumed from the base" in opea.reason
 
 
 def test_local_dir_and_gguf_file(tmp_path, spec_of, make_hub):

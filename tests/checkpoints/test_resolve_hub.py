@@ -128,15 +128,15 @@ def test_72b_unpadded_rejected_for_marlin_at_tp4_padded_accepted(fake_hub, setti
     base = spec_of("Qwen__Qwen2.5-72B", "Qwen/Qwen2.5-72B-Instruct")
     res = resolve(base, ["gptq-int4"], client=fake_hub, settings=settings, engine="vllm", tp=4)
     found = by_repo(res, "gptq-int4")
-    unpadded = found["Qwen/Qwen2.5-72B-Instruct-GPTQ-Int4"]
+    unpadded = found["testorg/Qwen2.5-72B-Instruct-GPTQ-Int4-unpadded"]
     assert not unpadded.verified
     assert "29568" in unpadded.reason and "TP=4" in unpadded.reason and "7392" in unpadded.reason
-    padded = found["testorg/Qwen2.5-72B-Instruct-GPTQ-Int4-padded"]
-    assert padded.verified
-    assert res.chosen["gptq-int4"].repo == "testorg/Qwen2.5-72B-Instruct-GPTQ-Int4-padded"
+    official = found["Qwen/Qwen2.5-72B-Instruct-GPTQ-Int4"]  # Qwen pads to 29696 = 232 x 128
+    assert official.verified
+    assert res.chosen["gptq-int4"].repo == "Qwen/Qwen2.5-72B-Instruct-GPTQ-Int4"
     # at TP=1 both shapes are fine
     res1 = resolve(base, ["gptq-int4"], client=make_hub(), settings=settings, engine="vllm", tp=1)
-    assert by_repo(res1, "gptq-int4")["Qwen/Qwen2.5-72B-Instruct-GPTQ-Int4"].verified
+    assert by_repo(res1, "gptq-int4")["testorg/Qwen2.5-72B-Instruct-GPTQ-Int4-unpadded"].verified
 
 
 def test_quant_of_the_base_not_offered_for_instruct(settings, spec_of, make_hub):

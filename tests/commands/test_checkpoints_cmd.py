@@ -58,7 +58,8 @@ def test_checkpoints_marlin_reason_at_tp4(capsys):
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
     reasons = {c["repo"]: c["reason"] for c in out["candidates"]["gptq-int4"]}
-    assert "7392" in reasons["Qwen/Qwen2.5-72B-Instruct-GPTQ-Int4"]
+    assert "7392" in reasons["testorg/Qwen2.5-72B-Instruct-GPTQ-Int4-unpadded"]  # 29568 / 4, not a multiple of 128
+    assert "7392" not in reasons["Qwen/Qwen2.5-72B-Instruct-GPTQ-Int4"]  # padded to 29696
 
 
 def test_unknown_method_is_usage_error(capsys):

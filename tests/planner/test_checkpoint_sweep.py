@@ -59,8 +59,8 @@ def _checkpoints(m: ModelSpec, node: Node) -> dict:
 
 
 def _shapes(m: ModelSpec, ck: Checkpoint) -> ModelSpec:
-    """The checkpoint's own shapes: its MLP width when resolution verified one."""
-    if ck.intermediate_size and ck.status == "verified":
+    """The checkpoint's own shapes: its MLP width when resolution read one (verified) or the registry records it."""
+    if ck.intermediate_size and ck.status in ("verified", "unverified"):
         return replace(m, intermediate_size=int(ck.intermediate_size))
     return m
 

@@ -124,8 +124,8 @@ def test_mig_gpu_with_several_slices_plans_for_the_largest_and_says_so():
     assert any("3 slices: planning for one slice (the largest, 3g.40gb)" in n for n in d.notes)
 
 
-# --- 5. a verified checkpoint's own shapes
-def test_verified_padded_checkpoint_lifts_the_marlin_shape_rejection(model, node):
+# --- 5. a checkpoint's own shapes
+def test_padded_checkpoint_lifts_the_marlin_shape_rejection(model, node):
     m = model("Qwen__Qwen2.5-72B")
     n = node("H100-SXM:4")
     w = Workload(concurrency=8, max_ppl_delta=1.0)
@@ -136,8 +136,12 @@ def test_verified_padded_checkpoint_lifts_the_marlin_shape_rejection(model, node
     p = plan(m, n, w, engine="vllm", method="awq-int4", tp=4, checkpoints={"awq-int4": ck})
     assert p.chosen is not None and p.chosen.tp == 4 and p.chosen.checkpoint is ck
     assert any("MLP width 29696" in note for note in p.chosen.notes)
-    unverified = Checkpoint(repo="x/y", method="awq-int4", status="unverified", intermediate_size=29696)
-    assert plan(m, n, w, engine="vllm", method="awq-int4", tp=4, checkpoints={"awq-int4": unverified}).chosen is None
+    # Offline, a registry row's recorded width counts (its facts are what offline planning stands on); a
+    # pattern-derived row's (status unconfirmed) does not.
+    recorded = Checkpoint(repo="x/y", method="awq-int4", status="unverified", intermediate_size=29696)
+    assert plan(m, n, w, engine="vllm", method="awq-int4", tp=4, checkpoints={"awq-int4": recorded}).chosen is not None
+    guessed = Checkpoint(repo="x/y", method="awq-int4", status="unconfirmed", intermediate_size=29696)
+    assert plan(m, n, w, engine="vllm", method="awq-int4", tp=4, checkpoints={"awq-int4": guessed}).chosen is None
 
 
 # --- 6. unmeasured quality

@@ -20,7 +20,8 @@ from autoquant.records import Checkpoint, Workload
 def test_runtime_fp8_never_on_trtllm_through_the_api(model):
     from autoquant.api import plan_model
 
-    p = plan_model(model("microsoft__phi-4"), synthetic_node("H100-SXM"), Workload(),
+    # a model the bundled registry has no FP8 checkpoint of
+    p = plan_model(model("meta-llama__Llama-3.2-3B-Instruct"), synthetic_node("H100-SXM"), Workload(),
                    allow_runtime_quantization=True, offline=True)
     cands = [c for c in (p.chosen, *p.alternatives) if c is not None]
     assert any(c.engine == "vllm" and c.checkpoint and c.checkpoint.runtime_quantization for c in cands)
