@@ -154,9 +154,8 @@ def group_variants(files: Iterable[str | tuple[str, int | None]]) -> dict[str, G
         size_list = [sizes.get(p) for p in files_sorted]
         size = sum(s for s in size_list if s is not None) if all(s is not None for s in size_list) else None
         if first.part:
-            # a letter split does not say its count: complete when a, b, ... run without a gap
-            expected = first.part[1] or (len(members) if [n.part[0] for n in members if n.part]
-                                         == list(range(1, len(members) + 1)) else len(members) + 1)
+            # a letter split does not say its count: as many as its last letter says (b missing from a, c: 2 of 3)
+            expected = first.part[1] or max(n.part[0] for n in members if n.part)
             kind = "parts"
         elif first.shard:
             expected = first.shard[1]

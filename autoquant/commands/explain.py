@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
         result = plan(model, node, workload, **plan_kwargs(args, calibration, model, node))
         lines = recipes(result)
         if args.json:
-            print(json.dumps({"recipes": lines[1:]}, indent=2))
+            print(json.dumps({"recipes": [line.removeprefix("  - ") for line in lines[1:]]}, indent=2))
         else:
             print("\n".join(lines))
         return 0

@@ -167,30 +167,30 @@ def rejections(p: Plan) -> list[str]:
                                                 for r in p.rejected)]
 
 
-def recipes(p: Plan) -> list[str]:
-    """How to make each checkpoint the plan found none of: one line per method and engine (`explain --recipes`)."""
-    out: list[str] = []
+def recipes(p: Plan, fx=None) -> list[str]:
+    """How to make each checkpoint the plan found none of (`explain --recipes`): the recipe the rejection quotes
+    (checkpoints.recipes.how_to_make, with the engine's preferred producer), one line per recipe, the engines it
+    serves merged, and one line for every GGUF type."""
+    from autoquant.checkpoints.recipes import how_to_make
+
+    by_how: dict[str, list[str]] = {}  # recipe -> "method for engine", in plan order
     gguf: list[str] = []
     for r in p.rejected:
-        if r.rule != "checkpoint" or " checkpoint found for " not in r.reason:
+        if r.rule != "checkpoint" or r.scope != "method":  # scope method: none exists (config: none loads here)
             continue
-        how = r.reason.split(": ", 1)[1] if ": " in r.reason else r.reason
         if r.method.startswith("gguf-"):  # one recipe for every type: only the type name differs
-            kind = r.method.removeprefix("gguf-").upper()
-            gguf.append(kind)
-            if len(gguf) == 1:
-                out.append(("gguf", how.replace(f"-{kind}.gguf {kind}", "-<TYPE>.gguf <TYPE>")))
+            gguf.append(r.method.removeprefix("gguf-").upper())
             continue
-        out.append((f"{r.method} for {facts.engine_label(r.engine)}", how))
-    by_how: dict[str, list[str]] = {}  # one recipe that serves several engines is one line
-    for who, how in out:
-        by_how.setdefault(how, []).append(who)
+        spec = facts.engine(r.engine, fx)
+        how = how_to_make(r.method, p.model, spec.preferred_producers[0] if spec.preferred_producers else None)
+        by_how.setdefault(how, []).append(f"{r.method} for {spec.label}")
     lines = []
     for how, whos in by_how.items():
-        if whos == ["gguf"]:
-            lines.append(f"  - GGUF <TYPE> ({', '.join(gguf)}) for llama.cpp: {how}")
-        else:
-            method = whos[0].split(" for ")[0]
-            lines.append(f"  - {method} for {', '.join(w.split(' for ')[1] for w in whos)}: {how}")
-    return (["How to make the missing checkpoints:", *dict.fromkeys(lines)] if lines
+        method = whos[0].split(" for ")[0]
+        engines = ", ".join(dict.fromkeys(w.split(" for ")[1] for w in whos))
+        lines.append(f"  - {method} for {engines}: {how}")
+    if gguf:
+        lines.append(f"  - GGUF <TYPE> ({', '.join(dict.fromkeys(gguf))}) for llama.cpp: "
+                     f"{how_to_make('gguf-<type>', p.model)}")
+    return (["How to make the missing checkpoints:", *lines] if lines
             else ["Every method planned has a checkpoint (or was ruled out for another reason)."])

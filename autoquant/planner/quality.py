@@ -195,15 +195,21 @@ def _interpolate(used: list[Point], x: float, where: str) -> Quality:
     return Quality(delta, unc or None, f"{where}, interpolated in log(params) between {lo:g}B and {hi:g}B")
 
 
+@functools.lru_cache(maxsize=4)  # keyed by the Facts object (identity), as _table
+def _accuracy_table(fx: Facts | None = None) -> dict[str, list[Mapping[str, Any]]]:
+    """method -> its rows with metric accuracy_recovery_pct (a value and a size)."""
+    out: dict[str, list[Mapping[str, Any]]] = {}
+    for mid, raw in (_data(fx).get("methods") or {}).items():
+        rows = (raw.get("measurements") or []) if isinstance(raw, Mapping) else []
+        out[str(mid)] = [r for r in rows if isinstance(r, Mapping) and r.get("metric") == "accuracy_recovery_pct"
+                         and isinstance(r.get("value"), (int, float)) and isinstance(r.get("params_b"), (int, float))]
+    return out
+
+
 def _own_accuracy(method: str, fam: str, x: float, fx: Facts | None = None) -> str:
     """The family's published accuracy recovery for `method` nearest this size, in the unit it was published in
     (no conversion to perplexity is attempted: the two are different measurements)."""
-    rows = []
-    for row in (_data(fx).get("methods") or {}).get(method, {}).get("measurements") or []:
-        if isinstance(row, Mapping) and row.get("metric") == "accuracy_recovery_pct" \
-                and family(str(row.get("model", ""))) == fam and isinstance(row.get("value"), (int, float)) \
-                and isinstance(row.get("params_b"), (int, float)):
-            rows.append(row)
+    rows = [r for r in _accuracy_table(fx).get(method, []) if family(str(r.get("model", ""))) == fam]
     if not rows:
         return ""
     best = min(rows, key=lambda r: abs(math.log(float(r["params_b"]) / x)))

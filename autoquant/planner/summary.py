@@ -68,7 +68,7 @@ def group_rejections(rejected: Sequence[Rejection], model_id: str, fx: Facts | N
             if r.rule == "checkpoint" and "--allow-runtime-quantization" in r.reason:
                 add(r.rule, "no checkpoint found; the engine can quantize the BF16 weights at load time "
                     "(--allow-runtime-quantization)", method, r.engine)
-            elif r.rule == "checkpoint" and " checkpoint found for " in r.reason:
+            elif r.rule == "checkpoint" and r.scope == "method":  # none exists (scope config: none loads here)
                 add(r.rule, f"no checkpoint found (`autoquant explain {model_id} --recipes` shows how to make one)",
                     method, r.engine)
             elif r.rule == "checkpoint":

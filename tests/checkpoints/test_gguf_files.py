@@ -60,3 +60,10 @@ def test_letter_byte_splits_group_and_need_cat():
     assert "cat" in v["q6_k"].problem
     assert v["q4_k_m"].kind == "single" and not v["q4_k_m"].problem
     assert not v["q8_0"].complete  # split-a missing
+
+
+def test_a_letter_split_with_a_gap_is_incomplete():
+    from autoquant.checkpoints.gguf_files import group_variants
+
+    v = group_variants(["m.Q8_0.gguf-split-a", "m.Q8_0.gguf-split-c"])["q8_0"]
+    assert not v.complete and "2 of 3" in v.problem

@@ -9,7 +9,7 @@ GGUF = [f"gguf-{t}" for t in ("q2_k", "q3_k_m", "q4_0", "q4_k_m", "q5_k_m", "q6_
 
 
 def test_missing_checkpoints_are_one_line_counting_gguf_types():
-    rejected = [Rejection("llamacpp", m, f"{m} on llama.cpp: no {m} checkpoint found for org/model", rule="checkpoint")
+    rejected = [Rejection("llamacpp", m, f"{m} on llama.cpp: no {m} checkpoint found for org/model", rule="checkpoint", scope="method")
                 for m in GGUF]
     lines = group_rejections(rejected, "org/model")
     assert len(lines) == 1
