@@ -207,12 +207,13 @@ def threads_for(node=None, root: Path = Path("/")) -> int:
     from autoquant.probes.cpu import physical_cores, usable_cpus
 
     if node is not None and node.cpu and node.cpu.physical_cores:
+        if node.source == "probe":
+            from autoquant.probes.hardware import engine_threads
+
+            return engine_threads(node)  # the probe read the bandwidth with as many
         physical = node.cpu.physical_cores
         limit = node.cgroup.cpu_limit_cores if node.cgroup else None
-        if node.source == "probe":
-            usable = usable_cpus(limit)
-        else:
-            usable = max(1, int(limit)) if limit else physical
+        usable = max(1, int(limit)) if limit else physical
     else:
         physical = physical_cores()
         usable = usable_cpus(probe_cgroup(root)[0].cpu_limit_cores)

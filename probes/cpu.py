@@ -1,17 +1,21 @@
 """The CPU: model, ISA flags that matter to llama.cpp, cores, and measured memory bandwidth / matmul speed.
 
 Flags come from /proc/cpuinfo on Linux and `sysctl` on macOS; every root and runner is injectable so
-tests point them at fixture trees. The measurements are short numpy runs, cached per CPU model in
-<cache>/cpu.json (cache = $AUTOQUANT_CACHE_DIR, else $XDG_CACHE_HOME/autoquant, else ~/.cache/autoquant).
+tests point them at fixture trees. The measurements are numpy runs: memory READ bandwidth over a buffer four
+times the last-level cache with the threads the engine will run, and an fp32 GEMM; each the median of several
+runs with their spread. They are cached per CPU model in <cache>/cpu.json (cache = $AUTOQUANT_CACHE_DIR, else
+$XDG_CACHE_HOME/autoquant, else ~/.cache/autoquant), unless other processes kept the CPUs busy meanwhile.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -147,26 +151,131 @@ def cache_key(cpu: CPUInfo) -> str:
     return f"{cpu.model}|{cpu.logical_cores}"
 
 
-def measure_bandwidth_gbps(size_bytes: int = 256 * 1024**2, repeats: int = 5, threads: int | None = None) -> float:
-    """Memory bandwidth in GB/s (1e9 B/s): best of `repeats` np.copyto of a `size_bytes` array split
-    across `threads` threads (numpy releases the GIL while copying), counting bytes read plus written."""
+@dataclass(frozen=True)
+class Measurement:
+    """One measured figure: the median of `repeats` runs, their spread, and whether other work loaded the
+    CPUs meanwhile (then the figure is kept out of the cache)."""
+
+    value: float
+    low: float
+    high: float
+    repeats: int
+    threads: int
+    size_bytes: int = 0
+    other_load: float = 0.0  # share of all CPUs busy with other processes while it ran (0..1)
+
+    @property
+    def under_load(self) -> bool:
+        return self.other_load > QUIET_LOAD
+
+
+# Other processes may use at most this share of the CPUs while a figure is taken for the cache: the issue's
+# four runs on a busy 2-core machine spread 26-51 GB/s, so a busy reading is reported but never kept.
+QUIET_LOAD = 0.15
+# The buffer is this many times the last-level cache (and at least MIN_BUFFER): a smaller one measures the
+# cache, not DRAM (this machine's VM reports a 480 MiB L3).
+LLC_MULTIPLE = 4
+MIN_BUFFER = 1 << 30
+
+
+def last_level_cache_bytes(root: Path = Path("/")) -> int | None:
+    """Size of the largest cache level of cpu0 (Linux sysfs), None when unknown."""
+    best: tuple[int, int] | None = None
+    base = root / "sys/devices/system/cpu/cpu0/cache"
+    try:
+        entries = sorted(base.glob("index*"))
+    except OSError:
+        return None
+    for entry in entries:
+        try:
+            level = int((entry / "level").read_text().strip())
+            size = _parse_size((entry / "size").read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if size and (best is None or level > best[0]):
+            best = (level, size)
+    return best[1] if best else None
+
+
+def _parse_size(text: str) -> int:
+    units = {"K": 1024, "M": 1024**2, "G": 1024**3}
+    if text and text[-1].upper() in units:
+        return int(float(text[:-1]) * units[text[-1].upper()])
+    return int(text)
+
+
+def bandwidth_buffer_bytes(llc: int | None, available: int | None) -> int:
+    """A buffer far larger than the last-level cache, within a quarter of the free memory."""
+    size = max(MIN_BUFFER, LLC_MULTIPLE * (llc or 0))
+    if available:
+        size = min(size, max(64 << 20, available // 4))
+    return size
+
+
+def _busy_seconds(psutil_mod: Any) -> tuple[float, float]:
+    """(all CPUs' busy seconds, this process's CPU seconds) so far."""
+    t = psutil_mod.cpu_times()
+    busy = sum(v for k, v in t._asdict().items() if k not in ("idle", "iowait", "guest", "guest_nice"))
+    p = psutil_mod.Process().cpu_times()
+    return busy, p.user + p.system
+
+
+def _timed(run: Callable[[], float], repeats: int, threads: int, size: int,
+           budget_s: float | None = None) -> Measurement:
+    """Median and spread of up to `repeats` calls of `run()` (each returns one figure; at least one, and no
+    more once `budget_s` has passed), with the share of the CPUs other processes kept busy meanwhile."""
+    try:
+        import psutil
+    except ImportError:
+        psutil = None
+    before = _busy_seconds(psutil) if psutil else None
+    t0 = time.perf_counter()
+    values: list[float] = []
+    while len(values) < repeats and not (values and budget_s and time.perf_counter() - t0 > budget_s):
+        values.append(run())
+    values.sort()
+    wall = time.perf_counter() - t0
+    other = 0.0
+    if psutil and before and wall > 0:
+        busy, mine = _busy_seconds(psutil)
+        cpus = psutil.cpu_count() or 1
+        other = max(0.0, ((busy - before[0]) - (mine - before[1])) / (wall * cpus))
+    return Measurement(statistics.median(values), values[0], values[-1], len(values), threads, size,
+                       round(other, 3))
+
+
+def measure_bandwidth(size_bytes: int | None = None, repeats: int = 7, threads: int | None = None,
+                      root: Path = Path("/")) -> Measurement:
+    """Memory READ bandwidth in GB/s (1e9 B/s): `threads` threads each OR-reduce their share of a buffer far
+    larger than the last-level cache (numpy releases the GIL). Reads, because decode reads weights; a copy
+    figure depends on whether memcpy uses non-temporal stores, which glibc decides by size (here 27 GB/s at
+    256 MiB, 45 GB/s at 2 GiB, same threads). `threads` should be what the engine will run: one core here
+    reads ~18 GB/s, two ~35."""
     from concurrent.futures import ThreadPoolExecutor
 
     import numpy as np
 
     threads = max(1, threads or usable_cpus())
+    if size_bytes is None:
+        try:
+            import psutil
+
+            available = int(psutil.virtual_memory().available)
+        except ImportError:
+            available = None
+        size_bytes = bandwidth_buffer_bytes(last_level_cache_bytes(root), available)
     n = max(threads, size_bytes // 8)
-    src = np.ones(n, dtype=np.float64)
-    dst = np.empty_like(src)
-    np.copyto(dst, src)  # fault the pages in before timing
+    buf = np.ones(n, dtype=np.uint64)  # written once: the pages are faulted in before timing
     chunks = [slice(i * n // threads, (i + 1) * n // threads) for i in range(threads)]
-    best = float("inf")
     with ThreadPoolExecutor(threads) as pool:
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            list(pool.map(lambda s: np.copyto(dst[s], src[s]), chunks))
-            best = min(best, time.perf_counter() - t0)
-    return 2 * n * 8 / best / 1e9
+        list(pool.map(lambda s: np.bitwise_or.reduce(buf[s]), chunks))  # warm up the threads
+
+        def once() -> float:
+            start = time.perf_counter()
+            list(pool.map(lambda s: np.bitwise_or.reduce(buf[s]), chunks))
+            return n * 8 / (time.perf_counter() - start) / 1e9
+
+        return _timed(once, repeats, threads, n * 8)
 
 
 def usable_cpus(cpu_limit_cores: float | None = None) -> int:
@@ -190,23 +299,26 @@ def physical_cores(psutil_mod: Any = None) -> int | None:
     return psutil_mod.cpu_count(logical=False)
 
 
-def measure_matmul_gflops(n: int = 1024, budget_s: float = 2.0, max_runs: int = 5) -> float:
-    """fp32 GEMM throughput (GFLOP/s, 2n^3 per product) through numpy's BLAS, all its threads."""
+def measure_matmul(n: int = 2048, repeats: int = 5, budget_s: float = 4.0) -> Measurement:
+    """fp32 GEMM throughput (GFLOP/s, 2n^3 per product) through numpy's BLAS with all its threads: the
+    median of up to `repeats` products within `budget_s`, with the spread."""
     import numpy as np
 
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
     a @ b  # warm up BLAS threads
-    best = float("inf")
-    start = time.perf_counter()
-    for _ in range(max_runs):
+
+    def once() -> float:
         t0 = time.perf_counter()
         a @ b
-        best = min(best, time.perf_counter() - t0)
-        if time.perf_counter() - start > budget_s:
-            break
-    return 2 * n**3 / best / 1e9
+        return 2 * n**3 / (time.perf_counter() - t0) / 1e9
+
+    return _timed(once, repeats, usable_cpus(), 0, budget_s)
+
+
+# Cache entries of older versions measured a copy, not a read: measured again.
+CACHE_METHOD = "read-v2"
 
 
 def measured(
@@ -215,35 +327,72 @@ def measured(
     *,
     measure: bool = True,
     want_bandwidth: bool = True,
-    bandwidth: Callable[[], float] = measure_bandwidth_gbps,
-    matmul: Callable[[], float] = measure_matmul_gflops,
+    threads: int | None = None,
+    bandwidth: Callable[..., Measurement | float] | None = None,
+    matmul: Callable[[], Measurement | float] = measure_matmul,
 ) -> list[str]:
-    """Fill memory bandwidth (when wanted) and matmul GFLOPS from the per-machine cache, measuring and
-    caching what is missing when `measure` is set."""
+    """Fill memory bandwidth (when wanted) and matmul GFLOPS from the per-machine cache, measuring what is
+    missing when `measure` is set. Bandwidth is read with `threads` threads (the engine's); a cached figure
+    taken with other threads is measured again. A figure taken while other processes kept the CPUs busy is
+    used for this run, said so, and not cached."""
     notes: list[str] = []
+    threads = max(1, threads or usable_cpus())
     path = cache_dir(env) / "cpu.json"
     key = cache_key(cpu)
     cache = _read_cache(path)
     entry = dict(cache[key]) if isinstance(cache.get(key), dict) else {}
+    if entry.get("method") != CACHE_METHOD:
+        entry = {}
+    if entry.get("bandwidth_threads") not in (None, threads):
+        entry.pop("memory_bandwidth_gbps", None)
     wanted = (["memory_bandwidth_gbps"] if want_bandwidth else []) + ["matmul_gflops"]
     missing = [k for k in wanted if not _is_number(entry.get(k))]
+    fresh: dict[str, Any] = {}
+    busy: list[str] = []
     if missing and measure:
         if "memory_bandwidth_gbps" in missing:
-            entry["memory_bandwidth_gbps"] = round(bandwidth(), 2)
+            m = _as_measurement(bandwidth() if bandwidth else measure_bandwidth(threads=threads), threads)
+            fresh.update(memory_bandwidth_gbps=round(m.value, 2), bandwidth_threads=m.threads,
+                         memory_bandwidth_spread_gbps=[round(m.low, 2), round(m.high, 2)],
+                         bandwidth_buffer_bytes=m.size_bytes)
+            if m.under_load:
+                busy.append(f"memory bandwidth {m.value:.1f} GB/s")
         if "matmul_gflops" in missing:
-            entry["matmul_gflops"] = round(matmul(), 1)
-        entry["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        cache[key] = entry
-        notes += _write_cache(path, cache)
+            m = _as_measurement(matmul(), usable_cpus())
+            fresh.update(matmul_gflops=round(m.value, 1), matmul_spread_gflops=[round(m.low, 1), round(m.high, 1)])
+            if m.under_load:
+                busy.append(f"matmul {m.value:.0f} GFLOP/s")
+        entry.update(fresh)
+        if busy:
+            notes.append(f"measured while other processes kept the CPUs busy: {', '.join(busy)} used for this run "
+                         "but not cached; run `autoquant probe` again on a quiet machine")
+        else:
+            entry["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            entry["method"] = CACHE_METHOD
+            cache[key] = entry
+            notes += _write_cache(path, cache)
     elif missing:
         notes.append(f"not measured (--no-measure, nothing cached): {', '.join(missing)}")
+    source = "measured under load" if busy else "measured"
     if want_bandwidth and _is_number(entry.get("memory_bandwidth_gbps")):
         cpu.memory_bandwidth_gbps = float(entry["memory_bandwidth_gbps"])
-        cpu.memory_bandwidth_source = "measured"
+        cpu.memory_bandwidth_source = source if "memory_bandwidth_gbps" in fresh else "measured"
+        spread = entry.get("memory_bandwidth_spread_gbps")
+        if isinstance(spread, list) and len(spread) == 2 and all(_is_number(v) for v in spread):
+            cpu.memory_bandwidth_spread_gbps = [float(v) for v in spread]
+        if isinstance(entry.get("bandwidth_threads"), int):
+            cpu.memory_bandwidth_threads = entry["bandwidth_threads"]
     if _is_number(entry.get("matmul_gflops")):
         cpu.matmul_gflops = float(entry["matmul_gflops"])
-        cpu.matmul_gflops_source = "measured"
+        cpu.matmul_gflops_source = source if "matmul_gflops" in fresh else "measured"
     return notes
+
+
+def _as_measurement(value: Measurement | float, threads: int) -> Measurement:
+    """An injected measurement may be a bare figure (tests, callers with their own numbers)."""
+    if isinstance(value, Measurement):
+        return value
+    return Measurement(float(value), float(value), float(value), 1, threads)
 
 
 def _is_number(value: Any) -> bool:

@@ -19,7 +19,7 @@ from typing import Any
 
 from autoquant.probes.apple import probe_apple
 from autoquant.probes.cgroup import probe_cgroup
-from autoquant.probes.cpu import Runner, measured, probe_cpu, run_command
+from autoquant.probes.cpu import Runner, measured, probe_cpu, run_command, usable_cpus
 from autoquant.probes.nvml import probe_gpus
 from autoquant.records.node import Node
 
@@ -87,12 +87,20 @@ def probe(
     kwargs = {k: v for k, v in (("bandwidth", bandwidth), ("matmul", matmul)) if v is not None}
     try:
         node.notes += measured(
-            node.cpu, env, measure=measure,
+            node.cpu, env, measure=measure, threads=engine_threads(node),
             want_bandwidth=node.cpu.memory_bandwidth_gbps is None, **kwargs,
         )
     except Exception as exc:  # noqa: BLE001 - a failed measurement must not lose the rest of the probe
         node.notes.append(f"CPU measurement failed ({type(exc).__name__}: {exc})")
     return node
+
+
+def engine_threads(node: Node) -> int:
+    """The threads llama.cpp will run here (launchers.llamacpp.threads_for): physical cores within the CPUs
+    this process may use. The bandwidth is read with as many, since one core reads about half of two."""
+    limit = node.cgroup.cpu_limit_cores if node.cgroup else None
+    usable = usable_cpus(limit)
+    return max(1, min(usable, node.cpu.physical_cores or usable))
 
 
 def _default_catalog(notes: list[str]) -> Any | None:

@@ -88,7 +88,14 @@ def render(node: Node) -> str:
         parts.append("GPUs: none")
 
     c = node.cpu
-    bandwidth = f"{c.memory_bandwidth_gbps:.1f} GB/s ({c.memory_bandwidth_source})" if c.memory_bandwidth_gbps else None
+    bandwidth = None
+    if c.memory_bandwidth_gbps:
+        how = [c.memory_bandwidth_source or ""]
+        if c.memory_bandwidth_threads:
+            how.append(f"read, {c.memory_bandwidth_threads} thread(s)")
+        if c.memory_bandwidth_spread_gbps:
+            how.append("runs {:.1f}-{:.1f}".format(*c.memory_bandwidth_spread_gbps))
+        bandwidth = f"{c.memory_bandwidth_gbps:.1f} GB/s ({', '.join(h for h in how if h)})"
     matmul = f"{c.matmul_gflops:.0f} GFLOP/s fp32 ({c.matmul_gflops_source})" if c.matmul_gflops else None
     parts.append("CPU\n" + key_values([
         ("model", c.model), ("arch", c.arch),

@@ -53,7 +53,9 @@ class CPUInfo:
     logical_cores: int | None = None
     flags: list[str] = field(default_factory=list)  # the ISA flags that matter to llama.cpp
     memory_bandwidth_gbps: float | None = None  # GB/s
-    memory_bandwidth_source: str | None = None  # "measured", "flag", "catalog"
+    memory_bandwidth_source: str | None = None  # "measured", "measured under load", "flag", "catalog"
+    memory_bandwidth_spread_gbps: list[float] | None = None  # [lowest, highest] of the measured repetitions
+    memory_bandwidth_threads: int | None = None  # threads the read ran on (the engine's)
     matmul_gflops: float | None = None  # measured fp32 GEMM throughput, all threads
     matmul_gflops_source: str | None = None
 

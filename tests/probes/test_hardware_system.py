@@ -14,9 +14,12 @@ import pytest
 
 from autoquant.probes.cgroup import probe_cgroup
 from autoquant.probes.cpu import (
+    Measurement,
+    bandwidth_buffer_bytes,
     cache_dir,
-    measure_bandwidth_gbps,
-    measure_matmul_gflops,
+    last_level_cache_bytes,
+    measure_bandwidth,
+    measure_matmul,
     measured,
     parse_cpuinfo,
     parse_sysctl_flags,
@@ -217,12 +220,64 @@ def test_corrupt_cache_is_remeasured(tmp_path):
 
 
 def test_real_measurement_with_small_arrays():
-    # Really runs numpy: 8 MiB copy and a 128x128 matmul. Any machine manages more than 0.1 GB/s and
+    # Really runs numpy: an 8 MiB read and a 128x128 matmul. Any machine manages more than 0.1 GB/s and
     # 0.1 GFLOP/s, and none exceeds 100 TB/s or 1 PFLOP/s on one CPU.
-    bw = measure_bandwidth_gbps(size_bytes=8 * 1024**2, repeats=3, threads=2)
-    gflops = measure_matmul_gflops(n=128, budget_s=0.5)
-    assert 0.1 < bw < 100_000
+    bw = measure_bandwidth(size_bytes=8 * 1024**2, repeats=3, threads=2)
+    gflops = measure_matmul(n=128, repeats=3, budget_s=0.5).value
+    assert 0.1 < bw.low <= bw.value <= bw.high < 100_000
+    assert (bw.repeats, bw.threads, bw.size_bytes) == (3, 2, 8 * 1024**2)
+    assert 0 <= bw.other_load <= 1
     assert 0.1 < gflops < 1_000_000
+
+
+def test_bandwidth_buffer_is_far_larger_than_the_last_level_cache(tmp_path):
+    cache = tmp_path / "sys/devices/system/cpu/cpu0/cache"
+    for index, (level, size) in enumerate([(1, "48K"), (2, "2048K"), (3, "491520K")]):
+        (cache / f"index{index}").mkdir(parents=True)
+        (cache / f"index{index}" / "level").write_text(f"{level}\n")
+        (cache / f"index{index}" / "size").write_text(f"{size}\n")
+    llc = last_level_cache_bytes(tmp_path)
+    assert llc == 480 * 1024**2
+    assert bandwidth_buffer_bytes(llc, available=64 * 1024**3) == 4 * llc
+    assert bandwidth_buffer_bytes(8 * 1024**2, available=64 * 1024**3) == 1024**3  # never under 1 GiB
+    assert bandwidth_buffer_bytes(llc, available=2 * 1024**3) == 512 * 1024**2  # a quarter of free memory
+    assert last_level_cache_bytes(tmp_path / "nowhere") is None
+
+
+def test_a_figure_taken_under_load_is_used_but_not_cached(tmp_path):
+    env = {"AUTOQUANT_CACHE_DIR": str(tmp_path)}
+    busy = Measurement(22.6, 17.4, 24.3, 7, 2, 1 << 30, other_load=0.5)
+    cpu = CPUInfo(model="Busy CPU", logical_cores=2)
+    notes = measured(cpu, env, threads=2, bandwidth=lambda: busy, matmul=lambda: 300.0)
+    assert cpu.memory_bandwidth_gbps == 22.6 and cpu.memory_bandwidth_source == "measured under load"
+    assert cpu.memory_bandwidth_spread_gbps == [17.4, 24.3]
+    assert any("not cached" in n for n in notes)
+    assert not (tmp_path / "cpu.json").exists()
+    quiet = Measurement(33.0, 31.0, 34.0, 7, 2, 1 << 30, other_load=0.02)
+    again = CPUInfo(model="Busy CPU", logical_cores=2)
+    assert measured(again, env, threads=2, bandwidth=lambda: quiet, matmul=lambda: 300.0) == []
+    entry = json.loads((tmp_path / "cpu.json").read_text())["Busy CPU|2"]
+    assert entry["memory_bandwidth_gbps"] == 33.0 and entry["bandwidth_threads"] == 2
+
+
+def test_cached_bandwidth_is_remeasured_for_other_threads_or_an_older_method(tmp_path):
+    env = {"AUTOQUANT_CACHE_DIR": str(tmp_path)}
+    runs = []
+
+    def bw():
+        runs.append("bw")
+        return 30.0
+
+    measured(CPUInfo(model="C", logical_cores=4), env, threads=2, bandwidth=bw, matmul=lambda: 1.0)
+    measured(CPUInfo(model="C", logical_cores=4), env, threads=2, bandwidth=bw, matmul=lambda: 1.0)
+    assert runs == ["bw"]
+    measured(CPUInfo(model="C", logical_cores=4), env, threads=4, bandwidth=bw, matmul=lambda: 1.0)
+    assert runs == ["bw", "bw"]  # the engine will run 4 threads: one core reads about half of two
+    # a copy-based figure cached by an older version (no method) is measured again
+    (tmp_path / "cpu.json").write_text(json.dumps({"C|4": {"memory_bandwidth_gbps": 51.0, "matmul_gflops": 60.0}}))
+    cpu = CPUInfo(model="C", logical_cores=4)
+    measured(cpu, env, threads=4, bandwidth=bw, matmul=lambda: 1.0)
+    assert runs == ["bw", "bw", "bw"] and cpu.memory_bandwidth_gbps == 30.0
 
 
 def test_probe_cpu_without_psutil_uses_os_cpu_count(roots, monkeypatch):
