@@ -25,6 +25,8 @@ def add_model_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--offline", action="store_true", help="do not contact the Hub: local, cache, catalog only")
     parser.add_argument("--json", action="store_true", help="print the record as JSON")
     parser.add_argument("--calibration", metavar="FILE", help="efficiency factors that override the defaults")
+    parser.add_argument("--uncalibrated", action="store_true",
+                        help="ignore this node's measurements (autoquant calibrate): the speed model alone")
     add_predictor_option(parser)
 
 
@@ -55,13 +57,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_inputs(args: argparse.Namespace):
     """(ModelSpec, Node, Workload, Calibration) from the command line."""
-    from autoquant.planner.calibration import load_calibration
+    import sys
+
+    from autoquant.measurements import node_calibration
     from autoquant.probes.model import load_model
 
-    calibration = load_calibration(getattr(args, "calibration", None))
     workload = resolve_workload(args)
     node = resolve_node(args)
     model = load_model(args.model, offline=True if getattr(args, "offline", False) else None)
+    calibration = node_calibration(node, model.id, getattr(args, "calibration", None),
+                                   notify=lambda msg: print(f"autoquant: {msg}", file=sys.stderr),
+                                   use_measured=not getattr(args, "uncalibrated", False))
     return model, node, workload, calibration
 
 

@@ -361,6 +361,7 @@ def decision_key(args: argparse.Namespace, model: str, pins, workload, fingerpri
     """The decision-cache key: everything that drives the plan, including what resolve_node applies to
     the probed node (--nodes, --cpu-bandwidth, measuring or not) and the engine flags given (they rule
     engines out)."""
+    from autoquant import measurements
     from autoquant.launchers import cache
 
     extra = {
@@ -368,6 +369,7 @@ def decision_key(args: argparse.Namespace, model: str, pins, workload, fingerpri
         "nodes": getattr(args, "nodes", None), "cpu_bandwidth": getattr(args, "cpu_bandwidth", None),
         "measure": not getattr(args, "no_measure", False), "flags": flags or [],
         "predictor": getattr(args, "predictor", None),
+        "calibration": measurements.digest(),  # a new calibration record re-plans
     }
     return cache.decision_key(model, pins.as_kwargs(), to_dict(workload), extra=extra, fingerprint=fingerprint)
 
@@ -392,8 +394,11 @@ def plan_with_planner(model: str, node, workload, pins, args, ruled: dict[str, s
         runtime, runtime_only = True, {pins.method}
     kwargs = {k: v for k, v in pins.as_kwargs().items()
               if k in ("engine", "method", "tp", "pp", "dp", "kv_cache_dtype", "max_num_seqs", "memory_fraction")}
+    from autoquant.measurements import node_calibration
+
+    calibration = node_calibration(node, spec.id, notify=lambda msg: print(f"autoquant: {msg}", file=sys.stderr))
     return plan_model(spec, node, workload, checkpoint=checkpoint, allow_runtime_quantization=runtime,
-                      predictor=resolve_predictor(args),
+                      predictor=resolve_predictor(args), calibration=calibration,
                       runtime_only=runtime_only,
                       notify=lambda msg: print(f"autoquant: {msg}", file=sys.stderr), ruled_out=ruled, **kwargs)
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from autoquant.errors import InputError
+from autoquant.planner.measured import Measured
 
 _FIELDS = ("decode_bandwidth_efficiency", "prefill_compute_efficiency")
 _SHORT = {"decode": "decode_bandwidth_efficiency", "prefill": "prefill_compute_efficiency"}
@@ -69,6 +70,13 @@ class Calibration:
     engine_class: Mapping[tuple[str, str], Mapping[str, tuple[float, str]]] = field(default_factory=dict)
     # (engine, class) -> the span of the rows its factors were fitted on: params_b, isl, concurrency [min, max]
     fitted_range: Mapping[tuple[str, str], Mapping[str, tuple[float, float]]] = field(default_factory=dict)
+    # this node's own measurements (autoquant calibrate): speed factors per engine x method x phase
+    measured: Measured = field(default_factory=Measured)
+
+    def with_measured(self, measured: Measured) -> Calibration:
+        from dataclasses import replace
+
+        return replace(self, measured=measured)
 
     def _field(self, kernel: str, name: str, gpu: str | None) -> tuple[float, str] | None:
         if name == _FIELDS[1] and kernel in self.gemm_from:
@@ -228,7 +236,7 @@ class Calibration:
                     spans[(str(engine), str(cls))] = {k: (float(v[0]), float(v[1])) for k, v in raw.items()
                                                       if isinstance(v, (list, tuple)) and len(v) == 2}
         return Calibration(values, by_gpu, overheads, factors, gemm_from, frozenset(scoped), attention, speedups,
-                           borrow, class_values, engine_class, spans)
+                           borrow, class_values, engine_class, spans, self.measured)
 
 
 def _kernel_entries(layer: Mapping[str, Any]) -> dict[str, Any]:

@@ -215,6 +215,8 @@ def setup_for(config: Config, model: ModelSpec, device: Device, calibration: Cal
         gpu_fraction=gpu_fraction, overhead_ms=calibration.overhead_ms(cal_engine, gpu),
         layer_overhead_us=calibration.layer_overhead_us(cal_engine, gpu),
         math=facts.math_precision(config.method, device.capability, fx), facts=fx,
+        decode_factor=calibration.measured.speed_factor(config.engine, config.method, "decode"),
+        prefill_factor=calibration.measured.speed_factor(config.engine, config.method, "prefill"),
     )
 
 
@@ -280,6 +282,7 @@ def _evaluate_group(config: Config, model: ModelSpec, device: Device, workload: 
     eff = setup.eff
     if spec.calibration_note:
         notes.append(spec.calibration_note)
+    notes += calibration.measured.notes(config.engine, config.method)
     if not device.bandwidth_gbps:
         notes.append("no memory bandwidth figure for this device: speed unknown")
     if not device.peak(math_p):

@@ -40,6 +40,9 @@ class Setup:
     layer_overhead_us: float = 0.0  # fixed time per layer per step (launch gaps, small kernels): does not shrink with TP
     math: str = "fp16"
     facts: Facts | None = None  # the planner's facts (None: the packaged ones)
+    # this node's measured speed / the model's (planner.measured): decode steps and steps that carry prefill
+    decode_factor: float = 1.0
+    prefill_factor: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -255,14 +258,14 @@ def speed(s: Setup, concurrency: int, isl: int, osl: int, batched_tokens: int) -
     ctx = isl + osl / 2
     budget = batched_tokens or isl * c
     decode = pipeline_step(s, c, ctx, 0.0, isl)
-    t_d = decode.seconds
+    t_d = decode.seconds / s.decode_factor
     if t_d <= 0:
         raise UnknownSpeed("speed unknown: no memory bandwidth figure for the device that runs it "
                            "(for CPU layers, run `autoquant probe` on the machine to measure it)")
     if c == 1:  # one user: nothing else runs while it prefills, nothing else prefills while it decodes
         chunks = max(1, math.ceil(isl / budget))
         prefill = pipeline_step(s, 0, ctx, isl / chunks, isl)
-        ttft, tpot, phi = chunks * prefill.seconds, t_d, 0.0
+        ttft, tpot, phi = chunks * prefill.seconds / s.prefill_factor, t_d, 0.0
         cycle = ttft + (osl - 1) * tpot
     else:
         lam = c / (osl * t_d)
@@ -275,7 +278,7 @@ def speed(s: Setup, concurrency: int, isl: int, osl: int, batched_tokens: int) -
             k = min(float(c), max(1 + 2 * others * resid, k_min))
             chunks = max(1, math.ceil(k * isl / max(1.0, budget - (c - k))))
             prefill = pipeline_step(s, c - k, ctx, k * isl / chunks, isl)
-            t_p = prefill.seconds
+            t_p = prefill.seconds / s.prefill_factor
             others_steps = min(osl - 1.0, (c / k - 1) * chunks)  # the others' prefill steps in my decode
             tpot = (others_steps * t_p + (osl - 1 - others_steps) * t_d) / (osl - 1) if osl > 1 else t_d
             phi = others_steps / (osl - 1) if osl > 1 else 0.0
