@@ -98,6 +98,11 @@ def build(
         if not any(t.split("=")[0] == "--logits_all" for t in options.passthrough):
             # the server's default (true) keeps n_ctx x vocab float32 scores: 32 GiB for Gemma 3 at 32k
             argv += ["--logits_all", "false"]
+        if not any(t.split("=")[0] == "--interrupt_requests" for t in options.passthrough):
+            # its default (true) ends a streamed answer with [DONE] as soon as another request waits for the
+            # model (server/app.py, get_event_publisher): under load, answers come back cut short and look
+            # complete (autoquant bench at concurrency 2: 1-token answers). Queue them instead.
+            argv += ["--interrupt_requests", "false"]
         if cache_type != "f16":
             ggml = rules["ggml_types"][cache_type]
             # a quantized V cache needs flash attention (llama-context.cpp)

@@ -121,3 +121,12 @@ def test_python_server_turns_off_logits_all_unless_asked(candidate, demo_gguf):
     _p, opts = split_passthrough(["--logits_all", "true"])
     a = llamacpp.build(_cand(candidate, demo_gguf), opts, "m", which="python").argv
     assert a.count("--logits_all") == 1 and a[a.index("--logits_all") + 1] == "true"
+
+
+def test_python_server_queues_requests_instead_of_cutting_the_running_answer(candidate, demo_gguf):
+    # interrupt_requests (the server's default) ends a streamed answer with [DONE] when another request waits
+    a = llamacpp.build(_cand(candidate, demo_gguf), ServeOptions(), "m", which="python").argv
+    assert a[a.index("--interrupt_requests") + 1] == "false"
+    _p, opts = split_passthrough(["--interrupt_requests", "true"])
+    a = llamacpp.build(_cand(candidate, demo_gguf), opts, "m", which="python").argv
+    assert a.count("--interrupt_requests") == 1 and a[a.index("--interrupt_requests") + 1] == "true"
