@@ -29,6 +29,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "checkpoints": ("autoquant.commands.checkpoints", "pre-quantized checkpoints for a model, verified"),
     "pull": ("autoquant.commands.pull", "download the checkpoint a plan would use"),
     "serve": ("autoquant.commands.serve", "probe, plan, resolve and launch the engine"),
+    "bench": ("autoquant.commands.bench", "measure a running server: latency, throughput, goodput under load"),
+    "calibrate": ("autoquant.commands.calibrate", "measure a running server and calibrate the planner with it"),
 }
 
 

@@ -48,3 +48,20 @@ def _own_speed_model(monkeypatch):
     """Plans in tests use autoquant's own speed model; the tests of the optional AIConfigurator predictor ask
     for it explicitly (`--predictor aic` or a predictor passed to plan)."""
     monkeypatch.setenv("AUTOQUANT_PREDICTOR", "autoquant")
+
+
+@pytest.fixture(scope="session")
+def openai_fake():
+    """tests/fakes/openai_server.py (a fake OpenAI-compatible streaming server), loaded by path: tests/ is not a
+    package."""
+    import importlib.util
+    import sys
+
+    pytest.importorskip("aiohttp")
+    name = "autoquant_tests_fake_openai"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / "fakes" / "openai_server.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
