@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pull": ("autoquant.commands.pull", "download the checkpoint a plan would use"),
     "serve": ("autoquant.commands.serve", "probe, plan, resolve and launch the engine"),
     "bench": ("autoquant.commands.bench", "measure a running server: latency, throughput, goodput under load"),
+    "validate": ("autoquant.commands.validate", "compare a candidate's quality with a reference on your text"),
     "calibrate": ("autoquant.commands.calibrate", "measure a running server and calibrate the planner with it"),
 }
 

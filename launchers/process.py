@@ -93,6 +93,7 @@ class Supervisor:
         self.attempts: list[Attempt] = []
         self._proc: subprocess.Popen | None = None
         self._stop_signal: int | None = None
+        self._forced_exit: int | None = None
 
     # -- signals ---------------------------------------------------------------------------------------
     def _forward(self, signum: int, _frame) -> None:
@@ -103,6 +104,11 @@ class Supervisor:
                 proc.send_signal(signum)
             except ProcessLookupError:
                 pass
+
+    def stop(self, exit_code: int) -> None:
+        """Stop the running engine on purpose (serve --gate-on failed) and make run() return `exit_code`."""
+        self._forced_exit = exit_code
+        self._forward(signal.SIGTERM, None)
 
     # -- running ---------------------------------------------------------------------------------------
     def run(self, attempts: Iterable[tuple], max_retries: int = 2) -> int:
@@ -132,6 +138,8 @@ class Supervisor:
             self.attempts.append(attempt)
             self.log(f"attempt {len(self.attempts)}: {label}: {spec.command_line()}")
             last_code = self._run_one(attempt)
+            if self._forced_exit is not None:
+                return self._forced_exit
             if attempt.ready or self._stop_signal is not None:
                 return last_code
             attempt.failure = classify_failure("\n".join(attempt.tail))

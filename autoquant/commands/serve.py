@@ -23,7 +23,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import replace
 
-from autoquant.argtypes import positive_float
+from autoquant.argtypes import positive_float, positive_int
 from autoquant.commands._options import (
     add_hardware_options,
     add_predictor_option,
@@ -69,6 +69,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--ready-timeout", type=positive_float, default=None, metavar="S",
                    help=f"with --supervise: seconds to wait for the engine to be ready (default {READY_TIMEOUT_S:g})")
     g.add_argument("--no-cache", action="store_true", help="plan again even if this node has a cached decision")
+    v = parser.add_argument_group("after readiness (imply --supervise)")
+    v.add_argument("--gate-on", metavar="REFERENCE_URL",
+                   help="validate the engine against this reference server on --dataset; on failure stop it and exit 1 "
+                        "(limits: --use-case / --max-ppl-delta, --max-kl)")
+    v.add_argument("--dataset", metavar="FILE", help="with --gate-on: your text (JSONL 'text' field, or plain text)")
+    v.add_argument("--max-kl", type=positive_float, default=None, help="with --gate-on: mean KL limit (lower bound)")
+    v.add_argument("--gate-window", type=positive_int, default=512, metavar="TOKENS",
+                   help="with --gate-on: tokens per window, its second half scored (default 512)")
+    v.add_argument("--gate-max-windows", type=positive_int, default=8, metavar="N",
+                   help="with --gate-on: windows scored at most (default 8)")
+    v.add_argument("--gate-top-k", type=positive_int, default=20, metavar="K",
+                   help="with --gate-on: log-probabilities per token (default 20)")
+    v.add_argument("--bench", action="store_true",
+                   help="measure the engine at the plan's workload and compare with the prediction, then keep serving")
     add_hardware_options(parser)
     add_predictor_option(parser)
     add_workload_options(parser, engine_flags=True)
@@ -103,6 +117,12 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown engine {args.engine!r}: choose one of {', '.join(engine_ids)}")
     if args.json and not args.dry_run:
         raise UsageError("--json goes with --dry-run (a running server prints its plan when it is ready)")
+    if args.gate_on and not args.dataset:
+        raise UsageError("--gate-on needs --dataset FILE (the text to validate on)")
+    if args.dataset and not args.gate_on:
+        raise UsageError("--dataset goes with --gate-on REFERENCE_URL")
+    if (args.gate_on or args.bench) and not args.dry_run:
+        args.supervise = True
     if args.max_retries is not None and args.max_retries < 0:
         raise UsageError(f"--max-retries must be 0 or more, not {args.max_retries}")
     user_args = engine_args(args)
@@ -158,10 +178,27 @@ def run(args: argparse.Namespace) -> int:
     def on_ready(attempt) -> None:
         print(f"ready: {attempt.spec.url}  ({attempt.label})", flush=True)
         print(summary(plan, attempt.spec, context, attempt.candidate), flush=True)
+        if args.gate_on:
+            from autoquant.commands.gate import gate
+
+            passed, lines = gate(args, attempt.spec.url)
+            for line in lines:
+                print(f"gate: {line}", flush=True)
+            if not passed:
+                sup.stop(GATE_FAILED)
+                return
+        if args.bench:
+            from autoquant.commands.gate import bench_served
+
+            for line in bench_served(attempt.spec.url, attempt.candidate or chosen, plan, args):
+                print(f"bench: {line}", flush=True)
 
     sup = Supervisor(ready_timeout=args.ready_timeout, on_ready=on_ready)
     attempts = [(label(c), (lambda c=c: spec if c is chosen else make_spec(c)), c) for c in ordered]
     return sup.run(attempts, max_retries=2 if args.max_retries is None else args.max_retries)
+
+
+GATE_FAILED = 1  # serve --gate-on: the engine ran but its quality failed the gate
 
 
 def _first_reason(plan: Plan, pins) -> str:

@@ -1,4 +1,4 @@
-"""bench and calibrate on bad input: one line, `autoquant: error: ...`, exit 2, before any load is sent."""
+"""bench / calibrate / validate on bad input: one line, `autoquant: error: ...`, exit 2, before any load is sent."""
 
 from __future__ import annotations
 
@@ -25,6 +25,11 @@ pytest.importorskip("aiohttp")
     (["bench", "http://127.0.0.1:9/v1", "--traffic", "/no/such.csv"], "no such traffic file"),
     (["bench", "http://127.0.0.1:9/v1", "--plan", "/no/such.json"], "no such plan file"),
     (["calibrate", "http://127.0.0.1:9/v1"], "say what the server runs"),
+    (["validate", "--reference", "http://127.0.0.1:9/v1", "--dataset", "x.txt"], "candidate"),
+    (["validate", "--reference-gguf", "/no/a.gguf", "--candidate-gguf", "/no/b.gguf", "--dataset", "x"],
+     "no such GGUF file"),
+    (["validate", "--reference", "http://127.0.0.1:9", "--candidate", "http://127.0.0.1:9", "--dataset", "x",
+      "--use-case", "poetry"], "--use-case"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, says, capsys):
     assert main(argv) == 2
@@ -39,6 +44,19 @@ def test_slo_search_needs_an_slo(tmp_path, capsys, openai_fake):
         assert "needs an SLO" in capsys.readouterr().err
     finally:
         fake.close()
+
+
+def test_malformed_dataset_lines_name_the_line(tmp_path):
+    from autoquant.errors import InputError
+    from autoquant.validate.dataset import load_text
+
+    bad = tmp_path / "d.jsonl"
+    bad.write_text('{"text": "fine"}\n{"txt": 1}\n')
+    with pytest.raises(InputError, match="line 2"):
+        load_text(str(bad))
+    good = tmp_path / "g.jsonl"
+    good.write_text(json.dumps({"text": "a"}) + "\n\n" + json.dumps({"text": "b"}) + "\n")
+    assert load_text(str(good)) == "a\n\nb"
 
 
 def test_bench_against_the_fake_server_reports_find_max(openai_fake):
