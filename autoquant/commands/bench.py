@@ -186,7 +186,6 @@ def run(args: argparse.Namespace) -> int:
     from autoquant.bench import report as rep
     from autoquant.bench.predicted import target_from_args
     from autoquant.bench.run import bench
-    from autoquant.output import print_json
 
     require_aiohttp()
     settings = settings_from(args)
@@ -215,13 +214,21 @@ def run(args: argparse.Namespace) -> int:
                 json.dump(rep.to_json(result), fh, indent=2)
         except OSError as exc:
             raise InputError(f"cannot write {args.output}: {exc.strerror or exc}") from None
-    if args.json:
+    show(result, notes, args.json)
+    return 0
+
+
+def show(result, notes: list[str], as_json: bool) -> None:
+    """The report (JSON or text) on stdout; the notes after it (on stderr with --json, to keep stdout JSON)."""
+    from autoquant.bench import report as rep
+    from autoquant.output import print_json
+
+    if as_json:
         print_json(rep.to_json(result))
     else:
         print(rep.text(result))
     for n in notes:
-        print(n, file=sys.stderr if args.json else sys.stdout)
-    return 0
+        print(n, file=sys.stderr if as_json else sys.stdout)
 
 
 def attach_predictions(result, target, args, calibrate: bool):

@@ -31,11 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from autoquant.bench import report as rep
     from autoquant.bench.predicted import target_from_args
     from autoquant.bench.run import bench
     from autoquant.errors import UsageError
-    from autoquant.output import print_json
 
     bench_cmd.require_aiohttp()
     for name, value in (("ttft_ms", None), ("tpot_ms", None), ("e2e_ms", None), ("slo_attainment", None),
@@ -50,10 +48,5 @@ def run(args: argparse.Namespace) -> int:
     progress = not args.no_progress and not args.json and sys.stderr.isatty()
     result = bench(settings, trace=trace, progress=progress, headers=bench_cmd.headers_from(args.api_key_env))
     result, notes = bench_cmd.attach_predictions(result, target, args, calibrate=True)
-    if args.json:
-        print_json(rep.to_json(result))
-    else:
-        print(rep.text(result))
-    for n in notes:
-        print(n, file=sys.stderr if args.json else sys.stdout)
+    bench_cmd.show(result, notes, args.json)
     return 0
