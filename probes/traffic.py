@@ -59,6 +59,12 @@ class TrafficProfile:
 def profile_file(
     path: str | Path, *, tpot_ms: float = DEFAULT_TPOT_MS, ttft_ms: float = DEFAULT_TTFT_MS
 ) -> TrafficProfile:
+    fmt, requests = read_trace(path)
+    return profile_requests(requests, source=str(path), fmt=fmt, tpot_ms=tpot_ms, ttft_ms=ttft_ms)
+
+
+def read_trace(path: str | Path) -> tuple[str, list[Request]]:
+    """(format, requests) of a trace file; one clear line for a file that cannot be read as one."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8-sig")
@@ -70,8 +76,7 @@ def profile_file(
         raise InputError(f"{path} is not a text trace (expected CSV or JSONL)") from None
     except OSError as exc:
         raise InputError(f"cannot read traffic file {path}: {exc.strerror or exc}") from None
-    fmt, requests = parse_trace(text, name=str(path))
-    return profile_requests(requests, source=str(path), fmt=fmt, tpot_ms=tpot_ms, ttft_ms=ttft_ms)
+    return parse_trace(text, name=str(path))
 
 
 def parse_trace(text: str, *, name: str = "trace") -> tuple[str, list[Request]]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timezone
 
 from autoquant.bench import client, metrics, schedule
@@ -74,12 +74,10 @@ def specs_for(settings: Settings, level: Level, trace: Sequence[tuple[float, int
 class Bench:
     """One benchmark session against one server: levels are run on demand (find-max asks for more)."""
 
-    def __init__(self, settings: Settings, server: Server, trace=None, progress: bool = True,
-                 notify: Callable[[str], None] | None = None) -> None:
+    def __init__(self, settings: Settings, server: Server, trace=None, progress: bool = True) -> None:
         self.settings, self.server, self.trace = settings, server, trace
-        self.progress, self.notify = progress, notify or (lambda _m: None)
+        self.progress = progress
         self.tpw = tokens_per_word(server) or 1.0
-        self.exact_prompts = server.has_tokenizer
         self.summaries: list[Summary] = []
         self.records: list[list[RequestResult]] = []
         self._level_no = 0
@@ -154,15 +152,14 @@ def _bar(total: int, desc: str, enabled: bool):
 
 
 def bench(settings: Settings, *, server: Server | None = None, trace=None, progress: bool = False,
-          notify: Callable[[str], None] | None = None, headers: dict[str, str] | None = None,
+          headers: dict[str, str] | None = None,
           keep_requests: bool = False) -> Report:
     """Run the benchmark `settings` describes; the Report (see records.Report)."""
-    notify = notify or (lambda _m: None)
     server = server or connect(settings.url, timeout_s=min(settings.timeout_s, 60.0), headers=headers)
     if settings.model:
         server = dataclasses.replace(server, model=settings.model)
     pol = policy()
-    b = Bench(settings, server, trace, progress, notify)
+    b = Bench(settings, server, trace, progress)
     warnings: list[str] = []
     if not server.has_tokenizer:
         warnings.append(f"{server.kind} server has no tokenizer endpoint: prompt lengths are approximate "

@@ -36,19 +36,15 @@ def words_prompt(n_words: int, rng: np.random.Generator) -> str:
 
 
 def synthetic(n: int, isl: int, osl: int, range_ratio: float, seed: int,
-              tokens_per_word: float = 1.0, id_prompts: bool = False) -> list[RequestSpec]:
+              tokens_per_word: float = 1.0) -> list[RequestSpec]:
     """`n` requests of about `isl` prompt tokens (words scaled by the server's measured tokens per word) and
-    `osl` output tokens. `id_prompts`: token-id prompts of exactly `isl` ids, for servers that take them."""
+    `osl` output tokens."""
     rng = np.random.default_rng(seed)
     ins = lengths(n, isl, range_ratio, rng)
     outs = lengths(n, osl, range_ratio, rng)
     specs = []
     for i, (a, b) in enumerate(zip(ins, outs, strict=True)):
-        if id_prompts:
-            prompt: str | list[int] = [int(t) for t in rng.integers(1000, 20000, size=a)]
-        else:
-            prompt = words_prompt(round(a / max(tokens_per_word, 1e-6)), rng)
-        specs.append(RequestSpec(i, prompt, a, b))
+        specs.append(RequestSpec(i, words_prompt(round(a / max(tokens_per_word, 1e-6)), rng), a, b))
     return specs
 
 

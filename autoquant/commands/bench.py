@@ -157,16 +157,9 @@ def settings_from(args: argparse.Namespace):
 
 
 def load_trace(path: str):
-    from autoquant.probes.traffic import parse_trace
+    from autoquant.probes.traffic import read_trace
 
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except FileNotFoundError:
-        raise InputError(f"no such traffic file: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read traffic file {path}: {exc}") from None
-    _, requests = parse_trace(text, name=path)
+    _, requests = read_trace(path)
     return [(r.arrival_s, r.isl, r.osl) for r in requests]
 
 
@@ -196,8 +189,7 @@ def run(args: argparse.Namespace) -> int:
     trace = load_trace(args.traffic) if args.traffic else None
     progress = not args.no_progress and not args.json and sys.stderr.isatty()
     result = bench(settings, trace=trace, progress=progress, headers=headers_from(args.api_key_env),
-                   keep_requests=args.save_requests,
-                   notify=lambda m: print(f"autoquant: {m}", file=sys.stderr))
+                   keep_requests=args.save_requests)
     notes: list[str] = []
     if target is not None:
         result, notes = attach_predictions(result, target, args, calibrate=args.calibrate)
