@@ -172,6 +172,7 @@ class Measurement:
 # Other processes may use at most this share of the CPUs while a figure is taken for the cache: the issue's
 # four runs on a busy 2-core machine spread 26-51 GB/s, so a busy reading is reported but never kept.
 QUIET_LOAD = 0.15
+LOAD_WINDOW_S = 0.2
 # The buffer is this many times the last-level cache (and at least MIN_BUFFER): a smaller one measures the
 # cache, not DRAM (this machine's VM reports a 480 MiB L3).
 LLC_MULTIPLE = 4
@@ -236,10 +237,12 @@ def _timed(run: Callable[[], float], repeats: int, threads: int, size: int,
     values.sort()
     wall = time.perf_counter() - t0
     other = 0.0
-    if psutil and before and wall > 0:
+    # CPU times tick in 10 ms steps: over a shorter window the share is noise (2.26 was seen over a few ms),
+    # so it is only taken over LOAD_WINDOW_S or more, and kept within 0..1.
+    if psutil and before and wall >= LOAD_WINDOW_S:
         busy, mine = _busy_seconds(psutil)
         cpus = psutil.cpu_count() or 1
-        other = max(0.0, ((busy - before[0]) - (mine - before[1])) / (wall * cpus))
+        other = min(1.0, max(0.0, ((busy - before[0]) - (mine - before[1])) / (wall * cpus)))
     return Measurement(statistics.median(values), values[0], values[-1], len(values), threads, size,
                        round(other, 3))
 

@@ -335,3 +335,36 @@ def test_sm_count_from_cores_uses_cuda_data():
     from autoquant.probes.nvml import _cores_per_sm
 
     assert _cores_per_sm()["9.0"] == load("cuda")["fp32_cores_per_sm"]["9.0"] == 128
+
+
+class _FakePsutil:
+    """psutil at the boundary: every call to cpu_times() adds `step` busy seconds on all CPUs together."""
+
+    def __init__(self, step: float, cpus: int = 2):
+        self.step, self.cpus, self.busy = step, cpus, 0.0
+
+    def cpu_count(self):
+        return self.cpus
+
+    def cpu_times(self):
+        from collections import namedtuple
+        self.busy += self.step
+        return namedtuple("T", "user system idle")(self.busy, 0.0, 0.0)
+
+    def Process(self):
+        from types import SimpleNamespace
+        return SimpleNamespace(cpu_times=lambda: SimpleNamespace(user=0.0, system=0.0))
+
+
+def test_other_load_is_a_share_between_zero_and_one(monkeypatch):
+    import sys
+    import time
+
+    from autoquant.probes.cpu import _timed
+
+    # Far more busy seconds than the CPUs have (clock-tick noise, or a CPU count below the host's): capped at 1.
+    monkeypatch.setitem(sys.modules, "psutil", _FakePsutil(step=100.0))
+    assert _timed(lambda: time.sleep(0.25) or 1.0, 1, 1, 0).other_load == 1.0
+    # Over a window shorter than a few clock ticks the share is not measured at all.
+    monkeypatch.setitem(sys.modules, "psutil", _FakePsutil(step=100.0))
+    assert _timed(lambda: 1.0, 1, 1, 0).other_load == 0.0
