@@ -3,7 +3,9 @@
 Subcommands are declared once, in COMMANDS. Only the selected command's module is imported, so
 `autoquant --help` stays fast and never imports an engine. Each command module exposes
 `add_arguments(parser)`, `run(args) -> int`, and optionally `ACCEPTS_EXTRA_ARGS = True` (serve passes
-unknown flags through to the engine). Errors are turned into one line here, and only here.
+unknown flags through to the engine). Errors are turned into one line here, and only here: secrets (the
+values of secret flags on the command line, of secret variables, URL credentials) masked, control characters
+escaped, long input clipped (output.say).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Sequence
 
 from autoquant import __version__
 from autoquant.errors import AutoquantError, UsageError, describe
+from autoquant.secrets import redact_tokens, scrub, secret_values
 
 # name -> (module, one-line help). Names are a contract (design.md): add freely, rename nothing.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -68,6 +71,18 @@ def _selected_command(argv: Sequence[str]) -> str | None:
     return None
 
 
+def _unrecognized(extra: Sequence[str]) -> str:
+    # `plan MODEL --api-key sk-...`: name the flag, never its value
+    return f"unrecognized arguments: {' '.join(redact_tokens(extra))}"
+
+
+def _argv_secrets(argv: Sequence[str]) -> list[str]:
+    """The secrets argparse or a command may quote back from the command line. A value that looks like a
+    short-option cluster is quoted in part: `--hf-token -hfX` reads as -h with 'fX' attached."""
+    found = secret_values(argv)
+    return found + [v[2:] for v in found if v.startswith("-") and not v.startswith("--") and len(v) > 2]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("AUTOQUANT_DEBUG") == "1"
@@ -77,11 +92,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         module = getattr(args, "_module", None)
         if module is None:
             if extra:
-                raise UsageError(f"unrecognized arguments: {' '.join(extra)}")
+                raise UsageError(_unrecognized(extra))
             parser.print_help()
             return 0 if not argv or argv == ["--debug"] else 2
         if extra and not getattr(module, "ACCEPTS_EXTRA_ARGS", False):
-            raise UsageError(f"unrecognized arguments: {' '.join(extra)}")
+            raise UsageError(_unrecognized(extra))
         args.extra_args = extra
         return int(module.run(args) or 0)
     except SystemExit:
@@ -92,12 +107,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except BaseException as exc:  # the one place exceptions become user messages
+        from autoquant.output import say
+
+        secrets = _argv_secrets(argv)
         message = describe(exc)
         if message is None or debug:
-            traceback.print_exc()
+            sys.stderr.write(scrub(traceback.format_exc(), secrets))
         if message is None:
             message = f"internal error: {type(exc).__name__}: {exc} (rerun with --debug and report it)"
-        print(f"autoquant: error: {message}", file=sys.stderr)
+        say(f"error: {message}", secrets)
         if isinstance(exc, KeyboardInterrupt):
             return 130
         return exc.exit_code if isinstance(exc, AutoquantError) else AutoquantError.exit_code

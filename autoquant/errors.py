@@ -8,6 +8,13 @@ maps the known library exceptions (JSON, YAML, the Hub, records) so no traceback
 from __future__ import annotations
 
 import json
+import re
+
+# The longest message line printed: a 100k-character argument must not make a 100 KB error line.
+MESSAGE_LIMIT = 500
+# C0 and C1 controls (\n, \r, ESC), U+2028/U+2029 (line and paragraph separators) and the bidi embedding,
+# override and isolate characters, which reorder what a terminal shows.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 class AutoquantError(Exception):
@@ -99,3 +106,23 @@ def _first_line(exc: BaseException) -> str:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+def one_line(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """`text` made safe to print as one line: control characters escaped as repr does (a newline in a model
+    name shows as \\n instead of starting a forged `autoquant: error:` line), and clipped to `limit`
+    characters, keeping its head and tail."""
+    return clip(escape_controls(text.strip()), limit)
+
+
+def escape_controls(text: str) -> str:
+    """Line breaks, terminal escapes and bidi overrides written out (repr-style); other text unchanged."""
+    return _CONTROL.sub(lambda m: repr(m[0])[1:-1], text)
+
+
+def clip(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """`text` cut to at most `limit` characters: two thirds head, one third tail, an ellipsis between."""
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) * 2 // 3
+    return f"{text[:head]}\u2026{text[len(text) - (limit - 1 - head):]}"

@@ -1,19 +1,44 @@
-"""Printing records: JSON for scripts, aligned plain-text tables for people."""
+"""Printing records: JSON for scripts, aligned plain-text tables for people, and autoquant's own lines."""
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
+from autoquant.errors import escape_controls, one_line
 from autoquant.records.serde import to_dict
+from autoquant.secrets import environment_secrets, scrub
 
 
 def print_json(record: Any, stream: TextIO | None = None) -> None:
+    """The record as JSON, with secrets masked in its strings (a plan carries the launch command, a bench
+    report the server's URL)."""
+    data = _scrubbed(to_dict(record), environment_secrets())
     # One write: json.dump writes every token separately, a system call each on an unbuffered stdout
     # (PYTHONUNBUFFERED=1, common in containers): ~8,000 for a plan.
-    (stream or sys.stdout).write(json.dumps(to_dict(record), indent=2, sort_keys=False) + "\n")
+    # One write: json.dump writes every token separately, a system call each on an unbuffered stdout
+    # (PYTHONUNBUFFERED=1, common in containers): ~8,000 for a plan.
+    (stream or sys.stdout).write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def _scrubbed(value: Any, secrets: list[str]) -> Any:
+    # strings only: masking the serialized text could cut into numbers and keys
+    if isinstance(value, str):
+        return scrub(value, secrets, environ={})
+    if isinstance(value, list):
+        return [_scrubbed(v, secrets) for v in value]
+    if isinstance(value, dict):
+        return {k: _scrubbed(v, secrets) for k, v in value.items()}
+    return value
+
+
+def say(message: str, secrets: Iterable[str] = (), stream: TextIO | None = None) -> None:
+    """Print `autoquant: <message>` (stderr): the one printer of autoquant's own notes, warnings and errors.
+    Secrets and URL credentials are masked, control characters escaped (user text cannot start a new line)
+    and long input clipped."""
+    print(f"autoquant: {one_line(scrub(message, secrets))}", file=stream or sys.stderr, flush=True)
 
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str] | None = None) -> str:
@@ -55,4 +80,4 @@ def _cell(v: Any) -> str:
         return f"{v:.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
     if isinstance(v, (list, tuple)):
         return ",".join(_cell(x) for x in v)
-    return str(v)
+    return escape_controls(str(v))  # a newline in a model name must not start a row of its own

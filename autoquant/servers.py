@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autoquant.errors import EngineError, InputError
+from autoquant.secrets import redact_url  # the one masking of URL credentials; servers' messages use it
 
 LLAMA_CPP_PYTHON = "llama-cpp-python"
 VLLM = "vllm"
@@ -58,20 +59,9 @@ def base_url(url: str) -> str:
     """`url` without a trailing /v1 or slash; an error line for what is not an http(s) URL."""
     parsed = urllib.parse.urlsplit(url.strip())
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise InputError(f"{url!r} is not a server URL: give one like http://127.0.0.1:8000/v1")
+        raise InputError(f"{redact_url(url)!r} is not a server URL: give one like http://127.0.0.1:8000/v1")
     url = url.strip().rstrip("/")
     return url[: -len("/v1")] if url.endswith("/v1") else url
-
-
-def redact_url(url: str) -> str:
-    """The URL with any user:password@ taken out."""
-    parsed = urllib.parse.urlsplit(url)
-    if parsed.username or parsed.password:
-        netloc = parsed.hostname or ""
-        if parsed.port:
-            netloc += f":{parsed.port}"
-        parsed = parsed._replace(netloc=netloc)
-    return urllib.parse.urlunsplit(parsed)
 
 
 class HTTPStatusError(EngineError):

@@ -8,21 +8,14 @@ engine version (metadata only) and, for llama.cpp, the GGUF header; it never sta
 from __future__ import annotations
 
 import os
-import re
 import shlex
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["REDACTED", "SECRET_ENV", "LaunchSpec", "ServeOptions", "engine_binary", "is_secret_name",
-           "secret_values", "served_names"]
+from autoquant.secrets import REDACTED, SECRET_ENV, SECRET_WORDS, is_secret_name, scrub, secret_values
 
-REDACTED = "***"
-
-# Environment variables whose values are never printed.
-SECRET_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "VLLM_API_KEY", "LLAMA_API_KEY", "API_KEY", "OPENAI_API_KEY")
-# A variable or flag whose name has one of these words (split at - and _) carries a secret: --hf-token,
-# HF_TOKEN, --api-key, --ssl-keyfile-password; not --max-num-batched-tokens, --tokenizer or --ssl-keyfile.
-SECRET_WORDS = frozenset({"token", "key", "apikey", "password", "passwd", "secret", "credentials"})
+# The secret facts and the one scrub live in the core (autoquant.secrets); re-exported for the launchers.
+__all__ = ["REDACTED", "SECRET_ENV", "SECRET_WORDS", "LaunchSpec", "ServeOptions", "engine_binary",
+           "is_secret_name", "secret_values", "served_names"]
 
 
 @dataclass
@@ -68,10 +61,8 @@ class LaunchSpec:
         return f"http://{_url_host(self.host)}:{self.port}/v1"
 
     def redact(self, text: str) -> str:
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            if secret:
-                text = text.replace(secret, REDACTED)
-        return text
+        """`text` with this launch's secrets, the environment's and URL credentials masked."""
+        return scrub(text, self.secrets)
 
     def command_line(self) -> str:
         """The argv as one shell-quoted line, secrets redacted, with the env it sets (values redacted)."""
@@ -110,28 +101,8 @@ def _url_host(host: str | None) -> str:
     return host
 
 
-def is_secret_name(name: str) -> bool:
-    """Whether a variable or flag name (HF_TOKEN, --api-key, --hf_token) names a secret."""
-    words = set(re.split(r"[-_.]+", name.lower().strip("-")))
-    return name in SECRET_ENV or bool(words & SECRET_WORDS)
-
-
 def _is_secret(key: str, value: str, secrets: list[str]) -> bool:
     return is_secret_name(key) or value in secrets
-
-
-def secret_values(passthrough: list[str], environ: Mapping[str, str] | None = None) -> list[str]:
-    """Values never to print: secrets in the environment, values of token/key/password/secret flags."""
-    environ = os.environ if environ is None else environ
-    found = [environ[k] for k in SECRET_ENV if environ.get(k)]
-    for i, token in enumerate(passthrough):
-        name, eq, value = token.partition("=")
-        if name.startswith("-") and is_secret_name(name):
-            if eq and value:
-                found.append(value)
-            elif i + 1 < len(passthrough) and not passthrough[i + 1].startswith("-"):
-                found.append(passthrough[i + 1])
-    return found
 
 
 def engine_binary(engine: str, default: str, environ: dict[str, str] | None = None) -> str:

@@ -1,9 +1,12 @@
-"""The CLI shell: help, one-line errors, lazy imports, broken pipes."""
+"""The CLI shell: help, one-line errors (secrets masked, control characters escaped, long input clipped),
+lazy imports, broken pipes."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+
+import pytest
 
 from autoquant.cli import COMMANDS, main
 
@@ -108,10 +111,75 @@ def test_exit_code_comes_from_the_error(capsys, monkeypatch):
 
 
 def test_record_error_says_why_each_union_member_failed():
-    import pytest
-
     from autoquant.records import Plan, RecordError, from_dict
 
     with pytest.raises(RecordError) as info:
         from_dict(Plan, {"model": "m", "hardware": "h", "chosen": 5})
     assert "matches none of" in str(info.value) and "expected an object, got int" in str(info.value)
+
+
+@pytest.mark.parametrize("argv,secret", [
+    (["plan", "org/model", "--api-key", "sk-abc123"], "sk-abc123"),
+    (["plan", "org/model", "--api-key=sk-abc123"], "sk-abc123"),
+    (["plan", "org/model", "--hf-token", "hf_abc123"], "hf_abc123"),
+    (["--api-key", "sk-abc123"], "sk-abc123"),  # no command: argparse quotes it as an invalid COMMAND
+    (["plan", "org/model", "--api-key", "-sk123"], "-sk123"),  # a value may start with '-'
+    (["plan", "org/model", "--hf-token", "-hfX99"], "fX99"),  # argparse reads -h with 'fX99' attached
+])
+def test_a_rejected_api_key_value_is_not_echoed(capsys, argv, secret):
+    assert main(argv) == 2
+    line = _one_error_line(capsys)
+    assert secret not in line and "***" in line
+
+
+def test_a_secret_variables_value_is_not_echoed(capsys, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_from_env_1")
+    assert main(["plan", "org/model", "--port", "hf_from_env_1"]) == 2
+    assert _one_error_line(capsys) == "autoquant: error: unrecognized arguments: --port ***"
+
+
+def test_credentials_in_a_url_are_not_echoed_in_an_error(capsys, monkeypatch):
+    from autoquant.commands import profile
+    from autoquant.errors import EngineError
+
+    def boom(args):  # validate's client names the server by its URL, as given
+        raise EngineError("scoring: cannot reach https://me:hunter2@h:8000/v1?token=t0k (refused)")
+
+    monkeypatch.setattr(profile, "run", boom)
+    assert main(["profile", "x.csv"]) == 2
+    line = _one_error_line(capsys)
+    assert "hunter2" not in line and "t0k" not in line and "https://me:***@h:8000/v1?token=***" in line
+
+
+def test_a_debug_traceback_masks_secrets(capsys, monkeypatch):
+    from autoquant.commands import profile
+
+    monkeypatch.setenv("HF_TOKEN", "hf_in_a_traceback")
+
+    def boom(args):
+        raise RuntimeError("request failed with hf_in_a_traceback")
+
+    monkeypatch.setattr(profile, "run", boom)
+    assert main(["--debug", "profile", "x.csv"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "hf_in_a_traceback" not in err
+
+
+def test_control_characters_in_user_text_are_escaped(capsys):
+    # ESC sequences (clear screen, colours) and line breaks in a model name reach the terminal as text
+    assert main(["plan", "org/foo\x1b[2J\nautoquant: error: forged"]) == 2
+    line = _one_error_line(capsys)
+    assert "\x1b" not in line and "\\x1b[2J" in line
+
+
+def test_a_newline_in_user_text_cannot_forge_an_error_line(capsys):
+    assert main(["plan", "foo\nautoquant: error: forged\n"]) == 2
+    _one_error_line(capsys)
+
+
+def test_a_huge_argument_makes_a_short_error_line(capsys):
+    from autoquant.errors import MESSAGE_LIMIT
+
+    assert main(["plan", "a" * 100_000]) == 2
+    line = _one_error_line(capsys)
+    assert len(line) <= len("autoquant: error: ") + MESSAGE_LIMIT and "\u2026" in line
