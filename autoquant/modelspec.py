@@ -8,11 +8,13 @@ the first present key wins, in vLLM's order. Parameters are counted from the arc
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from autoquant.errors import InputError
+from autoquant.limits import bound, check_number
 from autoquant.records import ModelSpec
 
 # First present wins (vLLM's order).
@@ -34,6 +36,28 @@ QK_NORM_MODEL_TYPES = frozenset({"qwen3", "qwen3_moe", "gemma3", "gemma3_text"})
 # Gemma 2/3 decoder layers have four norms (pre/post attention, pre/post feed-forward).
 FOUR_NORM_MODEL_TYPES = frozenset({"gemma2", "gemma3", "gemma3_text"})
 SLIDING = "sliding_attention"
+# config.json integer key -> its sane range in limits.yaml: checked wherever the key is read (config_int), so
+# a NaN, a negative head count or 10^12 layers is one clear error before any per-layer loop.
+KEY_BOUNDS = {
+    **dict.fromkeys(("hidden_size", "n_embd", "d_model"), "hidden_size"),
+    **dict.fromkeys(("num_hidden_layers", "n_layer", "num_layers"), "layers"),
+    **dict.fromkeys(("num_attention_heads", "n_head"), "heads"),
+    **dict.fromkeys((*KV_HEAD_KEYS, "num_key_value_heads"), "kv_heads"),
+    **dict.fromkeys(("head_dim", "hidden_size_per_head", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim"),
+                    "head_dim"),
+    "vocab_size": "vocab_size",
+    **dict.fromkeys(("intermediate_size", "ffn_hidden_size", "n_inner", "moe_intermediate_size",
+                     "shared_expert_intermediate_size"), "intermediate_size"),
+    **dict.fromkeys((*EXPERT_KEYS, "num_experts"), "experts"),
+    **dict.fromkeys(("num_experts_per_tok", "moe_top_k", "num_experts_per_token", "n_shared_experts",
+                     "first_k_dense_replace", "moe_layer_freq", "decoder_sparse_step", "num_nextn_predict_layers"),
+                    "expert_count_small"),
+    **dict.fromkeys(("kv_lora_rank", "q_lora_rank"), "lora_rank"),
+    **dict.fromkeys(("bits", "w_bit", "num_bits"), "quant_bits"),
+    **dict.fromkeys(("group_size", "q_group_size"), "quant_group_size"),
+    **dict.fromkeys(("vision.hidden_size", "vision.num_hidden_layers", "vision.intermediate_size",
+                     "vision.patch_size", "vision.image_size", "vision.num_channels"), "vision_size"),
+}
 
 
 @dataclass(frozen=True)
@@ -48,13 +72,14 @@ class ParamCount:
 
 def text_config(config: Mapping[str, Any]) -> tuple[Mapping[str, Any], bool]:
     """The language-model part of a config, and whether the model is multimodal (vLLM's hf_text_config)."""
-    sub = config.get("text_config")
-    if isinstance(sub, Mapping) and sub:
+    sub = config_mapping(config.get("text_config"), "text_config", "config.json")
+    vision = config_mapping(config.get("vision_config"), "vision_config", "config.json")
+    if sub:
         # Top-level keys (torch_dtype, tie_word_embeddings...) apply unless the text config overrides them.
         merged = {k: v for k, v in config.items() if k not in ("text_config", "vision_config")}
         merged.update(sub)
         return merged, True
-    return config, bool(config.get("vision_config"))
+    return config, bool(vision)
 
 
 def first_present(config: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
@@ -79,9 +104,12 @@ def from_hf_config(config: Mapping[str, Any], model_id: str, source: str) -> Mod
     if not head_dim:
         if text.get("kv_lora_rank") and text.get("qk_rope_head_dim") is not None:
             # MLA: the q/k head width (nope + rope); KV size comes from kv_bytes_per_token, not this
-            head_dim = int(text.get("qk_nope_head_dim") or 0) + int(text["qk_rope_head_dim"])
+            head_dim = (config_int(text.get("qk_nope_head_dim"), "qk_nope_head_dim", where) or 0) + \
+                config_int(text["qk_rope_head_dim"], "qk_rope_head_dim", where)
         else:
             head_dim = hidden // heads
+        if head_dim < 1:
+            raise InputError(f"{where}: {heads} attention heads over hidden_size {hidden} leave no head width")
     num_experts = config_int(first_present(text, EXPERT_KEYS), "num_experts", where) or None
     intermediate = config_int(first_present(text, ("intermediate_size", "ffn_hidden_size", "n_inner")),
                            "intermediate_size", where) or 4 * hidden
@@ -101,8 +129,17 @@ def from_hf_config(config: Mapping[str, Any], model_id: str, source: str) -> Mod
     if sliding_window is not None and sliding_window >= max_context:
         sliding_layers = 0  # a window no shorter than the context caps nothing
 
-    model_type = str(text.get("model_type") or config.get("model_type") or "unknown")
+    model_type = text.get("model_type") or config.get("model_type") or "unknown"
+    if not isinstance(model_type, str):
+        raise InputError(f"{where}: 'model_type' must be a string, got {_shown(model_type)}")
     architectures = config.get("architectures") or text.get("architectures") or [model_type]
+    if isinstance(architectures, str):
+        architectures = [architectures]
+    architectures = config_list(architectures, "architectures", where, str) or [model_type]
+    experts_per_token = config_int(first_present(text, ("num_experts_per_tok", "moe_top_k", "num_experts_per_token")),
+                                   "num_experts_per_tok", where) if num_experts else None
+    if experts_per_token and num_experts and experts_per_token > num_experts:
+        raise InputError(f"{where}: {experts_per_token} experts per token out of {num_experts} experts")
     tie = bool(_first_bool(text, "tie_word_embeddings", default=_tie_default(model_type)))
     spec = ModelSpec(
         id=model_id,
@@ -124,12 +161,12 @@ def from_hf_config(config: Mapping[str, Any], model_id: str, source: str) -> Mod
         sliding_window_layers=sliding_layers,
         native_dtype=_dtype(config, text),
         num_experts=num_experts,
-        experts_per_token=config_int(first_present(text, ("num_experts_per_tok", "moe_top_k", "num_experts_per_token")),
-                                  "num_experts_per_tok", where) if num_experts else None,
+        experts_per_token=experts_per_token,
         moe_intermediate_size=moe_inter,
         num_shared_experts=shared,
         shared_expert_intermediate_size=shared_inter,
-        first_k_dense_layers=int(text.get("first_k_dense_replace") or 0) if num_experts else 0,
+        first_k_dense_layers=(config_int(text.get("first_k_dense_replace"), "first_k_dense_replace", where) or 0)
+        if num_experts else 0,
         kv_lora_rank=config_int(text.get("kv_lora_rank"), "kv_lora_rank", where),
         q_lora_rank=config_int(text.get("q_lora_rank"), "q_lora_rank", where),
         qk_rope_head_dim=config_int(text.get("qk_rope_head_dim"), "qk_rope_head_dim", where),
@@ -137,7 +174,7 @@ def from_hf_config(config: Mapping[str, Any], model_id: str, source: str) -> Mod
         v_head_dim=config_int(text.get("v_head_dim"), "v_head_dim", where),
         multimodal=multimodal,
     )
-    counted = count_params(spec, text, config.get("vision_config") if multimodal else None)
+    counted = count_params(spec, text, config.get("vision_config") if multimodal else None, where)
     spec.total_params = counted.total
     spec.active_params = counted.active
     spec.embedding_params = counted.embedding
@@ -157,7 +194,10 @@ def max_context_of(text: Mapping[str, Any]) -> int:
     max_position_embeddings, and Gemma 3's "linear" factor is folded into it too, so only
     YaRN/dynamic scaling from an `original_max_position_embeddings` base is applied.
     """
-    values = [v for v in (text.get(k) for k in CONTEXT_KEYS) if isinstance(v, int) and not isinstance(v, bool) and v > 0]
+    # Values beyond the context bound are "unlimited" markers (tokenizer-style 1e30), not lengths.
+    lo, hi = bound("context_tokens")
+    values = [v for v in (text.get(k) for k in CONTEXT_KEYS)
+              if isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi]
     length = min(values) if values else 2048  # vLLM's default when no key is present
     rope = text.get("rope_scaling") or text.get("rope_parameters")
     if isinstance(rope, Mapping):
@@ -165,7 +205,10 @@ def max_context_of(text: Mapping[str, Any]) -> int:
         factor = rope.get("factor")
         original = rope.get("original_max_position_embeddings")
         if rope_type in ("yarn", "dynamic") and isinstance(factor, (int, float)) and isinstance(original, int):
-            length = max(length, int(original * factor))
+            where = "config.json: rope_scaling"
+            check_number(factor, "rope_factor", f"{where}.factor")
+            check_number(original, "context_tokens", f"{where}.original_max_position_embeddings", integer=True)
+            length = max(length, min(int(original * factor), int(hi)))
     return int(length)
 
 
@@ -195,7 +238,8 @@ def _sliding(text: Mapping[str, Any], layers: int) -> tuple[int | None, int]:
 # ---------------------------------------------------------------------------------------------- params
 
 
-def count_params(spec: ModelSpec, text: Mapping[str, Any], vision: Mapping[str, Any] | None = None) -> ParamCount:
+def count_params(spec: ModelSpec, text: Mapping[str, Any], vision: Mapping[str, Any] | None = None,
+                 where: str = "config.json") -> ParamCount:
     """Parameters from the architecture. MoE: `active` counts the top-k routed plus the shared experts."""
     h, L, V = spec.hidden_size, spec.num_layers, spec.vocab_size
     embedding = V * h
@@ -205,7 +249,7 @@ def count_params(spec: ModelSpec, text: Mapping[str, Any], vision: Mapping[str, 
     gated = spec.model_type not in UNGATED_MODEL_TYPES
     dense_mlp = (3 if gated else 2) * h * spec.intermediate_size
 
-    moe_layers = _moe_layer_indices(spec, text) if spec.is_moe else set()
+    moe_layers = _moe_layer_indices(spec, text, where) if spec.is_moe else set()
     total = active = 0
     for i in range(L):
         layer = attn + norms
@@ -225,8 +269,8 @@ def count_params(spec: ModelSpec, text: Mapping[str, Any], vision: Mapping[str, 
     final_norm = h
     body_total = total + embedding + lm_head + final_norm
     body_active = active + embedding + lm_head + final_norm
-    vision_params = vision_params_of(vision, h) if vision else 0
-    mtp = _mtp_params(spec, text, attn, norms)
+    vision_params = vision_params_of(vision, h, where) if vision else 0
+    mtp = _mtp_params(spec, text, attn, norms, where)
     return ParamCount(
         total=body_total + vision_params,
         active=body_active + vision_params,
@@ -263,13 +307,13 @@ def _attention_params(spec: ModelSpec, text: Mapping[str, Any]) -> int:
     return params
 
 
-def _moe_layer_indices(spec: ModelSpec, text: Mapping[str, Any]) -> set[int]:
+def _moe_layer_indices(spec: ModelSpec, text: Mapping[str, Any], where: str = "config.json") -> set[int]:
     """Which decoder layers carry experts (DeepSeek first_k_dense/moe_layer_freq, Qwen sparse step)."""
     L = spec.num_layers
     first_dense = spec.first_k_dense_layers
-    freq = int(text.get("moe_layer_freq") or 1)
-    step = int(text.get("decoder_sparse_step") or 1)
-    mlp_only = set(text.get("mlp_only_layers") or [])
+    freq = config_int(text.get("moe_layer_freq"), "moe_layer_freq", where) or 1
+    step = config_int(text.get("decoder_sparse_step"), "decoder_sparse_step", where) or 1
+    mlp_only = set(config_list(text.get("mlp_only_layers"), "mlp_only_layers", where, int))
     layers = set()
     for i in range(L):
         if i < first_dense or (i - first_dense) % max(freq, 1):
@@ -280,9 +324,9 @@ def _moe_layer_indices(spec: ModelSpec, text: Mapping[str, Any]) -> set[int]:
     return layers
 
 
-def _mtp_params(spec: ModelSpec, text: Mapping[str, Any], attn: int, norms: int) -> int:
+def _mtp_params(spec: ModelSpec, text: Mapping[str, Any], attn: int, norms: int, where: str = "config.json") -> int:
     """DeepSeek-V3 multi-token prediction: one MoE decoder layer + eh_proj + 3 norms each (own embed/head)."""
-    n = int(text.get("num_nextn_predict_layers") or 0)
+    n = config_int(text.get("num_nextn_predict_layers"), "num_nextn_predict_layers", where) or 0
     if not n:
         return 0
     h = spec.hidden_size
@@ -294,16 +338,19 @@ def _mtp_params(spec: ModelSpec, text: Mapping[str, Any], attn: int, norms: int)
     return n * (layer + extra)
 
 
-def vision_params_of(vision: Mapping[str, Any], text_hidden: int) -> int:
+def vision_params_of(vision: Mapping[str, Any], text_hidden: int, where: str = "config.json") -> int:
     """A SigLIP/ViT-style vision tower + a linear projector into the text width (Gemma 3, LLaVA-like)."""
-    h = int(vision.get("hidden_size") or 0)
-    layers = int(vision.get("num_hidden_layers") or 0)
-    inter = int(vision.get("intermediate_size") or 4 * h)
+    def get(key: str) -> int:
+        return config_int(vision.get(key), f"vision.{key}", f"{where}: vision_config") or 0
+
+    h = get("hidden_size")
+    layers = get("num_hidden_layers")
+    inter = get("intermediate_size") or 4 * h
     if not h or not layers:
         return 0
-    patch = int(vision.get("patch_size") or 14)
-    image = int(vision.get("image_size") or 224)
-    channels = int(vision.get("num_channels") or 3)
+    patch = get("patch_size") or 14
+    image = get("image_size") or 224
+    channels = get("num_channels") or 3
     per_layer = 4 * (h * h + h) + (h * inter + inter) + (inter * h + h) + 2 * 2 * h  # attn, mlp, 2 LayerNorms
     patch_embed = channels * patch * patch * h + h
     positions = (image // patch) ** 2 * h
@@ -325,20 +372,47 @@ def kv_bytes_per_token(spec: ModelSpec, dtype_bytes: float = 2.0) -> float:
 def _int(config: Mapping[str, Any], key: str, where: str, alt: tuple[str, ...] = ()) -> int:
     for k in (key, *alt):
         if config.get(k) is not None:
-            value = config_int(config[k], k, where)
-            if value is None or value <= 0:
-                raise InputError(f"{where}: '{k}' must be a positive integer, got {config[k]!r}")
-            return value
+            raw = config[k]
+            if isinstance(raw, (int, float)) and not isinstance(raw, bool) and raw <= 0:
+                raise InputError(f"{where}: '{k}' must be a positive integer, got {raw!r}")
+            return config_int(raw, k, where)
     raise InputError(f"{where} has no '{key}': not a decoder language model config, or a truncated file")
 
 
 def config_int(value: Any, key: str, where: str) -> int | None:
-    """A config.json integer (1.0 is 1; true, "8" or 1.5 are errors), None when absent."""
+    """A config.json integer (1.0 is 1; true, "8", 1.5 or NaN are errors), None when absent, within the
+    sane range KEY_BOUNDS gives its key (limits.yaml)."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
-        raise InputError(f"{where}: '{key}' must be an integer, got {value!r}")
-    return int(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            (isinstance(value, float) and (not math.isfinite(value) or not value.is_integer())):
+        raise InputError(f"{where}: '{key}' must be an integer, got {_shown(value)}")
+    number = int(value)
+    if key in KEY_BOUNDS:
+        check_number(number, KEY_BOUNDS[key], f"{where}: '{key}'", integer=True)
+    return number
+
+
+def config_list(value: Any, key: str, where: str, item: type) -> list:
+    """A config.json list whose items are all `item` (None: empty)."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, item) and not isinstance(v, bool) for v in value):
+        raise InputError(f"{where}: '{key}' must be a list of {item.__name__}s, got {_shown(value)}")
+    return value
+
+
+def config_mapping(value: Any, key: str, where: str) -> Mapping[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise InputError(f"{where}: '{key}' must be an object, got {_shown(value)}")
+    return value
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:24]}... ({len(text)} characters)"
 
 
 def _first_bool(config: Mapping[str, Any], key: str, default: bool) -> bool:

@@ -18,9 +18,8 @@ def print_json(record: Any, stream: TextIO | None = None) -> None:
     data = _scrubbed(to_dict(record), environment_secrets())
     # One write: json.dump writes every token separately, a system call each on an unbuffered stdout
     # (PYTHONUNBUFFERED=1, common in containers): ~8,000 for a plan.
-    # One write: json.dump writes every token separately, a system call each on an unbuffered stdout
-    # (PYTHONUNBUFFERED=1, common in containers): ~8,000 for a plan.
-    (stream or sys.stdout).write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    # allow_nan=False: a NaN or inf would make the output invalid JSON; an error is better than that.
+    (stream or sys.stdout).write(json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
 def _scrubbed(value: Any, secrets: list[str]) -> Any:

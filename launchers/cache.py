@@ -17,7 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from autoquant import __version__
+from autoquant import __version__, jsonio
+from autoquant.errors import AutoquantError
 from autoquant.paths import autoquant_cache_dir
 from autoquant.records import Plan, from_dict, to_dict
 
@@ -82,9 +83,8 @@ def decision_key(model: str, pins: dict, workload: dict, extra: dict | None = No
 def load_plan(key: str, environ: Mapping[str, str] | None = None) -> Plan | None:
     path = os.path.join(cache_dir(environ), f"{key}.json")
     try:
-        with open(path, encoding="utf-8") as fh:
-            return from_dict(Plan, json.load(fh))
-    except (OSError, ValueError):
+        return from_dict(Plan, jsonio.load(path))
+    except (OSError, ValueError, AutoquantError):
         return None  # missing or unreadable: plan again
 
 

@@ -15,7 +15,7 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from autoquant.argtypes import positive_int
+from autoquant.argtypes import MAX_DIGITS, in_range, positive_int
 from autoquant.engines.flags import Arg, OptionList, classify, is_number, option_list
 from autoquant.errors import UsageError
 from autoquant.facts import option_data
@@ -127,6 +127,28 @@ def _port(arg: Arg, pins: Pins, opts: ServeOptions) -> None:
     opts.port = port
 
 
+def _host(arg: Arg, pins: Pins, opts: ServeOptions) -> None:
+    opts.host = check_host(arg.value or "", arg.given)
+
+
+def check_host(value: str, flag: str = "--host") -> str:
+    """A bind address: an IP literal or an RFC 1123 host name (engines pass it to getaddrinfo/uvicorn; a
+    space or ';' there is a mistake, and never something to hand on)."""
+    import ipaddress
+    import re
+
+    try:
+        ipaddress.ip_address(value.strip("[]"))
+        return value
+    except ValueError:
+        pass
+    label = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
+    if len(value) <= 253 and re.fullmatch(rf"{label}(\.{label})*\.?", value):
+        return value
+    shown = value if len(value) <= 40 else f"{value[:20]}... ({len(value)} characters)"
+    raise UsageError(f"{flag} must be an IP address or a host name (e.g. 0.0.0.0, 127.0.0.1, ::), not {shown!r}")
+
+
 def _set(attr: str) -> Reader:
     def read(arg: Arg, pins: Pins, opts: ServeOptions) -> None:
         setattr(opts, attr, arg.value)
@@ -143,6 +165,12 @@ def _served_names(arg: Arg, pins: Pins, opts: ServeOptions) -> None:
     opts.served_model_name = list(arg.values)
 
 
+def _count(bound: str) -> Callable[[str, str], int]:
+    def parse(value: str, flag: str) -> int:
+        return in_range(positive_int(value, flag), bound, flag)
+    return parse
+
+
 def _kv(value: str, flag: str) -> str:
     return value
 
@@ -155,15 +183,15 @@ def _human(value: str, flag: str) -> int:
 # flags.translate `via: plan`: from the plan or ServeOptions, in its own spelling).
 READ_FLAGS: dict[str, Reader] = {
     "--quantization": _quantization,
-    "--tensor-parallel-size": _pinner("tp", positive_int),
-    "--pipeline-parallel-size": _pinner("pp", positive_int),
-    "--data-parallel-size": _pinner("dp", positive_int),
+    "--tensor-parallel-size": _pinner("tp", _count("gpus_per_node")),
+    "--pipeline-parallel-size": _pinner("pp", _count("nodes")),
+    "--data-parallel-size": _pinner("dp", _count("gpus_per_node")),
     "--kv-cache-dtype": _pinner("kv_cache_dtype", _kv),
     "--max-model-len": _pinner("max_model_len", _human),
-    "--max-num-seqs": _pinner("max_num_seqs", positive_int),
+    "--max-num-seqs": _pinner("max_num_seqs", _count("concurrency")),
     "--dtype": _dtype,
     "--gpu-memory-utilization": _memory_fraction,
-    "--host": _set("host"),
+    "--host": _host,
     "--port": _port,
     "--api-key": _set("api_key"),
     "--served-model-name": _served_names,
@@ -218,12 +246,15 @@ def parse_human_int(flag: str, value: str) -> int:
     text = value.strip()
     units = {"k": 1000, "K": 1024, "m": 1000**2, "M": 1024**2, "g": 1000**3, "G": 1024**3}
     try:
+        if len(text) > MAX_DIGITS:
+            raise ValueError(text)
         if text and text[-1] in units:
-            n = int(float(text[:-1]) * units[text[-1]])
+            n = int(float(text[:-1]) * units[text[-1]])  # int(inf) / int(nan) raise too (infk, nank)
         else:
             n = int(text)
-    except ValueError:
-        raise UsageError(f"{flag} expects a number of tokens like 8192 or 32k, not {value!r}") from None
+    except (ValueError, OverflowError):
+        shown = value if len(value) <= 40 else f"{value[:20]}... ({len(value)} characters)"
+        raise UsageError(f"{flag} expects a number of tokens like 8192 or 32k, not {shown!r}") from None
     if n < 1:
         raise UsageError(f"{flag} must be positive, not {value!r} (autoquant picks the length when it is omitted)")
-    return n
+    return in_range(n, "context_tokens", flag)

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autoquant import jsonio
+from autoquant.errors import InputError
 from autoquant.paths import autoquant_cache_dir
 from autoquant.records.node import CPUInfo
 
@@ -415,8 +417,8 @@ def _write_cache(path: Path, cache: dict[str, Any]) -> list[str]:
 
 def _read_cache(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
+        data = jsonio.load(path)
+    except (OSError, ValueError, InputError):
+        return {}  # a cache: unreadable means measure again
     return data if isinstance(data, dict) else {}
 

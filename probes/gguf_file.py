@@ -13,7 +13,7 @@ from typing import Any
 from autoquant.catalog.models import model_type_of_gguf
 from autoquant.errors import InputError
 from autoquant.gguf import KEY_MAP, GGUFError, SkippedArray, read_header
-from autoquant.modelspec import from_hf_config
+from autoquant.modelspec import config_int, from_hf_config
 from autoquant.quantconfig import from_gguf_file_type
 from autoquant.records import ModelSpec
 
@@ -48,6 +48,8 @@ def spec_from_gguf_metadata(
     for suffix, key in KEY_MAP.items():
         value = meta.get(f"{arch}.{suffix}")
         if isinstance(value, list):  # per-layer arrays (e.g. heads per layer): the widest layer sizes it
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+                raise InputError(f"{model_id}: GGUF {arch}.{suffix} must hold numbers")
             value = max(value) if value else None
         if value is not None:
             config[key] = value
@@ -56,7 +58,9 @@ def spec_from_gguf_metadata(
         config["qk_rope_head_dim"] = rope_dim
         key_length = config.pop("head_dim", None)
         if key_length:
-            config["qk_nope_head_dim"] = int(key_length) - int(rope_dim)
+            where = f"{model_id}: GGUF"
+            config["qk_nope_head_dim"] = (config_int(key_length, "head_dim", where) or 0) - \
+                (config_int(rope_dim, "qk_rope_head_dim", where) or 0)
         value_length = meta.get(f"{arch}.attention.value_length")
         if value_length:
             config["v_head_dim"] = value_length
@@ -86,7 +90,8 @@ def spec_from_gguf_metadata(
     file_type = meta.get("general.file_type")
     if file_type is not None:
         bits = 8.0 * tensor_bytes / total if total and tensor_bytes else None
-        spec.quantization = from_gguf_file_type(int(file_type), weight_bits=bits)
+        spec.quantization = from_gguf_file_type(config_int(file_type, "general.file_type", model_id) or 0,
+                                                weight_bits=bits)
     return spec
 
 

@@ -13,11 +13,11 @@ memoised probe per process, checkpoints.hub.hub_unreachable) falls through to th
 
 from __future__ import annotations
 
-import json
 import struct
 from pathlib import Path
 from typing import Any
 
+from autoquant import jsonio
 from autoquant.catalog import models as catalog
 from autoquant.checkpoints.hub import (
     HF_ID,
@@ -128,8 +128,8 @@ def checkpoint_bytes(directory: Path) -> int | None:
     """Bytes of tensor data: the index's metadata.total_size, else the safetensors headers, else file sizes."""
     index = directory / INDEX_FILE
     if index.is_file():
-        total = (read_json(index).get("metadata") or {}).get("total_size")
-        if isinstance(total, int) and total > 0:  # some tools write 0
+        total = index_total_size(read_json(index))
+        if total:
             return total
     shards = sorted(directory.glob("*.safetensors"))
     if shards:
@@ -150,26 +150,32 @@ def safetensors_data_bytes(path: Path) -> int:
         raw = fh.read(length)
     if len(raw) != length:
         raise InputError(f"{path}: truncated safetensors header")
-    try:
-        header = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: malformed safetensors header: {exc.msg}") from exc
+    header = jsonio.loads(raw, f"{path}: safetensors header")
+    if not isinstance(header, dict):
+        raise InputError(f"{path}: malformed safetensors header: not a JSON object")
     total = 0
     for name, info in header.items():
         if name == "__metadata__":
             continue
-        start, end = info["data_offsets"]
-        total += end - start
+        offsets = info.get("data_offsets") if isinstance(info, dict) else None
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(
+                isinstance(o, int) and not isinstance(o, bool) and o >= 0 for o in offsets)) or offsets[1] < offsets[0]:
+            raise InputError(f"{path}: malformed safetensors header: tensor {name[:80]!r} has data_offsets "
+                             f"{str(offsets)[:40]} (two byte offsets, start <= end)")
+        total += offsets[1] - offsets[0]
     return total
 
 
+def index_total_size(index: Any) -> int | None:
+    """metadata.total_size of a model.safetensors.index.json; None when absent, 0 or malformed (some tools
+    write 0, or a list for metadata): the size is then taken another way."""
+    meta = index.get("metadata") if isinstance(index, dict) else None
+    total = meta.get("total_size") if isinstance(meta, dict) else None
+    return total if isinstance(total, int) and not isinstance(total, bool) and total > 0 else None
+
+
 def read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text") from exc
+    data = jsonio.load(path)
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a JSON object, got {type(data).__name__}")
     return data
@@ -217,8 +223,7 @@ def _from_hub(repo_id: str, hub: HubClient, revision: str | None) -> ModelSpec:
     spec.quantization = parse_quantization(config, extra.get("hf_quant_config.json"),
                                            extra.get("quantize_config.json"), extra.get("quant_config.json"))
     if INDEX_FILE in files:
-        total = (fetch(INDEX_FILE).get("metadata") or {}).get("total_size")
-        spec.checkpoint_bytes = total if isinstance(total, int) and total > 0 else None
+        spec.checkpoint_bytes = index_total_size(fetch(INDEX_FILE))
     return spec
 
 

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from autoquant import jsonio
 from autoquant.errors import InputError
+from autoquant.limits import bound, check_number, setting
 from autoquant.records import ConcurrencyBin, Workload
 
 # Defaults for the replay when the caller has no planner estimate yet. 30 ms/token is a typical
@@ -149,22 +150,38 @@ _CSV_COLUMNS = {
 
 
 def _parse_csv(text: str, name: str) -> tuple[str, list[Request]]:
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [h.strip() for h in (reader.fieldnames or [])]
+    # A trace row may carry a prompt as text: the csv module's default 128 KiB field limit is too small.
+    csv.field_size_limit(setting("csv", "max_field_chars"))
+    reader = csv.DictReader(io.StringIO(text, newline=""), restkey=_EXTRA)
+    try:
+        header = [h.strip() for h in (reader.fieldnames or [])]
+    except csv.Error as exc:
+        raise InputError(f"{name}: line 1: {exc}") from None
     fmt = next((f for f, cols in _CSV_COLUMNS.items() if set(cols[:3]) <= set(header)), None)
     if fmt is None:
         known = "; ".join(",".join(cols[:3]) for cols in _CSV_COLUMNS.values())
         raise InputError(f"{name}: unrecognised CSV header {','.join(header)!r} (expected columns {known})")
     ts_col, in_col, out_col, kind = _CSV_COLUMNS[fmt]
     requests = []
-    for line_no, row in enumerate(reader, start=2):
+    rows = iter(reader)
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # a field over the limit, a NUL byte, a quote left open
+            raise InputError(f"{name}: line {reader.line_num}: {exc}") from None
+        line_no = reader.line_num
+        if _EXTRA in row:
+            raise InputError(f"{name}: line {line_no} has {len(header) + len(row[_EXTRA])} fields, the header "
+                             f"{len(header)}")
         row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
         if not any(row.values()):
             continue
         try:
             ts = _parse_timestamp(row[ts_col], kind)
             requests.append(Request(ts, _nonneg_int(row[in_col]), _nonneg_int(row[out_col])))
-        except (ValueError, KeyError) as exc:
+        except (ValueError, KeyError, InputError) as exc:
             raise InputError(f"{name}: line {line_no}: {exc}") from None
     return fmt, _rebase(requests)
 
@@ -175,14 +192,11 @@ def _parse_jsonl(text: str, name: str) -> list[Request]:
     for line_no, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{name}: line {line_no} is not JSON ({exc.msg})") from None
+        obj = jsonio.loads(line, f"{name}: line {line_no}")
         if not isinstance(obj, dict):
             raise InputError(f"{name}: line {line_no} is not a JSON object")
         try:
-            ts = float(obj["timestamp"])
+            ts = _finite_seconds(obj["timestamp"])
             inp = obj.get("input_length", obj.get("prompt_tokens"))
             out = obj.get("output_length", obj.get("completion_tokens"))
             if inp is None or out is None:
@@ -191,7 +205,7 @@ def _parse_jsonl(text: str, name: str) -> list[Request]:
             raw_ts.append(ts)
         except KeyError as exc:
             raise InputError(f"{name}: line {line_no} lacks {exc.args[0]}") from None
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, InputError) as exc:
             raise InputError(f"{name}: line {line_no}: {exc}") from None
     # Mooncake traces count milliseconds; Qwen-Bailian and OpenAI-style logs count seconds. A span of
     # more than a day in "seconds" with integer stamps is milliseconds in practice.
@@ -201,19 +215,40 @@ def _parse_jsonl(text: str, name: str) -> list[Request]:
     return _rebase(requests)
 
 
+_EXTRA = "\0extra"  # DictReader's key for fields beyond the header's
+
+
 def _parse_timestamp(value: str, kind: str) -> float:
     if kind == "seconds":
-        return float(value)
+        return _finite_seconds(value)
     # Azure writes 7 fractional digits, one more than datetime.fromisoformat takes before 3.11.
     base, _, frac = value.partition(".")
     dt = datetime.fromisoformat(base.replace("T", " "))
-    return dt.timestamp() + (float("0." + frac) if frac else 0.0)
+    return dt.timestamp() + (float("0." + frac) if frac.isdigit() else 0.0)
+
+
+def _finite_seconds(value) -> float:
+    """A timestamp: a finite number (or numeric text) within the timestamp bound (ms stamps are larger)."""
+    number = _number(value, "timestamp")
+    lo, hi = bound("timestamp_s")
+    if not lo <= number <= hi * 1000:  # Mooncake stamps count milliseconds
+        raise ValueError(f"timestamp {value!r} is outside {lo:g}..{hi * 1000:g}")
+    return number
 
 
 def _nonneg_int(value) -> int:
-    number = int(float(value))
+    number = _number(value, "token count")
     if number < 0:
         raise ValueError(f"negative token count {value!r}")
+    return int(check_number(int(number), "tokens", "token count", integer=True))
+
+
+def _number(value, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)) or len(str(value)) > 32:
+        raise ValueError(f"{what} must be a number, got {str(value)[:40]!r}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{what} must be a finite number, got {value!r}")
     return number
 
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from autoquant.argtypes import positive_int
+from autoquant.argtypes import in_range, positive_int
 from autoquant.errors import InputError, NotFoundError, UsageError
 from autoquant.records.node import GPU, AppleSilicon, CPUInfo, Node
 
@@ -278,7 +278,10 @@ def parse_gpu_flag(text: str) -> tuple[str, int | None]:
             raise UsageError(f"--gpu {text!r}: give a core count or a CPU after 'cpu:' (e.g. cpu:16, cpu:EPYC-9654)")
         if not count_text.startswith("-"):
             return f"cpu:{count_text}", None
-    return name, positive_int(count_text, f"--gpu {text!r}: COUNT")
+    count = positive_int(count_text, f"--gpu {text!r}: COUNT")
+    # bounded before a count x count topology is built for it
+    return name, in_range(count, "cpu_cores" if normalize(name).startswith("cpu") else "gpus_per_node",
+                          f"--gpu {text!r}: COUNT")
 
 
 def synthetic_node(text: str, catalog: Catalog | None = None) -> Node:

@@ -8,7 +8,6 @@ read or printed here: huggingface_hub picks HF_TOKEN up itself; we only say whet
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -16,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from autoquant import jsonio
 from autoquant.errors import InputError, NotFoundError
 
 TRUE = {"1", "true", "yes", "on"}
@@ -277,9 +277,9 @@ class HfHubClient:
         if path is None:
             return None
         try:
-            return json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InputError(f"{repo}/{filename} is not valid JSON: {exc}") from None
+            return jsonio.load(path, f"{repo}/{filename}")
+        except OSError as exc:
+            raise InputError(f"{repo}/{filename} cannot be read: {exc.strerror or exc}") from None
 
     def gguf_header(self, repo: str, filename: str, revision: str | None = None) -> dict[str, Any] | None:
         # HfFileSystem reads by HTTP range: only the header blocks are fetched, never the tensors.

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autoquant import jsonio
 from autoquant.checkpoints import gguf_files
 from autoquant.checkpoints.hub import hf_cache_dir
 from autoquant.checkpoints.registry import PackageEntry, RegistryEntry
@@ -73,9 +73,9 @@ def _json_reader(root: Path) -> JsonReader:
         if not path.is_file():
             return None
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InputError(f"{path} is not valid JSON: {exc}") from None
+            data = jsonio.load(path)
+        except OSError as exc:
+            raise InputError(f"{path} cannot be read: {exc.strerror or exc}") from None
         return data if isinstance(data, dict) else None
 
     return read

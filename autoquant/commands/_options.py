@@ -8,11 +8,12 @@ Workload: `--concurrency N|max --isl --osl --traffic FILE --ttft-ms --tpot-ms --
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
-from autoquant.argtypes import positive_float, positive_int
+from autoquant import jsonio
+from autoquant.argtypes import bounded, in_range, positive_int
 from autoquant.errors import InputError, UsageError
+from autoquant.limits import check_node
 from autoquant.records import Node, Workload, from_dict
 from autoquant.records.workload import OBJECTIVES
 
@@ -36,11 +37,11 @@ def add_hardware_options(parser: argparse.ArgumentParser) -> None:
         type=nonempty,
         help="describe a machine you are not on, e.g. H100-SXM:8, a100-80gb, 'NVIDIA L40S:4', M2-Max, cpu",
     )
-    g.add_argument("--nodes", type=positive_int, default=None, help="identical nodes available (default 1)")
+    g.add_argument("--nodes", type=bounded("nodes", integer=True), default=None, help="identical nodes available (default 1)")
     g.add_argument(
         "--cpu-bandwidth",
         metavar="GBPS",
-        type=positive_float,
+        type=bounded("cpu_bandwidth_gbps"),
         default=None,
         help="CPU memory bandwidth in GB/s, instead of the measured (or catalog) figure",
     )
@@ -50,18 +51,18 @@ def add_workload_options(parser: argparse.ArgumentParser, engine_flags: bool = F
     """`engine_flags`: the command also takes vLLM's flags (serve), so --max-model-len is left to them."""
     g = parser.add_argument_group("workload")
     g.add_argument("--concurrency", type=nonempty, default=None, metavar="N|max", help="concurrent requests (default 1)")
-    g.add_argument("--isl", type=positive_int, default=None, help="input tokens per request (default 512)")
-    g.add_argument("--osl", type=positive_int, default=None, help="output tokens per request (default 256)")
+    g.add_argument("--isl", type=bounded("tokens", integer=True), default=None, help="input tokens per request (default 512)")
+    g.add_argument("--osl", type=bounded("tokens", integer=True), default=None, help="output tokens per request (default 256)")
     g.add_argument("--traffic", metavar="FILE", type=nonempty, help="a traffic sample (CSV/JSONL trace) to profile")
     if not engine_flags:
-        g.add_argument("--max-model-len", type=positive_int, default=None, help="context each request must reach")
-    g.add_argument("--ttft-ms", type=positive_float, default=None, help="time-to-first-token SLO")
-    g.add_argument("--tpot-ms", type=positive_float, default=None, help="time-per-output-token SLO")
-    g.add_argument("--min-tps", type=positive_float, default=None, help="per-request output tokens/s floor")
+        g.add_argument("--max-model-len", type=bounded("context_tokens", integer=True), default=None, help="context each request must reach")
+    g.add_argument("--ttft-ms", type=bounded("milliseconds"), default=None, help="time-to-first-token SLO")
+    g.add_argument("--tpot-ms", type=bounded("milliseconds"), default=None, help="time-per-output-token SLO")
+    g.add_argument("--min-tps", type=bounded("tokens_per_s"), default=None, help="per-request output tokens/s floor")
     g.add_argument("--use-case", choices=USE_CASES, default=None, help="quality floor from the use case")
-    g.add_argument("--max-ppl-delta", type=positive_float, default=None, help="max perplexity increase")
+    g.add_argument("--max-ppl-delta", type=bounded("ppl_delta"), default=None, help="max perplexity increase")
     g.add_argument("--objective", choices=OBJECTIVES, default=None, help="what to optimise: balanced (default: cost x latency x quality), cost, latency, throughput, or quality (the best quality that meets every SLO, then cost)")
-    g.add_argument("--gpu-hour-cost", type=positive_float, default=None, help="USD per GPU-hour")
+    g.add_argument("--gpu-hour-cost", type=bounded("usd_per_gpu_hour"), default=None, help="USD per GPU-hour")
 
 
 PREDICTORS = ("auto", "aic", "autoquant")
@@ -121,16 +122,13 @@ def load_json_record(path: str, what: str, hint: str) -> Any:
     """The JSON in the `what` file at `path` (a node record, a plan), or one line saying why it cannot be
     read; `hint` says how to make a good one."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
+        return jsonio.load(path, path)
+    except jsonio.JSONInputError as exc:
+        raise InputError(f"{path} is not a {what} file: {exc.reason} ({hint})") from None
     except FileNotFoundError:
         raise InputError(f"no such {what} file: {path} ({hint})") from None
     except IsADirectoryError:
         raise InputError(f"{path} is a directory, not a {what} file ({hint})") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path} is not a {what} file: not UTF-8 JSON text ({hint})") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
     except OSError as exc:
         raise InputError(f"cannot read {what} file {path}: {exc.strerror or exc}") from None
 
@@ -139,7 +137,7 @@ def load_node(path: str) -> Node:
     data = load_json_record(path, "hardware", f"make one with `autoquant probe --save {path}`")
     if not isinstance(data, dict) or "gpus" not in data or "cpu" not in data:
         raise InputError(f"{path} is not a node record (expected the output of `autoquant probe --json`)")
-    node = from_dict(Node, data)
+    node = check_node(from_dict(Node, data), path)
     node.source = "file"
     return node
 
@@ -168,4 +166,4 @@ def parse_concurrency(text: str) -> int | None:
     """`max` (None: as many as the configuration runs at once) or a positive integer."""
     if str(text).lower() == "max":
         return None
-    return positive_int(text, "--concurrency")
+    return in_range(positive_int(text, "--concurrency"), "concurrency", "--concurrency")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from autoquant.argtypes import positive_int
+from autoquant.argtypes import bounded
 from autoquant.commands._options import (
     add_hardware_options,
     add_predictor_option,
@@ -35,9 +35,9 @@ def add_pin_options(parser: argparse.ArgumentParser, required: bool = False) -> 
     g.add_argument("--engine", required=required, default=None)
     g.add_argument("--method", required=required, default=None,
                    help="bf16, fp16, fp8, fp8-weight-only, int8-sq, awq-int4, gptq-int4, nvfp4, gguf-<type>")
-    g.add_argument("--tp", type=positive_int, default=None, help="tensor-parallel size")
-    g.add_argument("--pp", type=positive_int, default=None, help="pipeline-parallel size (nodes)")
-    g.add_argument("--dp", type=positive_int, default=None,
+    g.add_argument("--tp", type=bounded("gpus_per_node", integer=True), default=None, help="tensor-parallel size")
+    g.add_argument("--pp", type=bounded("nodes", integer=True), default=None, help="pipeline-parallel size (nodes)")
+    g.add_argument("--dp", type=bounded("gpus_per_node", integer=True), default=None,
                    help="data-parallel replicas in one server (vLLM --data-parallel-size, SGLang --dp-size)")
     g.add_argument("--kv-cache-dtype", default=None, help="auto, fp8 (vLLM/TRT-LLM); f16, q8_0 (llama.cpp)")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from autoquant.output import key_values, print_json, table
 
@@ -21,13 +22,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from autoquant.argtypes import in_range
     from autoquant.errors import UsageError
     from autoquant.probes.traffic import DEFAULT_TPOT_MS, DEFAULT_TTFT_MS, profile_file
 
     tpot = args.assumed_tpot_ms if args.assumed_tpot_ms is not None else DEFAULT_TPOT_MS
     ttft = args.assumed_ttft_ms if args.assumed_ttft_ms is not None else DEFAULT_TTFT_MS
-    if tpot <= 0 or ttft < 0:
-        raise UsageError("--assumed-tpot-ms must be > 0 and --assumed-ttft-ms >= 0")
+    if not (math.isfinite(tpot) and math.isfinite(ttft)) or tpot <= 0 or ttft < 0:
+        raise UsageError("--assumed-tpot-ms must be a number > 0 and --assumed-ttft-ms a number >= 0")
+    in_range(tpot, "milliseconds", "--assumed-tpot-ms")
+    in_range(ttft, "milliseconds", "--assumed-ttft-ms")
     prof = profile_file(args.traffic, tpot_ms=tpot, ttft_ms=ttft)
     if args.json:
         print_json(prof)

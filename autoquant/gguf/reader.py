@@ -183,7 +183,10 @@ def _read_tensor_infos(buf: _Buffer, header: GGUFHeader, n_tensors: int) -> None
         block, type_size = size
         elements = math.prod(dims)
         infos.append((name, elements, elements // block * type_size, offset))
-    alignment = int(header.meta.get("general.alignment", 32))
+    alignment = header.meta.get("general.alignment", 32)
+    # gguf.cpp: a power of two (and not 0, which would divide by zero here)
+    if isinstance(alignment, bool) or not isinstance(alignment, int) or alignment < 1 or alignment & (alignment - 1):
+        raise GGUFError(f"{buf.where}: general.alignment {alignment!r} is not a power of two (corrupt header)")
     data_start = -(-buf.offset() // alignment) * alignment
     data_end = data_start + max((off + nbytes for _, _, nbytes, off in infos), default=0)
     if buf.size is not None and data_end > buf.size:
@@ -256,7 +259,7 @@ class _Buffer:
         (n,) = self.unpack(_U64)
         return self.take(n).decode("utf-8", errors="replace")
 
-    def value(self, vtype: int, whole: bool = False) -> Any:
+    def value(self, vtype: int, whole: bool = False, depth: int = 0) -> Any:
         if vtype in _SCALARS:
             return self.unpack(_SCALARS[vtype])[0]
         if vtype == _STRING:
@@ -264,15 +267,26 @@ class _Buffer:
         if vtype != _ARRAY:
             raise GGUFError(f"{self.where}: unknown GGUF value type {vtype} (corrupt header)")
         (item_type,), (count,) = self.unpack(_U32), self.unpack(_U64)
+        self.check_depth(item_type, depth)
         if count > SHORT_ARRAY and not whole:
-            self.skip_items(item_type, count)
+            self.skip_items(item_type, count, depth + 1)
             return SkippedArray(count)
         if item_type in _SCALARS:
             fmt = _SCALARS[item_type]
             return list(struct.unpack(f"<{count}{fmt.format[1:]}", self.take(fmt.size * count)))
-        return [self.value(item_type, whole) for _ in range(count)]
+        return [self.value(item_type, whole, depth + 1) for _ in range(count)]
 
-    def skip_value(self, vtype: int) -> None:
+    def check_depth(self, item_type: int, depth: int) -> None:
+        """Arrays of arrays nested past limits.yaml gguf.max_array_depth are corrupt (gguf.cpp nests none), and
+        would recurse until the stack ran out."""
+        if item_type == _ARRAY:
+            from autoquant.limits import setting
+
+            limit = setting("gguf", "max_array_depth")
+            if depth + 1 >= limit:
+                raise GGUFError(f"{self.where}: GGUF arrays nested more than {limit} deep (corrupt header)")
+
+    def skip_value(self, vtype: int, depth: int = 0) -> None:
         if vtype in _SCALARS:
             self.pos += _SCALARS[vtype].size
         elif vtype == _STRING:
@@ -280,11 +294,12 @@ class _Buffer:
             self.pos += n
         elif vtype == _ARRAY:
             (item_type,), (count,) = self.unpack(_U32), self.unpack(_U64)
-            self.skip_items(item_type, count)
+            self.check_depth(item_type, depth)
+            self.skip_items(item_type, count, depth + 1)
         else:
             raise GGUFError(f"{self.where}: unknown GGUF value type {vtype} (corrupt header)")
 
-    def skip_items(self, item_type: int, count: int) -> None:
+    def skip_items(self, item_type: int, count: int, depth: int = 1) -> None:
         if item_type in _SCALARS:
             self.pos += _SCALARS[item_type].size * count
         elif item_type == _STRING:  # the hot loop: 262k vocabulary strings, lengths read, bytes jumped
@@ -298,7 +313,7 @@ class _Buffer:
             self.pos = pos
         else:
             for _ in range(count):
-                self.skip_value(item_type)
+                self.skip_value(item_type, depth)
 
 
 def _stream_size(fh: BinaryIO) -> int | None:

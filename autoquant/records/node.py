@@ -17,7 +17,7 @@ class MigSlice:
 
     gpu_index: int
     profile: str  # e.g. "3g.40gb"
-    memory_bytes: int
+    memory_bytes: int = field(metadata={"bound": "gpu_memory_bytes"})
     uuid: str | None = None
     gpu_instance_id: int | None = None
     sm_count: int | None = None
@@ -27,9 +27,9 @@ class MigSlice:
 class GPU:
     index: int  # index as the engine will see it (after CUDA_VISIBLE_DEVICES)
     name: str  # NVML's name, e.g. "NVIDIA H100 80GB HBM3"
-    memory_total_bytes: int
+    memory_total_bytes: int = field(metadata={"bound": "gpu_memory_bytes"})
     uuid: str | None = None
-    memory_free_bytes: int | None = None
+    memory_free_bytes: int | None = field(default=None, metadata={"bound": "ram_bytes"})
     compute_capability: str | None = None  # "9.0"
     sm_count: int | None = None
     max_sm_clock_mhz: int | None = None
@@ -49,28 +49,28 @@ class GPU:
 class CPUInfo:
     model: str = "unknown"
     arch: str = "unknown"  # platform.machine(): x86_64, aarch64, arm64
-    physical_cores: int | None = None
-    logical_cores: int | None = None
+    physical_cores: int | None = field(default=None, metadata={"bound": "cpu_cores"})
+    logical_cores: int | None = field(default=None, metadata={"bound": "cpu_cores"})
     flags: list[str] = field(default_factory=list)  # the ISA flags that matter to llama.cpp
-    memory_bandwidth_gbps: float | None = None  # GB/s
+    memory_bandwidth_gbps: float | None = field(default=None, metadata={"bound": "cpu_bandwidth_gbps"})  # GB/s
     memory_bandwidth_source: str | None = None  # "measured", "measured under load", "flag", "catalog"
-    memory_bandwidth_spread_gbps: list[float] | None = None  # [lowest, highest] of the measured repetitions
-    memory_bandwidth_threads: int | None = None  # threads the read ran on (the engine's)
-    matmul_gflops: float | None = None  # measured fp32 GEMM throughput, all threads
+    memory_bandwidth_spread_gbps: list[float] | None = field(default=None, metadata={"bound": "cpu_bandwidth_gbps"})  # [lowest, highest] of the measured repetitions
+    memory_bandwidth_threads: int | None = field(default=None, metadata={"bound": "cpu_cores"})  # threads the read ran on (the engine's)
+    matmul_gflops: float | None = field(default=None, metadata={"bound": "matmul_gflops"})  # measured fp32 GEMM throughput, all threads
     matmul_gflops_source: str | None = None
 
 
 @dataclass
 class CgroupLimits:
     version: int | None = None  # 1 or 2; None outside a cgroup-limited container
-    memory_limit_bytes: int | None = None
-    cpu_limit_cores: float | None = None
+    memory_limit_bytes: int | None = field(default=None, metadata={"bound": "ram_bytes"})
+    cpu_limit_cores: float | None = field(default=None, metadata={"bound": "cpu_cores"})
 
 
 @dataclass
 class AppleSilicon:
     chip: str  # "Apple M2 Max"
-    unified_memory_bytes: int
+    unified_memory_bytes: int = field(metadata={"bound": "gpu_memory_bytes"})
     gpu_cores: int | None = None
     catalog_key: str | None = None  # e.g. "M2-Max"
 
@@ -88,15 +88,15 @@ class Node:
     topology: list[list[str]] = field(default_factory=list)
     nvlink_domains: list[list[int]] = field(default_factory=list)  # groups of GPUs fully linked by NVLink
     cpu: CPUInfo = field(default_factory=CPUInfo)
-    ram_total_bytes: int | None = None
-    ram_available_bytes: int | None = None
+    ram_total_bytes: int | None = field(default=None, metadata={"bound": "ram_bytes"})
+    ram_available_bytes: int | None = field(default=None, metadata={"bound": "ram_bytes"})
     numa_nodes: int | None = None
     cgroup: CgroupLimits = field(default_factory=CgroupLimits)
     disk_path: str | None = None  # where models are cached (HF_HUB_CACHE)
-    disk_free_bytes: int | None = None
+    disk_free_bytes: int | None = field(default=None, metadata={"bound": "ram_bytes"})
     apple: AppleSilicon | None = None
     cuda_visible_devices: str | None = None
-    nodes: int = 1  # identical nodes available (pipeline parallel across nodes)
+    nodes: int = field(default=1, metadata={"bound": "nodes"})  # identical nodes available (pipeline parallel across nodes)
     notes: list[str] = field(default_factory=list)  # what could not be probed, and why
 
     @property

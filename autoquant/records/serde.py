@@ -8,6 +8,7 @@ JSON-ready dicts and back, so any stage can be replayed from a file (`probe --sa
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -31,6 +32,11 @@ def from_dict(cls: type[T], data: Any) -> T:
     return _convert(cls, data, cls.__name__)
 
 
+# No number in a record is larger (2^63: bytes, tokens and counts all fit); a bigger one is corrupt input,
+# and finite only: NaN and inf in a record make every figure built on it meaningless (and --json invalid).
+MAX_MAGNITUDE = 2**63
+
+
 class RecordError(ValueError):
     """A record file does not have the shape its type needs."""
 
@@ -43,6 +49,9 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         args = get_args(tp)
         if value is None and type(None) in args:
             return None
+        real = [a for a in args if a is not type(None)]
+        if len(real) == 1:  # Optional[X]: X's own error says more than "matches none of"
+            return _convert(real[0], value, where)
         errors = []
         for arg in args:
             if arg is type(None):
@@ -51,7 +60,7 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
                 return _convert(arg, value, where)
             except (RecordError, TypeError, ValueError) as exc:
                 errors.append(str(exc))
-        raise RecordError(f"{where}: {value!r} matches none of {tp} ({'; '.join(errors)})")
+        raise RecordError(f"{where}: {_shown(value)} matches none of {tp} ({'; '.join(errors)})")
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise RecordError(f"{where}: expected an object, got {type(value).__name__}")
@@ -60,6 +69,8 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         for f in dataclasses.fields(tp):
             if f.name in value:
                 kwargs[f.name] = _convert(hints[f.name], value[f.name], f"{where}.{f.name}")
+                if f.metadata.get("bound") and kwargs[f.name] is not None:
+                    _check_bound(kwargs[f.name], f.metadata["bound"], f"{where}.{f.name}")
             elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise RecordError(f"{where}: missing field '{f.name}'")
         return tp(**kwargs)
@@ -82,22 +93,43 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         return {_convert(k_t, k, where): _convert(v_t, v, f"{where}.{k}") for k, v in value.items()}
     if origin is typing.Literal:
         if value not in get_args(tp):
-            raise RecordError(f"{where}: {value!r} is not one of {get_args(tp)}")
+            raise RecordError(f"{where}: {_shown(value)} is not one of {get_args(tp)}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise RecordError(f"{where}: expected a number, got {value!r}")
+            raise RecordError(f"{where}: expected a number, got {_shown(value)}")
+        if not math.isfinite(value) or abs(value) > MAX_MAGNITUDE:
+            raise RecordError(f"{where}: expected a finite number, got {_shown(value)}")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise RecordError(f"{where}: expected an integer, got {value!r}")
+            raise RecordError(f"{where}: expected an integer, got {_shown(value)}")
+        if abs(value) > MAX_MAGNITUDE:
+            raise RecordError(f"{where}: {_shown(value)} is no count of anything")
         return value
     if tp is bool:
         if not isinstance(value, bool):
-            raise RecordError(f"{where}: expected true/false, got {value!r}")
+            raise RecordError(f"{where}: expected true/false, got {_shown(value)}")
         return value
     if tp is str:
         if not isinstance(value, str):
-            raise RecordError(f"{where}: expected a string, got {value!r}")
+            raise RecordError(f"{where}: expected a string, got {_shown(value)}")
         return value
     return value
+
+
+def _shown(value: Any) -> str:
+    """A value as an error shows it: a 5,000-digit number or a 100 kB string is not echoed whole."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:40]}... ({len(text)} characters)"
+
+
+def _check_bound(value: Any, name: str, where: str) -> None:
+    from autoquant.errors import InputError
+    from autoquant.limits import check_number
+
+    try:
+        for item in value if isinstance(value, (list, tuple)) else (value,):
+            check_number(item, name, where)
+    except InputError as exc:
+        raise RecordError(str(exc)) from None

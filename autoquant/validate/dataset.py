@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from autoquant import jsonio
 from autoquant.errors import InputError
 
 SEPARATOR = "\n\n"  # between JSONL records, as the texts are scored as one stream (llama-perplexity does the same)
@@ -28,10 +28,9 @@ def load_text(path: str) -> str:
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
-            except ValueError as exc:
-                raise InputError(f"{path} line {n}: not JSON ({exc}); a dataset is JSONL with a 'text' field per "
-                                 "line, or plain text (.txt)") from None
+                row = jsonio.loads(line, f"{path} line {n}")
+            except InputError as exc:
+                raise InputError(f"{exc}; a dataset is JSONL with a 'text' field per line, or plain text (.txt)") from None
             if not isinstance(row, dict) or not isinstance(row.get("text"), str):
                 raise InputError(f"{path} line {n}: no 'text' string field")
             if row["text"].strip():

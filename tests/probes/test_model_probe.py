@@ -141,7 +141,7 @@ def test_local_gptq_quantize_config_and_safetensors_headers(tmp_path):
 
 def test_malformed_json_in_directory(tmp_path):
     (tmp_path / "config.json").write_text('{"hidden_size": 4096,')
-    with pytest.raises(InputError, match="malformed JSON"):
+    with pytest.raises(InputError, match="not valid JSON"):
         load_model(str(tmp_path))
 
 

@@ -73,7 +73,7 @@ def test_burstgpt_csv():
         ("a,b,c\n1,2,3\n", "unrecognised CSV header"),
         ("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03.9,abc,3\n", "line 2"),
         ('{"timestamp": 1, "input_length": 3}\n', "lacks"),
-        ('{"timestamp": 1, "input_length": 3, "output_length": 4}\nnot json\n', "line 2 is not JSON"),
+        ('{"timestamp": 1, "input_length": 3, "output_length": 4}\nnot json\n', "line 2: not valid JSON"),
     ],
 )
 def test_bad_traces_are_one_line_errors(tmp_path, content, message):
