@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import sys
 from dataclasses import dataclass, field
 
 from autoquant.secrets import REDACTED, SECRET_ENV, SECRET_WORDS, is_secret_name, scrub, secret_values
@@ -47,6 +48,9 @@ class LaunchSpec:
     port: int = 8000
     ready_path: str = "/health"
     ready_headers: dict[str, str] = field(default_factory=dict)
+    # The names its /v1/models lists (served_names()): readiness needs one of them there, so another server's
+    # 200 on the same port is not taken for this engine's. Empty: the ready route's 200 alone.
+    served_names: list[str] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)  # path -> contents, written before the start
     secrets: list[str] = field(default_factory=list)  # values to redact wherever printed
     notes: list[str] = field(default_factory=list)
@@ -114,3 +118,22 @@ def engine_binary(engine: str, default: str, environ: dict[str, str] | None = No
 def served_names(options: ServeOptions, model: str) -> list[str]:
     """Clients keep using the name they asked for, whichever checkpoint serves it."""
     return list(options.served_model_name) or [model]
+
+
+# Python puts the working directory first on sys.path for `python -m MODULE`: a secrets.py or uvicorn.py where
+# the user runs autoquant would be imported inside the engine. PYTHONSAFEPATH=1 (Python 3.11+, the same as -P)
+# leaves it off, for the engine and the Python processes it spawns (SGLang's schedulers, multiprocessing
+# workers), and keeps the working directory itself, so relative paths still mean what the user meant. An
+# interpreter older than 3.11 ignores the variable; SAFE_PATH_MIN says where it starts to work.
+SAFE_PATH_ENV = {"PYTHONSAFEPATH": "1"}
+SAFE_PATH_MIN = (3, 11)
+
+
+def safe_path_notes(interpreter: str) -> list[str]:
+    """A note when the engine's interpreter is this one and too old for PYTHONSAFEPATH (another interpreter's
+    version is not known without running it)."""
+    if interpreter != sys.executable or sys.version_info >= SAFE_PATH_MIN:
+        return []
+    return [f"Python {sys.version_info.major}.{sys.version_info.minor} runs the engine: it imports modules from "
+            "the working directory before its own (PYTHONSAFEPATH needs 3.11); start autoquant where no .py "
+            "file can shadow them"]

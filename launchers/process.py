@@ -3,13 +3,20 @@
 Supervise keeps autoquant as the parent: it forwards SIGINT/SIGTERM, polls readiness over loopback, prints
 the URL when ready, returns the engine's exit code, and when a start fails in a way it can classify (out of
 memory, unsupported kernel/capability) it starts the next ranked candidate, at most `max_retries` times.
+
+Readiness is the engine's own: a port another server already holds is refused before the start, and a probe
+counts only while our process is alive and, where the spec names the served models, /v1/models lists one.
+An engine asked to stop that is still running after `stop_grace` seconds is killed with its process group.
 """
 
 from __future__ import annotations
 
 import collections
+import errno
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -22,7 +29,7 @@ from typing import Any
 
 from autoquant.errors import EngineError
 
-from .base import LaunchSpec
+from .base import LaunchSpec, _url_host
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -31,8 +38,22 @@ FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # loading over a slow link takes tens of minutes (the only default; serve's help quotes it).
 READY_TIMEOUT_S = 1800.0
 
+# How long an engine asked to stop (forwarded SIGINT/SIGTERM, ready timeout, Supervisor.stop) may take before
+# its process group gets SIGKILL. uvicorn (vLLM, SGLang, llama-cpp-python) waits for open streams without a
+# bound by default, so one long answer can hold a shutdown forever; vLLM's own teardown of its workers takes a
+# few seconds. 25 s stays inside Kubernetes' default 30 s terminationGracePeriodSeconds: the kubelet's
+# SIGKILL of autoquant would otherwise leave the engine (in its own session) behind, holding the GPUs.
+STOP_GRACE_S = 25.0
+
+# Lines of the engine's output repeated when it dies unasked (the rest scrolled past on stderr).
+DEATH_TAIL_LINES = 10
+
+MODELS_PATH = "/v1/models"  # every engine autoquant starts serves the OpenAI model list here
+
+
 def exec_engine(spec: LaunchSpec) -> None:  # pragma: no cover - replaces the process; tested via subprocess
     """Replace this process with the engine (never returns)."""
+    check_port_free(spec)
     spec.write_files()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -53,14 +74,73 @@ def classify_failure(output: str) -> str | None:
     return None
 
 
+def check_port_free(spec: LaunchSpec) -> None:
+    """EngineError when something already listens where the engine will bind: its readiness answers would be
+    taken for the engine's, and the engine itself would fail to bind."""
+    host = spec.host or "0.0.0.0"
+    where = f"port {spec.port} on {host}"
+    hint = "stop it or pick another with --port" + (f" (e.g. --port {spec.port + 1})" if spec.port < 65535 else "")
+    try:
+        addresses = socket.getaddrinfo(host, spec.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror:
+        addresses = []  # the engine reports a host it cannot resolve in its own words
+    local = False
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as sock:
+            # as uvicorn, asyncio and llama-server bind: a connection left in TIME_WAIT is no conflict
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(address)
+                local = True
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise EngineError(f"{where} is already in use by another process; {hint}") from None
+                # anything else (an address not on this machine, a privileged port) the engine reports itself
+    if not local:
+        return
+    try:  # a server in another network namespace (a container's published port) is reachable, not bindable
+        with socket.create_connection((_url_host(spec.host).strip("[]"), spec.port), timeout=0.5):
+            raise EngineError(f"{where} already answers connections (another server); {hint}")
+    except OSError:
+        pass
+
+
 def is_ready(spec: LaunchSpec, timeout: float = 2.0) -> bool:
-    """One readiness probe: GET the engine's ready path on 127.0.0.1; 200 means ready."""
-    request = urllib.request.Request(spec.ready_url, headers=spec.ready_headers)
+    """One readiness probe: GET the engine's ready path on loopback; 200 means ready. Where the spec names the
+    models it serves, /v1/models must list one of them too: another server's 200 is not this engine's."""
+    status, body = _get(spec.ready_url, spec.ready_headers, timeout)
+    if status != 200:
+        return False
+    if not spec.served_names:
+        return True
+    if spec.ready_path != MODELS_PATH:
+        models_url = f"http://{_url_host(spec.host)}:{spec.port}{MODELS_PATH}"
+        status, body = _get(models_url, spec.ready_headers, timeout)
+        if status != 200:
+            return False
+    return lists_a_served_model(body, spec.served_names)
+
+
+def lists_a_served_model(body: bytes, names: Iterable[str]) -> bool:
+    """Whether an OpenAI model list ({"data": [{"id": ...}]}) names one of `names`. llama-server reports
+    several aliases as one comma-joined id."""
+    try:
+        data = json.loads(body).get("data")
+        ids = {part for entry in data for part in str(entry.get("id", "")).split(",")}
+    except (ValueError, AttributeError, TypeError):
+        return False
+    return bool(ids & set(names))
+
+
+def _get(url: str, headers: dict[str, str], timeout: float) -> tuple[int | None, bytes]:
+    request = urllib.request.Request(url, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback only
-            return response.status == 200
-    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-        return False
+            return response.status, response.read(1 << 20)
+    except urllib.error.HTTPError as exc:
+        return exc.code, b""
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError, ValueError):
+        return None, b""
 
 
 @dataclass
@@ -84,26 +164,34 @@ class Supervisor:
         log: Callable[[str], None] | None = None,
         on_ready: Callable[[Attempt], None] | None = None,
         tail_lines: int = 200,
+        stop_grace: float | None = None,
     ) -> None:
         self.ready_timeout = READY_TIMEOUT_S if ready_timeout is None else ready_timeout
         self.poll_interval = poll_interval
         self.log = log or (lambda msg: print(f"autoquant: {msg}", file=sys.stderr, flush=True))
         self.on_ready = on_ready
         self.tail_lines = tail_lines
+        self.stop_grace = STOP_GRACE_S if stop_grace is None else stop_grace
         self.attempts: list[Attempt] = []
         self._proc: subprocess.Popen | None = None
-        self._stop_signal: int | None = None
+        self._stop_signal: int | None = None  # a stop the user asked for (forwarded signal, stop())
         self._forced_exit: int | None = None
+        self._asked: tuple[float, int] | None = None  # (when, which signal) the running engine was asked to stop
 
     # -- signals ---------------------------------------------------------------------------------------
     def _forward(self, signum: int, _frame) -> None:
         self._stop_signal = signum
+        self._ask_to_stop(signum)
+
+    def _ask_to_stop(self, signum: int) -> None:
         proc = self._proc
         if proc is not None and proc.poll() is None:
             try:
                 proc.send_signal(signum)
             except ProcessLookupError:
                 pass
+            if self._asked is None:  # the grace period runs from the first request
+                self._asked = (time.monotonic(), signum)
 
     def stop(self, exit_code: int) -> None:
         """Stop the running engine on purpose (serve --gate-on failed) and make run() return `exit_code`."""
@@ -127,6 +215,8 @@ class Supervisor:
         retries = 0
         last_code = 1
         for label, make_spec, *rest in attempts:
+            if self._stop_signal is not None:  # asked to stop between two attempts: start no other
+                return last_code
             try:
                 spec = make_spec()
             except Exception as exc:  # an alternative that cannot be launched here: say so, try the next
@@ -144,8 +234,7 @@ class Supervisor:
                 return last_code
             attempt.failure = classify_failure("\n".join(attempt.tail))
             if attempt.failure is None:
-                self.log(f"{label} exited with code {last_code} before it was ready; not retrying "
-                         "(the failure is not one another plan can fix)")
+                self.log(f"not retrying {label}: the failure is not one another plan can fix")
                 return last_code or 1
             if retries >= max_retries:
                 self.log(f"{label} failed ({attempt.failure}); no retries left (--max-retries {max_retries})")
@@ -158,6 +247,7 @@ class Supervisor:
 
     def _run_one(self, attempt: Attempt) -> int:
         spec = attempt.spec
+        check_port_free(spec)
         spec.write_files()
         tail: collections.deque[str] = collections.deque(maxlen=self.tail_lines)
         try:
@@ -167,38 +257,93 @@ class Supervisor:
                 # buffered: readline() takes what the pipe holds instead of one read(2) per byte; lines
                 # still arrive as soon as they are written
                 bufsize=-1,
-                # own session: a terminal's Ctrl-C reaches autoquant once and is forwarded once
+                # own session: a terminal's Ctrl-C reaches autoquant once and is forwarded once; its pgid is
+                # its pid, shared by the workers it spawns, so one killpg reaches them all
                 start_new_session=True, preexec_fn=_die_with_parent,
             )
         except FileNotFoundError:
             raise EngineError(f"{spec.argv[0]} not found: install {spec.engine} or put it on PATH") from None
+        self._asked = None
         self._proc = proc
+        if self._stop_signal is not None:  # it arrived while the engine was being started
+            self._ask_to_stop(self._stop_signal)
         pump = threading.Thread(target=_pump, args=(proc.stdout, tail, spec), daemon=True)
         pump.start()
         deadline = time.monotonic() + self.ready_timeout
         while proc.poll() is None and self._stop_signal is None:
-            if is_ready(spec, timeout=min(2.0, self.ready_timeout)):
+            # a 200 counts only while our engine is alive: a server that squats the port answers for a dead one
+            if is_ready(spec, timeout=min(2.0, self.ready_timeout)) and proc.poll() is None:
                 attempt.ready = True
                 if self.on_ready:
                     self.on_ready(attempt)
                 break
             if time.monotonic() > deadline:
                 self.log(f"{attempt.label} not ready after {self.ready_timeout:.0f} s; stopping it")
-                proc.terminate()
+                self._ask_to_stop(signal.SIGTERM)
                 break
             time.sleep(self.poll_interval)
-        code = _wait(proc)
+        status, killed = self._wait(proc, attempt.label)
         pump.join(timeout=5)
         attempt.tail = list(tail)
-        attempt.returncode = code
+        attempt.returncode = status
         self._proc = None
-        if code < 0 and self._stop_signal is not None and -code == self._stop_signal:
+        if self._stop_signal is None:  # it died unasked (or at the ready timeout): say how, with its last words
+            self._report_exit(attempt, status)
+        else:
+            self.log(f"{attempt.label} {describe_exit(status)} after {signal.Signals(self._stop_signal).name}")
+        if status < 0 and not killed and self._stop_signal is not None and -status == self._stop_signal:
             # uvicorn (vLLM, llama-cpp-python) shuts down gracefully, then re-raises the signal it caught, so
             # the engine "dies" of the very signal autoquant forwarded: that is a clean, requested stop.
             return 0
-        if code < 0:  # killed by a signal: report it the shell way
-            code = 128 - code
-        return code
+        if status < 0:  # killed by a signal: report it the shell way
+            return 128 - status
+        return status
+
+    def _wait(self, proc: subprocess.Popen, label: str) -> tuple[int, bool]:
+        """The engine's exit status, and whether it had to be killed: once asked to stop, it has
+        `stop_grace` seconds before its whole process group gets SIGKILL."""
+        killed = False
+        while True:
+            try:
+                return proc.wait(timeout=self.poll_interval), killed
+            except subprocess.TimeoutExpired:
+                pass
+            except KeyboardInterrupt:  # outside run()'s handlers: the engine got the same Ctrl-C
+                continue
+            asked = self._asked
+            if not killed and asked is not None and time.monotonic() - asked[0] >= self.stop_grace:
+                killed = True
+                self.log(f"{label} still running {self.stop_grace:g} s after {signal.Signals(asked[1]).name}; "
+                         f"sending SIGKILL to its process group (pgid {proc.pid}: the engine and its workers)")
+                _kill_group(proc)
+
+    def _report_exit(self, attempt: Attempt, status: int) -> None:
+        when = "after it was ready" if attempt.ready else "before it was ready"
+        last = attempt.tail[-DEATH_TAIL_LINES:]
+        said = f"; its last {len(last)} lines:" if last else " without printing anything"
+        self.log(f"{attempt.label} {describe_exit(status)} {when}{said}")
+        for line in last:
+            self.log(f"  | {attempt.spec.redact(line)}")
+
+
+def describe_exit(status: int) -> str:
+    """A Popen return code in words: 'exited with code 3', 'was killed by signal SIGKILL (exit status 137)'."""
+    if status >= 0:
+        return f"exited with code {status}"
+    try:
+        name = signal.Signals(-status).name
+    except ValueError:
+        name = str(-status)
+    return f"was killed by signal {name} (exit status {128 - status})"
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # start_new_session: the group id is the engine's pid
+    except ProcessLookupError:
+        pass
+    except PermissionError:  # a member that changed its credentials: at least the engine itself
+        proc.kill()
 
 
 def _die_with_parent() -> None:
@@ -210,14 +355,6 @@ def _die_with_parent() -> None:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
         except (OSError, AttributeError):
             pass
-
-
-def _wait(proc: subprocess.Popen) -> int:
-    while True:
-        try:
-            return proc.wait()
-        except KeyboardInterrupt:  # the handler forwarded it; keep waiting for the engine to exit
-            continue
 
 
 def _pump(stream, tail: collections.deque, spec: LaunchSpec) -> None:

@@ -13,7 +13,7 @@ import sys
 from autoquant.errors import RuleError, UsageError
 from autoquant.records import Candidate
 
-from .base import LaunchSpec, ServeOptions, engine_binary, served_names
+from .base import SAFE_PATH_ENV, LaunchSpec, ServeOptions, engine_binary, safe_path_notes, served_names
 
 
 # SGLang's own spellings of options this launcher sets from the plan -> how to ask for them instead. Given as
@@ -70,7 +70,7 @@ def build(
         if entry is None:
             raise RuleError(f"SGLang does not quantize {candidate.method} at load time")
         argv += list(entry["flag"])
-    notes: list[str] = []
+    notes = safe_path_notes(argv[0])
     if ckpt and ckpt.quant and not ckpt.runtime_quantization:
         notes.append(f"pre-quantized checkpoint ({ckpt.quant.quant_method}): SGLang reads its quantization config")
     secrets: list[str] = []
@@ -79,9 +79,13 @@ def build(
         secrets.append(options.api_key)
     passthrough, dropped = translated_passthrough(spec, options, version)
     argv += passthrough
+    # /v1/models, where readiness looks for the served name, is behind --api-key; /health is not
+    headers = {"Authorization": f"Bearer {options.api_key}"} if options.api_key else {}
     return LaunchSpec(
         engine="sglang", argv=argv, version=version, flavor="sglang.launch_server", host=host, port=options.port,
-        ready_path="/health", secrets=secrets, notes=notes + dropped,
+        # `python -m` would import modules from the working directory first (base.SAFE_PATH_ENV)
+        env=dict(SAFE_PATH_ENV), ready_path="/health", ready_headers=headers, served_names=names,
+        secrets=secrets, notes=notes + dropped,
     )
 
 

@@ -80,7 +80,7 @@ def test_common_flags_translate_for_llamacpp(capsys, tmp_path, demo_gguf, monkey
     argv = launch["argv"]
     pairs = dict(zip(argv[3::2], argv[4::2], strict=False))
     assert pairs["--host"] == "127.0.0.1" and pairs["--port"] == "9001" and pairs["--model_alias"] == "chat"
-    assert pairs["--n_ctx"] == "8000" and launch["env"] == {"API_KEY": "***"}
+    assert pairs["--n_ctx"] == "8000" and launch["env"] == {"API_KEY": "***", "PYTHONSAFEPATH": "1"}
 
 
 def test_pinned_flag_is_emitted_once_as_the_user_spelled_it(capsys, tmp_path):

@@ -52,7 +52,7 @@ def test_native_server_argv(candidate, demo_gguf):
 
 def test_api_key_python_env_and_ready_header(candidate, demo_gguf):
     spec = llamacpp.build(_cand(candidate, demo_gguf), ServeOptions(api_key="k1"), "m", which="python")
-    assert spec.env == {"API_KEY": "k1"} and "k1" not in spec.argv
+    assert spec.env == {"API_KEY": "k1", "PYTHONSAFEPATH": "1"} and "k1" not in spec.argv
     assert spec.ready_headers == {"Authorization": "Bearer k1"}
 
 
