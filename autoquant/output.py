@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
-from autoquant.errors import escape_controls, one_line
+from autoquant.errors import MESSAGE_LIMIT, escape_controls, one_line
 from autoquant.records.serde import to_dict
 from autoquant.secrets import environment_secrets, scrub
 
@@ -33,11 +33,11 @@ def _scrubbed(value: Any, secrets: list[str]) -> Any:
     return value
 
 
-def say(message: str, secrets: Iterable[str] = (), stream: TextIO | None = None) -> None:
+def say(message: str, secrets: Iterable[str] = (), stream: TextIO | None = None, limit: int = MESSAGE_LIMIT) -> None:
     """Print `autoquant: <message>` (stderr): the one printer of autoquant's own notes, warnings and errors.
     Secrets and URL credentials are masked, control characters escaped (user text cannot start a new line)
-    and long input clipped."""
-    print(f"autoquant: {one_line(scrub(message, secrets))}", file=stream or sys.stderr, flush=True)
+    and input longer than `limit` clipped (a launch command, meant to be copied, may pass a larger one)."""
+    print(f"autoquant: {one_line(scrub(message, secrets), limit)}", file=stream or sys.stderr, flush=True)
 
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str] | None = None) -> str:

@@ -90,6 +90,7 @@ def load_plan(key: str, environ: Mapping[str, str] | None = None) -> Plan | None
 
 def save_plan(key: str, plan: Plan, environ: Mapping[str, str] | None = None) -> str | None:
     directory = cache_dir(environ)
+    tmp = None
     try:
         os.makedirs(directory, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
@@ -99,7 +100,17 @@ def save_plan(key: str, plan: Plan, environ: Mapping[str, str] | None = None) ->
         os.replace(tmp, path)  # atomic: a concurrent reader sees the old or the new entry
         return path
     except OSError:
+        _discard(tmp)  # a full disk must not also fill the cache with half-written entries
         return None  # a read-only cache never stops a launch
+
+
+def _discard(tmp: str | None) -> None:
+    if tmp is None:
+        return
+    try:
+        os.unlink(tmp)
+    except OSError:
+        pass  # gone already, or the directory is no longer writable
 
 
 def _meminfo_total(root: Path) -> int | None:

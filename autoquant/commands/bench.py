@@ -232,13 +232,13 @@ def attach_predictions(result, target, args, calibrate: bool):
     from autoquant.bench.predicted import estimates
     from autoquant.commands._options import resolve_node
     from autoquant.measurements import measured_on, node_calibration, save_samples
+    from autoquant.output import say
     from autoquant.planner.measured import fingerprint
     from autoquant.probes.model import load_model
 
     notes: list[str] = []
     node = resolve_node(args)
     model = load_model(target.model)
-    say = lambda m: print(f"autoquant: {m}", file=sys.stderr)  # noqa: E731
     calibrated = node_calibration(node, target.model, getattr(args, "calibration", None), notify=say)
     preds = estimates(target, model, node, result.levels, calibrated)
     rows = []

@@ -7,11 +7,10 @@ on this node (when the planner can run here). `--json` prints the same as record
 from __future__ import annotations
 
 import argparse
-import sys
 
 from autoquant.commands._options import add_hardware_options
-from autoquant.errors import AutoquantError
-from autoquant.output import human_bytes, print_json, table
+from autoquant.errors import AutoquantError, escape_controls
+from autoquant.output import human_bytes, print_json, say, table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +42,7 @@ def load_base(model: str, offline: bool):
 
         return load_model(model, offline=offline)
     except AutoquantError as exc:
-        print(f"autoquant: note: cannot describe {model} ({exc}); dimensions not compared", file=sys.stderr)
+        say(f"note: cannot describe {model} ({exc}); dimensions not compared")
         return None
 
 
@@ -81,12 +80,13 @@ def run(args: argparse.Namespace) -> int:
             rows.append([method, c.repo, where, c.source, mark, _reason(c)])
     print(table(rows, ["method", "repo", "revision/file", "source", "verified", "reason"]))
     picked = [(m, c) for m, c in res.chosen.items() if c is not None]
+    # repos come from the user's MODEL: a newline in it must not start a line of its own (as in the table)
     if picked:
         print()
-        print("would use per method: " + "; ".join(f"{m} -> {c.repo}" for m, c in picked))
+        print(escape_controls("would use per method: " + "; ".join(f"{m} -> {c.repo}" for m, c in picked)))
     if chosen_plan:
-        print(f"planner on this node: {chosen_plan['engine']} {chosen_plan['method']} TP={chosen_plan['tp']} "
-              f"-> {chosen_plan['checkpoint'] or 'no checkpoint'}")
+        print(escape_controls(f"planner on this node: {chosen_plan['engine']} {chosen_plan['method']} "
+                              f"TP={chosen_plan['tp']} -> {chosen_plan['checkpoint'] or 'no checkpoint'}"))
     return 0
 
 
@@ -107,7 +107,7 @@ def _node(args: argparse.Namespace):
 
         return probe(measure=False)
     except Exception as exc:  # noqa: BLE001 - listing still works without a node
-        print(f"autoquant: note: could not probe this node ({exc}); kernel capability not checked", file=sys.stderr)
+        say(f"note: could not probe this node ({exc}); kernel capability not checked")
         return None
 
 
@@ -119,7 +119,7 @@ def _plan(base, node, res, args) -> dict | None:
     try:
         p = plan(base, node, engine=args.engine, tp=args.tp, checkpoints=res.chosen)
     except AutoquantError as exc:
-        print(f"autoquant: note: planner: {exc}", file=sys.stderr)
+        say(f"note: planner: {exc}")
         return None
     if p.chosen is None:
         return None

@@ -16,7 +16,7 @@ from autoquant.commands._options import (
     resolve_predictor,
     resolve_workload,
 )
-from autoquant.output import print_json, table
+from autoquant.output import print_json, say, table
 from autoquant.records import Estimate, Plan
 
 
@@ -57,8 +57,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_inputs(args: argparse.Namespace):
     """(ModelSpec, Node, Workload, Calibration) from the command line."""
-    import sys
-
     from autoquant.measurements import node_calibration
     from autoquant.probes.model import load_model
 
@@ -66,7 +64,7 @@ def load_inputs(args: argparse.Namespace):
     node = resolve_node(args)
     model = load_model(args.model, offline=True if getattr(args, "offline", False) else None)
     calibration = node_calibration(node, model.id, getattr(args, "calibration", None),
-                                   notify=lambda msg: print(f"autoquant: {msg}", file=sys.stderr),
+                                   notify=say,
                                    use_measured=not getattr(args, "uncalibrated", False))
     return model, node, workload, calibration
 
@@ -78,15 +76,13 @@ def plan_kwargs(args: argparse.Namespace, calibration, model=None, node=None) ->
                   allow_runtime_quantization=bool(getattr(args, "allow_runtime_quantization", False)),
                   calibration=calibration, predictor=resolve_predictor(args))
     if model is not None and node is not None and not getattr(args, "any_checkpoint", False):
-        import sys
-
         from autoquant.api import available_checkpoints
 
         kwargs["checkpoints"] = available_checkpoints(
             model, node, method=args.method, engine=args.engine, tp=args.tp,
             checkpoint=getattr(args, "checkpoint", None),
             offline=True if getattr(args, "offline", False) else None,
-            notify=lambda msg: print(f"autoquant: {msg}", file=sys.stderr),
+            notify=say,
         )
     return kwargs
 

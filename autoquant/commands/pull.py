@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 from pathlib import Path
 
 from autoquant.errors import InputError, NotFoundError, RuleError, UsageError
-from autoquant.output import human_bytes, key_values
+from autoquant.output import human_bytes, key_values, say
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -77,7 +76,7 @@ def run(args: argparse.Namespace, client=None, node=None) -> int:
         return _report(args, ckpt, None, need, "dry run: nothing downloaded", files=plan.files, total=plan.total_bytes)
     if not ok:
         raise RuleError(reason or "not enough disk space")
-    print(f"autoquant: downloading {ckpt.repo} ({human_bytes(need)}) to {where}", file=sys.stderr)
+    say(f"downloading {ckpt.repo} ({human_bytes(need)}) to {where}")
     done = hub.download(ckpt.repo, revision=ckpt.revision, allow_patterns=patterns, local_dir=args.local_dir)
     return _report(args, ckpt, done.path, need, "downloaded")
 

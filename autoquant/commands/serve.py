@@ -16,7 +16,6 @@ AUTOQUANT_* environment variables fill in what the command line leaves out.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import sys
@@ -36,9 +35,12 @@ from autoquant.commands._options import (
     resolve_workload,
 )
 from autoquant.errors import AutoquantError, InputError, RuleError, UsageError
+from autoquant.output import print_json, say
 from autoquant.records import Candidate, Checkpoint, Node, Plan, from_dict, to_dict
 
 ACCEPTS_EXTRA_ARGS = True
+# the exec line is the command to copy: clipped only past any real one (argv and env, secrets masked)
+COMMAND_LIMIT = 20_000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -161,8 +163,8 @@ def run(args: argparse.Namespace) -> int:
     plan = replace(plan, chosen=replace(chosen, command=spec.redacted_argv()), alternatives=ordered[1:])
     if args.dry_run:
         if args.json:
-            print(json.dumps({"plan": to_dict(plan), "launch": launch_record(spec), "source": context["source"]},
-                             indent=2))
+            # print_json: the same shape, with secrets masked and NaN refused
+            print_json({"plan": to_dict(plan), "launch": launch_record(spec), "source": context["source"]})
         else:
             print(summary(plan, spec, context))
             print(f"command:  {spec.command_line()}")
@@ -172,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
         from autoquant.launchers.process import exec_engine
 
         print(summary(plan, spec, context), file=sys.stderr)
-        print(f"autoquant: exec {spec.command_line()}", file=sys.stderr, flush=True)
+        say(f"exec {spec.command_line()}", limit=COMMAND_LIMIT)
         exec_engine(spec)
         return 1  # pragma: no cover - exec does not return
 
@@ -447,11 +449,11 @@ def plan_with_planner(model: str, node, workload, pins, args, ruled: dict[str, s
               if k in ("engine", "method", "tp", "pp", "dp", "kv_cache_dtype", "max_num_seqs", "memory_fraction")}
     from autoquant.measurements import node_calibration
 
-    calibration = node_calibration(node, spec.id, notify=lambda msg: print(f"autoquant: {msg}", file=sys.stderr))
+    calibration = node_calibration(node, spec.id, notify=say)
     return plan_model(spec, node, workload, checkpoint=checkpoint, allow_runtime_quantization=runtime,
                       predictor=resolve_predictor(args), calibration=calibration,
                       runtime_only=runtime_only,
-                      notify=lambda msg: print(f"autoquant: {msg}", file=sys.stderr), ruled_out=ruled, **kwargs)
+                      notify=say, ruled_out=ruled, **kwargs)
 
 
 def _model_and_checkpoint(model: str, checkpoint: str | None, pins, load_model):
@@ -518,8 +520,7 @@ def plan_demo(args: argparse.Namespace, pins, ruled: dict[str, str] | None = Non
     if given:
         raise RuleError(f"the planner could not place the demo model ({why}), and the demo's fixed plan cannot "
                         f"honour {', '.join(given)}: change {'it' if len(given) == 1 else 'them'} or give a MODEL")
-    print(f"autoquant: the planner could not place the demo model here ({why}); using its fixed plan",
-          file=sys.stderr)
+    say(f"the planner could not place the demo model here ({why}); using its fixed plan")
     return demo_plan(pins, node), "demo (fixed plan)"
 
 
