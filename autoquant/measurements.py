@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from autoquant.paths import autoquant_cache_dir
+from autoquant.paths import autoquant_cache_dir, write_atomic
 from autoquant.planner import measured as m
 
 FLEET_ENV = "AUTOQUANT_CALIBRATION_DIR"
@@ -81,9 +81,7 @@ def save_samples(fingerprint: str, engine: str, method: str, samples: Iterable[m
                 path.replace(path.with_suffix(".json.bad"))
         records = m.add_samples(records, fingerprint, engine, method, samples, hardware)
         d.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(m.to_json(records), indent=2))
-        tmp.replace(path)
+        write_atomic(path, json.dumps(m.to_json(records), indent=2))  # an error names `path`, leaves no .tmp
         written.append(path)
     return written
 

@@ -21,3 +21,29 @@ def autoquant_cache_dir(env: Mapping[str, str] | None = None, sub: str = "") -> 
         home = env.get("HOME")
         base = (Path(home) if home else Path.home()) / ".cache" / "autoquant"
     return base / sub if sub else base
+
+
+def write_atomic(path: Path | str, data: str | bytes) -> None:
+    """Write `data` to `path` through `.<name>.<pid>.tmp` beside it, renamed over it: a concurrent reader
+    sees the old file or the new one, never a part. On failure the temporary file is removed and the
+    OSError names `path`: a write that fails (a full disk) names no file, and `PATH: No space left on
+    device` is what the user can act on."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:  # open(), not mkstemp: the file gets the umask's mode (a shared fleet dir)
+            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        _remove(tmp)
+        if isinstance(exc, OSError) and exc.filename != str(path):
+            # OSError(errno, ...) keeps the subclass (PermissionError, ...) that describe() words
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+        raise
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass  # e.g. the directory became read-only: nothing more to do

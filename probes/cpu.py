@@ -21,7 +21,7 @@ from typing import Any
 
 from autoquant import jsonio
 from autoquant.errors import InputError
-from autoquant.paths import autoquant_cache_dir
+from autoquant.paths import autoquant_cache_dir, write_atomic
 from autoquant.records.node import CPUInfo
 
 # ISA features llama.cpp's CPU backend selects kernels by (ggml-cpu feature checks), by the names
@@ -407,9 +407,7 @@ def _is_number(value: Any) -> bool:
 def _write_cache(path: Path, cache: dict[str, Any]) -> list[str]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(cache, indent=2, sort_keys=True))
-        tmp.replace(path)
+        write_atomic(path, json.dumps(cache, indent=2, sort_keys=True))  # a failed write leaves no .tmp
     except OSError as exc:
         return [f"could not cache CPU measurements in {path} ({exc.strerror or exc})"]
     return []

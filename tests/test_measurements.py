@@ -74,3 +74,42 @@ def test_uncalibrated_ignores_the_records(tmp_path):
     assert cal.measured.speed_factor("llamacpp", "gguf-q4_k_m", "decode") == 0.8
     cal = measurements.node_calibration(NODE, "org/a", env=env, use_measured=False)
     assert cal.measured.factors == {}
+
+
+def test_full_disk_names_the_record_file_and_leaves_no_tmp(tmp_path, monkeypatch):
+    import builtins
+    import errno
+    import io
+
+    import pytest
+
+    from autoquant.errors import describe
+
+    real_open = io.open
+
+    class FullDisk:  # opens (so the temporary file exists), then fails to write as a full disk does
+        def __init__(self, fh):
+            self.fh = fh
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *_):
+            self.fh.close()
+
+        def write(self, _data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def fake_open(file, mode="r", *args, **kwargs):
+        fh = real_open(file, mode, *args, **kwargs)
+        return FullDisk(fh) if "w" in mode and str(file).endswith(".tmp") else fh
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    monkeypatch.setattr(io, "open", fake_open)
+    env = {"AUTOQUANT_CACHE_DIR": str(tmp_path)}
+    with pytest.raises(OSError) as info:
+        measurements.save_samples(FP, "llamacpp", "gguf-q4_k_m", _samples(1), "test", env)
+    directory = tmp_path / "calibration"
+    name = measurements.hashlib.sha256(FP.encode()).hexdigest()[:16] + ".json"
+    assert describe(info.value) == f"{directory / name}: No space left on device"
+    assert list(directory.iterdir()) == []

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import re
-import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,7 +69,9 @@ def validate_methods(methods: Iterable[str] | None) -> list[str] | None:
 
 
 def say(message: str, notify: Callable[[str], None] | None = None) -> None:
-    (notify or (lambda m: print(f"autoquant: {m}", file=sys.stderr)))(message)
+    from autoquant.output import say as print_note  # the one printer of autoquant's lines (escapes, masks)
+
+    (notify or print_note)(message)
 
 
 @dataclass

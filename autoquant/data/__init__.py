@@ -52,6 +52,8 @@ def _cached_parse(name: str, text: str) -> Any:
         return marshal.loads(path.read_bytes())
     except (OSError, EOFError, ValueError, TypeError):
         pass
+    from autoquant.paths import write_atomic
+
     data = _parse(text)
     try:
         blob = marshal.dumps(data)
@@ -63,9 +65,7 @@ def _cached_parse(name: str, text: str) -> Any:
         for old in path.parent.glob(f"{stem}-*.marshal"):
             if old.name.rsplit("-", 1)[0] == stem:
                 old.unlink(missing_ok=True)  # earlier versions of this file
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(blob)
-        os.replace(tmp, path)  # atomic: a concurrent reader sees the whole file or none
+        write_atomic(path, blob)  # a concurrent reader sees the whole file or none; a failure leaves no .tmp
     except OSError:
         pass
     return data

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from autoquant.data import load as load_data
+from autoquant.paths import write_atomic
 from autoquant.planner.predictor import Figures, Predictor, PredictRequest
 from autoquant.records import ModelSpec
 
@@ -228,7 +229,7 @@ class AICPredictor:
             name = re.sub(r"[^A-Za-z0-9._-]+", "--", model.id).strip("-.")[:80] or "model"
             folder = Path(self._root) / f"{name}-{digest}"
             folder.mkdir(exist_ok=True)
-            (folder / "config.json").write_text(text, encoding="utf-8")
+            write_atomic(folder / "config.json", text)  # a full disk's error names the file; no partial one left
             self._dirs[digest] = str(folder)
         return self._dirs[digest]
 
