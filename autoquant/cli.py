@@ -44,6 +44,13 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(message)
 
+    def _get_values(self, action, arg_strings):  # type: ignore[override]
+        # Python < 3.12 drops a '--' given as an option's value (`--isl=--`) and stores [] without calling the
+        # option's type: refuse it here, as later Pythons do.
+        if action.option_strings and action.nargs is None and arg_strings == ["--"]:
+            self.error(f"argument {'/'.join(action.option_strings)}: expected one argument")
+        return super()._get_values(action, arg_strings)
+
 
 def build_parser(selected: str | None) -> Parser:
     parser = Parser(

@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from autoquant.paths import autoquant_cache_dir, write_atomic
+from autoquant.paths import autoquant_cache_dir, user_path, write_atomic
 from autoquant.planner import measured as m
 
 FLEET_ENV = "AUTOQUANT_CALIBRATION_DIR"
@@ -24,7 +24,7 @@ def record_dirs(env: Mapping[str, str] | None = None) -> list[Path]:
     env = os.environ if env is None else env
     dirs = [autoquant_cache_dir(env, "calibration")]
     if env.get(FLEET_ENV):
-        dirs.append(Path(env[FLEET_ENV]).expanduser())
+        dirs.append(user_path(env[FLEET_ENV]))
     return dirs
 
 

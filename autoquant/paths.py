@@ -11,10 +11,19 @@ from collections.abc import Mapping
 from pathlib import Path
 
 
+def user_path(text: str | os.PathLike) -> Path:
+    """`text` as a path with a leading ~ or ~user expanded. A ~name for no such user (or no home directory)
+    stays as written: it is then simply a path that does not exist, not a crash (pathlib raises RuntimeError)."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        return Path(text)
+
+
 def autoquant_cache_dir(env: Mapping[str, str] | None = None, sub: str = "") -> Path:
     env = os.environ if env is None else env
     if env.get("AUTOQUANT_CACHE_DIR"):
-        base = Path(env["AUTOQUANT_CACHE_DIR"]).expanduser()
+        base = user_path(env["AUTOQUANT_CACHE_DIR"])
     elif env.get("XDG_CACHE_HOME"):
         base = Path(env["XDG_CACHE_HOME"]) / "autoquant"
     else:

@@ -10,6 +10,7 @@ GGUF: `from_gguf_file_type` maps the header's `general.file_type` to `gguf-<type
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -281,10 +282,11 @@ def _bitsandbytes(qc: Mapping[str, Any], where: str) -> QuantSpec:
 def _other(qc: Mapping[str, Any], quant_method: str) -> QuantSpec:
     """A scheme autoquant has no method for (exl2, hqq, mxfp4, ...): kept, never planned as a known method."""
     bits = qc.get("bits", qc.get("num_bits", qc.get("w_bit")))
+    known = isinstance(bits, (int, float)) and not isinstance(bits, bool) and math.isfinite(bits) and 0 < bits <= 64
     return QuantSpec(
         method="other",
         quant_method=quant_method,
-        weight_bits=float(bits) if isinstance(bits, (int, float)) and not isinstance(bits, bool) else 0.0,
+        weight_bits=float(bits) if known else 0.0,  # 0: unknown (a scheme we do not plan, so only a label)
     )
 
 

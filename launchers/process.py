@@ -28,10 +28,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autoquant.errors import EngineError
+from autoquant.output import say
 
 from .base import LaunchSpec, _url_host
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+LOG_LIMIT = 20_000  # characters of one supervisor line (a launch command with every flag fits)
 
 
 # How long --supervise waits for an engine to answer its readiness route: a 405B checkpoint downloading and
@@ -168,7 +170,8 @@ class Supervisor:
     ) -> None:
         self.ready_timeout = READY_TIMEOUT_S if ready_timeout is None else ready_timeout
         self.poll_interval = poll_interval
-        self.log = log or (lambda msg: print(f"autoquant: {msg}", file=sys.stderr, flush=True))
+        # masked and control characters escaped; not clipped short: an attempt line is a command to copy
+        self.log = log or (lambda msg: say(msg, limit=LOG_LIMIT))
         self.on_ready = on_ready
         self.tail_lines = tail_lines
         self.stop_grace = STOP_GRACE_S if stop_grace is None else stop_grace
@@ -323,7 +326,7 @@ class Supervisor:
         said = f"; its last {len(last)} lines:" if last else " without printing anything"
         self.log(f"{attempt.label} {describe_exit(status)} {when}{said}")
         for line in last:
-            self.log(f"  | {attempt.spec.redact(line)}")
+            self.log(f"| {attempt.spec.redact(line)}")
 
 
 def describe_exit(status: int) -> str:

@@ -7,6 +7,8 @@ plan decides and the user did not give (`--tensor-parallel-size`, `--max-num-seq
 
 from __future__ import annotations
 
+import os
+
 from autoquant.errors import RuleError, UsageError
 from autoquant.records import Candidate
 
@@ -86,9 +88,14 @@ def build(
         secrets.append(options.api_key)
         passed = [t for a in user_args if a.name != "--api-key" for t in a.tokens]
     argv += decided + passed
+    # /health answers without the key; /v1/models, which readiness reads for the served name, wants it
+    # (--api-key, or VLLM_API_KEY in the environment vLLM inherits).
+    key = options.api_key or os.environ.get("VLLM_API_KEY")
     return LaunchSpec(
         engine="vllm", argv=argv, env=env, version=version, flavor="vllm serve", host=options.host or "0.0.0.0",
         port=options.port, ready_path="/health", secrets=secrets, notes=notes,
+        served_names=served_names(options, model),
+        ready_headers={"Authorization": f"Bearer {key}"} if key else {},
     )
 
 

@@ -32,6 +32,7 @@ from autoquant.checkpoints.hub import (
 from autoquant.errors import AutoquantError, InputError, NotFoundError
 from autoquant.gguf import is_gguf
 from autoquant.modelspec import from_hf_config
+from autoquant.paths import user_path
 from autoquant.quantconfig import parse_quantization
 from autoquant.records import ModelSpec
 
@@ -53,7 +54,7 @@ def load_model(
     if not isinstance(ref, str) or not ref.strip():
         raise InputError("give a model: a Hugging Face id (org/name), a local directory, or a .gguf file")
     ref = ref.strip()
-    path = Path(ref).expanduser()
+    path = user_path(ref)
     if path.is_file():
         return read_gguf(path)  # non-GGUF files get a clear "not a GGUF file" error
     if path.is_dir():
@@ -186,7 +187,7 @@ def read_json(path: Path) -> dict[str, Any]:
 
 def hub_cache_dir(cache_dir: str | Path | None = None) -> Path:
     """`cache_dir` when given, else the Hub cache (checkpoints.hub.hf_cache_dir: huggingface_hub's order)."""
-    return Path(cache_dir).expanduser() if cache_dir else hf_cache_dir()
+    return user_path(cache_dir) if cache_dir else hf_cache_dir()
 
 
 def _cached_snapshot(repo_id: str, cache_dir: str | Path | None, revision: str | None) -> Path | None:

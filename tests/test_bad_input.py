@@ -300,3 +300,22 @@ def test_json_output_never_holds_nan():
 
     with pytest.raises(ValueError):
         print_json({"x": float("nan")})
+
+
+@pytest.mark.parametrize("model", ["~0", "~no-such-user-here/model"])
+def test_a_tilde_name_for_no_user_is_a_model_name_not_a_crash(capsys, model):
+    assert main(["plan", model, "--gpu", "L4"]) == 2
+    assert _one_error(capsys)
+
+
+def test_a_double_dash_as_an_option_value_is_one_line(capsys):
+    # Python 3.11's argparse drops it and stores [] without calling the option's type
+    assert main(["plan", "meta-llama/Llama-3.2-1B", "--gpu", "L4", "--isl=--"]) == 2
+    assert "--isl" in _one_error(capsys)
+
+
+def test_a_quantization_block_with_nan_bits_has_no_nan_width(tmp_path):
+    from autoquant.quantconfig import parse_quantization
+
+    q = parse_quantization({**LLAMA, "quantization_config": {"quant_method": "exl2", "bits": float("nan")}})
+    assert q.weight_bits == 0.0

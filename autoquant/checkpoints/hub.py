@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from autoquant import jsonio
 from autoquant.errors import InputError, NotFoundError
+from autoquant.paths import user_path
 
 TRUE = {"1", "true", "yes", "on"}
 HF_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")  # a Hub repo id: org/name
@@ -28,9 +29,9 @@ def hf_home(env: Mapping[str, str] | None = None) -> Path:
     """HF_HOME, else $XDG_CACHE_HOME/huggingface, else ~/.cache/huggingface (huggingface_hub/constants.py)."""
     env = os.environ if env is None else env
     if env.get("HF_HOME"):
-        return Path(os.path.expandvars(env["HF_HOME"])).expanduser()
+        return user_path(os.path.expandvars(env["HF_HOME"]))
     home = Path(env["HOME"]) if env.get("HOME") else Path.home()
-    xdg = Path(env["XDG_CACHE_HOME"]).expanduser() if env.get("XDG_CACHE_HOME") else home / ".cache"
+    xdg = user_path(env["XDG_CACHE_HOME"]) if env.get("XDG_CACHE_HOME") else home / ".cache"
     return xdg / "huggingface"
 
 
@@ -40,7 +41,7 @@ def hf_cache_dir(env: Mapping[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
     for key in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
         if env.get(key):
-            return Path(os.path.expandvars(env[key])).expanduser()
+            return user_path(os.path.expandvars(env[key]))
     return hf_home(env) / "hub"
 
 

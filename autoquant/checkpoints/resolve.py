@@ -38,6 +38,7 @@ from autoquant.checkpoints.verify import (
 )
 from autoquant.errors import InputError, NotFoundError, UsageError
 from autoquant.facts import default_facts
+from autoquant.paths import user_path
 from autoquant.records import Checkpoint, ModelSpec
 
 GGUF_METHOD_RE = re.compile(r"^gguf-(?:ud-)?[a-z0-9_]+$")
@@ -174,7 +175,7 @@ class Resolver:
     # ------------------------------------------------------------------ sources
     def _explicit(self, ref: str, model_id: str, base: ModelSpec | None, target: Target,
                   wanted: set[str] | None) -> list[Checkpoint]:
-        path = Path(ref).expanduser()
+        path = user_path(ref)
         if path.exists():
             found = sources.from_path(path, source="explicit")
         elif HF_ID.match(ref) and not ref.startswith((".", "/", "~")) and not ref.lower().endswith(".gguf"):

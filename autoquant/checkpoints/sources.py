@@ -22,6 +22,7 @@ from autoquant.checkpoints.hub import hf_cache_dir
 from autoquant.checkpoints.registry import PackageEntry, RegistryEntry
 from autoquant.errors import InputError
 from autoquant.gguf import GGUFError, read_header
+from autoquant.paths import user_path
 
 CONFIG_FILES = ("config.json", "hf_quant_config.json", "quantize_config.json", "quant_config.json")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
@@ -98,7 +99,7 @@ def gguf_metadata(path: Path) -> dict[str, Any] | None:
 
 def from_path(path: str | Path, source: str = "local") -> Found:
     """A local model folder or a single .gguf file (InputError when missing or neither)."""
-    p = Path(path).expanduser()
+    p = user_path(path)
     if not p.exists():
         raise InputError(f"no such checkpoint path: {path} (give a model folder, a .gguf file, or a Hub id org/name)")
     if p.is_file():
@@ -123,7 +124,7 @@ def from_path(path: str | Path, source: str = "local") -> Found:
 def scan_dirs(dirs: Iterable[str | Path]) -> Iterator[Found]:
     """Model folders and .gguf files directly inside each folder (and the folder itself if it is one)."""
     for d in dirs:
-        root = Path(d).expanduser()
+        root = user_path(d)
         if not root.is_dir():
             continue
         children = [root, *sorted(c for c in root.iterdir() if c.is_dir())]
@@ -146,7 +147,7 @@ def scan_cache(cache_dir: str | None, wanted: Callable[[str], bool], revision: s
 
     huggingface_hub (and its HTTP stack, ~100 ms to import) is only loaded when a wanted repo's folder is
     there: the cache layout names each repo `models--<org>--<name>` (repo ids cannot contain `--`)."""
-    root = Path(cache_dir).expanduser() if cache_dir else hf_cache_dir()
+    root = user_path(cache_dir) if cache_dir else hf_cache_dir()
     try:
         present = [c.name.split("--", 1)[1].replace("--", "/") for c in root.iterdir()
                    if c.name.startswith("models--") and c.is_dir()]

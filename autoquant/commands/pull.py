@@ -13,6 +13,7 @@ from pathlib import Path
 
 from autoquant.errors import InputError, NotFoundError, RuleError, UsageError
 from autoquant.output import human_bytes, key_values, say
+from autoquant.paths import user_path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace, client=None, node=None) -> int:
 def _free_bytes(node, where: str | None) -> int | None:
     if node is not None and getattr(node, "disk_free_bytes", None) is not None:
         return node.disk_free_bytes
-    p = Path(where or ".").expanduser()
+    p = user_path(where or ".")
     while not p.exists() and p != p.parent:
         p = p.parent
     try:

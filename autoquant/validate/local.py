@@ -13,9 +13,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 from autoquant.errors import EngineError, InputError, UsageError
+from autoquant.paths import user_path
 from autoquant.servers import connect
 
 READY_TIMEOUT_S = 300
@@ -37,7 +37,7 @@ def argv_for(gguf: str, port: int, n_ctx: int, threads: int | None) -> list[str]
 
 @contextlib.contextmanager
 def gguf_server(gguf: str, n_ctx: int, threads: int | None = None) -> Iterator:
-    path = Path(gguf).expanduser()
+    path = user_path(gguf)
     if not path.is_file():
         raise InputError(f"no such GGUF file: {gguf}")
     try:

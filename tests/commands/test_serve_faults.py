@@ -108,5 +108,5 @@ def test_an_engine_killed_after_ready_says_so_with_its_last_lines(rig):
     lines = out.stderr.splitlines()
     said = lines.index("autoquant: vllm bf16 was killed by signal SIGKILL (exit status 137) after it was ready; "
                        "its last 10 lines:")
-    assert lines[said + 10] == "autoquant:   | fake engine: token ***"
+    assert lines[said + 10] == "autoquant: | fake engine: token ***"
     assert "hf_supersecret" not in out.stdout + out.stderr

@@ -128,7 +128,7 @@ def test_another_servers_answer_is_not_readiness(port, pids):
     code = sup.run([("fake foreign", lambda: _spec("foreign", port, pids, served=["mine"]))])
     assert ready == [] and code == 1
     assert "fake foreign exited with code 1 before it was ready; its last 2 lines:" in lines
-    assert "  | fake engine: giving up" in lines
+    assert "| fake engine: giving up" in lines
 
 
 def test_the_model_list_must_name_a_served_model(port, pids):
@@ -201,5 +201,5 @@ def test_an_engine_killed_after_ready_is_reported_with_its_last_lines(port, pids
     assert len(ready) == 1
     said = lines.index("fake was killed by signal SIGKILL (exit status 137) after it was ready; its last 10 lines:")
     last = lines[said + 1:said + 11]
-    assert last[-1] == "  | fake engine: token ***" and last[0] == "  | fake engine line 6"
+    assert last[-1] == "| fake engine: token ***" and last[0] == "| fake engine line 6"
     assert not any("sk-very-secret" in line for line in lines)

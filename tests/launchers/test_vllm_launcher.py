@@ -100,3 +100,13 @@ def test_gguf_without_tokenizer_is_an_error(candidate):
 def test_engine_binary_is_injectable(candidate, monkeypatch):
     monkeypatch.setenv("AUTOQUANT_ENGINE_BIN_VLLM", "/opt/fake/vllm")
     assert vllm.build(candidate(), ServeOptions(), "m", version="0.33.0").argv[0] == "/opt/fake/vllm"
+
+
+def test_readiness_reads_the_served_name_with_the_api_key(candidate, monkeypatch):
+    # /v1/models must name what this vLLM serves (another server's 200 is not ready), and it wants the key
+    monkeypatch.delenv("VLLM_API_KEY", raising=False)
+    spec = vllm.build(candidate(), ServeOptions(api_key="sk-k1", served_model_name=["chat"]), "m", version="0.33.0")
+    assert spec.served_names == ["chat"] and spec.ready_headers == {"Authorization": "Bearer sk-k1"}
+    monkeypatch.setenv("VLLM_API_KEY", "sk-env")
+    spec = vllm.build(candidate(), ServeOptions(), "org/m", version="0.33.0")
+    assert spec.served_names == ["org/m"] and spec.ready_headers == {"Authorization": "Bearer sk-env"}
