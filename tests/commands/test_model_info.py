@@ -80,7 +80,7 @@ def _one_line_error(code: int, err: str) -> str:
 def test_malformed_json(capsys, tmp_path):
     (tmp_path / "config.json").write_text("{not json")
     line = _one_line_error(*run(capsys, str(tmp_path))[::2])
-    assert "malformed JSON" in line
+    assert "config.json: not valid JSON" in line
 
 
 def test_missing_fields(capsys, tmp_path):
