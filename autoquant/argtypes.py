@@ -2,7 +2,7 @@
 
 Without `what`, a bad value raises argparse.ArgumentTypeError (argparse then names the flag); with
 `what` (a flag, or a flag and the part of its value), a UsageError that names it. Every number is finite
-and at most MAX_DIGITS long (`inf`, `nan`, `1e400` and a 5,000-digit count are errors, not values);
+and at most limits.yaml text.max_number_chars long (`inf`, `nan`, `1e400` and a 5,000-digit count are errors, not values);
 `bounded(NAME)` also holds it to a range of autoquant/data/limits.yaml.
 """
 
@@ -13,11 +13,18 @@ import math
 from collections.abc import Callable
 from typing import TypeVar
 
-from autoquant.errors import InputError, UsageError
+from autoquant.errors import InputError, UsageError, shown
 
 N = TypeVar("N", int, float)
 
-MAX_DIGITS = 24  # longer than any count or figure a flag takes (2^64 has 20 digits)
+
+
+def max_number_chars() -> int:
+    """The longest text read as a number (limits.yaml): longer is no count or figure, and int() of 5,000
+    digits is refused by Python itself."""
+    from autoquant.limits import setting
+
+    return setting("text", "max_number_chars")
 
 
 def positive_int(text: str, what: str | None = None) -> int:
@@ -35,7 +42,6 @@ def bounded(name: str, integer: bool = False) -> Callable[[str], int | float]:
     def convert(text: str) -> int | float:
         value = positive_int(text) if integer else positive_float(text)
         return _in_range(value, name, None)
-    convert.__name__ = "integer" if integer else "number"  # argparse names the type in its message
     return convert
 
 
@@ -60,16 +66,15 @@ def _in_range(value: N, name: str, what: str | None) -> N:
 
 def _positive(text: str, convert: Callable[[str], N], kind: str, what: str | None) -> N:
     value = None
-    if isinstance(text, str) and len(text.strip()) <= MAX_DIGITS:
+    if isinstance(text, str) and len(text.strip()) <= max_number_chars():
         try:
             value = convert(text)
         except ValueError:
             value = None
     if value is not None and (isinstance(value, int) or math.isfinite(value)) and value > 0:
         return value
-    shown = text if len(str(text)) <= 40 else f"{str(text)[:20]}... ({len(str(text))} characters)"
     if what is None:
-        raise argparse.ArgumentTypeError(f"expected {kind}, got {shown!r}")
+        raise argparse.ArgumentTypeError(f"expected {kind}, got {shown(text)}")
     if value is None or not (isinstance(value, int) or math.isfinite(value)):
-        raise UsageError(f"{what} must be {kind}, not {shown!r}")
-    raise UsageError(f"{what} must be {'at least 1' if convert is int else 'above 0'}, not {shown}")
+        raise UsageError(f"{what} must be {kind}, not {shown(text)}")
+    raise UsageError(f"{what} must be {'at least 1' if convert is int else 'above 0'}, not {shown(value)}")

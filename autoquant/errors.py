@@ -120,6 +120,13 @@ def escape_controls(text: str) -> str:
     return _CONTROL.sub(lambda m: repr(m[0])[1:-1], text)
 
 
+def shown(value: object, limit: int = 40) -> str:
+    """A value as a message quotes it: repr() for a string, str() otherwise, and long ones (a 5,000-digit
+    number, a 100 kB argument) cut to `limit` characters with their length, so the message stays readable."""
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= limit else f"{clip(text, limit)} ({len(text):,} characters)"
+
+
 def clip(text: str, limit: int = MESSAGE_LIMIT) -> str:
     """`text` cut to at most `limit` characters: two thirds head, one third tail, an ellipsis between."""
     if len(text) <= limit:

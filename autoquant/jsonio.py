@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from autoquant.errors import InputError
+from autoquant.errors import InputError, shown
 from autoquant.limits import setting
 
 
@@ -82,7 +82,7 @@ def _float(where: str):
     def parse(text: str) -> float:
         value = float(text)
         if not math.isfinite(value):
-            raise JSONInputError(where, f"{_short(text)} is too large to be a number here")
+            raise JSONInputError(where, f"{shown(text)} is too large to be a number here")
         return value
     return parse
 
@@ -97,6 +97,3 @@ def _int(where: str):
         return int(text)
     return parse
 
-
-def _short(text: str) -> str:
-    return text if len(text) <= 24 else f"{text[:12]}...({len(text)} characters)"

@@ -1,19 +1,19 @@
 """Sanity limits on outside data (autoquant/data/limits.yaml) and the one check that applies them.
 
-A number from a file, a header, a flag or the environment is checked once, where its record is built:
+A number from a file, a header, a flag or the environment is checked once, where its record is built
+(config_int for config.json keys, records.serde for fields whose metadata names a bound, argtypes for flags):
 finite, of the right type, within its documented range. The work done on it (loops per layer, an n x n GPU
 topology, recursion over nested JSON) is then bounded by the same limits.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 from collections.abc import Mapping
 from typing import Any
 
-from autoquant.errors import InputError
+from autoquant.errors import InputError, shown
 
 
 @functools.cache
@@ -44,48 +44,22 @@ def check_number(value: Any, name: str, what: str, integer: bool = False) -> Any
     ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
     if isinstance(value, bool) or not ok_type:
         kind = "an integer" if integer else "a number"
-        raise InputError(f"{what} must be {kind}, got {_shown(value)}")
+        raise InputError(f"{what} must be {kind}, got {shown(value)}")
     if isinstance(value, float) and not math.isfinite(value):
         raise InputError(f"{what} must be a finite number, got {value}")
     lo, hi = bound(name)
     if not lo <= value <= hi:
-        raise InputError(f"{what} = {_shown(value)} is outside the sane range {describe_bound(name)}")
+        raise InputError(f"{what} = {shown(value)} is outside the sane range {describe_bound(name)}")
     return value
-
-
-def check_bounds(record: Any, where: str) -> Any:
-    """Every field of a dataclass record (and the records inside it) whose metadata names a bound, checked;
-    None is left alone (unknown). Returns the record."""
-    if dataclasses.is_dataclass(record) and not isinstance(record, type):
-        for f in dataclasses.fields(record):
-            value = getattr(record, f.name)
-            name = f.metadata.get("bound")
-            if name and value is not None:
-                if isinstance(value, (list, tuple)):
-                    for i, item in enumerate(value):
-                        check_number(item, name, f"{where}.{f.name}[{i}]")
-                else:
-                    check_number(value, name, f"{where}.{f.name}")
-            elif isinstance(value, (list, tuple)):
-                for i, item in enumerate(value):
-                    check_bounds(item, f"{where}.{f.name}[{i}]")
-            else:
-                check_bounds(value, f"{where}.{f.name}")
-    return record
 
 
 def _number(v: float) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else f"{text[:20]}...{text[-12:]} ({len(text)} characters)"
-
-
 def check_node(node: Any, where: str) -> Any:
-    """A node record read from outside: its numbers in range (check_bounds) and its shape bounded before any
-    per-GPU work: GPUs per node, nodes, a topology matrix no larger than the GPUs it describes."""
+    """A node record read from outside (from_dict has checked each field's bound): its shape bounded before
+    any per-GPU work: GPUs per node, a topology matrix no larger than the GPUs it describes."""
     lo, hi = bound("gpus_per_node")
     if len(node.gpus) > hi:
         raise InputError(f"{where}: {len(node.gpus)} GPUs in one node is more than the {int(hi)} autoquant plans for")
@@ -95,4 +69,4 @@ def check_node(node: Any, where: str) -> Any:
     for domain in node.nvlink_domains:
         if any(not 0 <= i < n for i in domain):
             raise InputError(f"{where}: an NVLink domain names a GPU the node does not have ({domain[:8]})")
-    return check_bounds(node, where)
+    return node

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from autoquant.errors import InputError
+from autoquant.errors import InputError, shown
 from autoquant.limits import bound, check_number
 from autoquant.records import ModelSpec
 
@@ -131,7 +131,7 @@ def from_hf_config(config: Mapping[str, Any], model_id: str, source: str) -> Mod
 
     model_type = text.get("model_type") or config.get("model_type") or "unknown"
     if not isinstance(model_type, str):
-        raise InputError(f"{where}: 'model_type' must be a string, got {_shown(model_type)}")
+        raise InputError(f"{where}: 'model_type' must be a string, got {shown(model_type)}")
     architectures = config.get("architectures") or text.get("architectures") or [model_type]
     if isinstance(architectures, str):
         architectures = [architectures]
@@ -386,7 +386,7 @@ def config_int(value: Any, key: str, where: str) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or \
             (isinstance(value, float) and (not math.isfinite(value) or not value.is_integer())):
-        raise InputError(f"{where}: '{key}' must be an integer, got {_shown(value)}")
+        raise InputError(f"{where}: '{key}' must be an integer, got {shown(value)}")
     number = int(value)
     if key in KEY_BOUNDS:
         check_number(number, KEY_BOUNDS[key], f"{where}: '{key}'", integer=True)
@@ -398,7 +398,7 @@ def config_list(value: Any, key: str, where: str, item: type) -> list:
     if value is None:
         return []
     if not isinstance(value, list) or not all(isinstance(v, item) and not isinstance(v, bool) for v in value):
-        raise InputError(f"{where}: '{key}' must be a list of {item.__name__}s, got {_shown(value)}")
+        raise InputError(f"{where}: '{key}' must be a list of {item.__name__}s, got {shown(value)}")
     return value
 
 
@@ -406,13 +406,9 @@ def config_mapping(value: Any, key: str, where: str) -> Mapping[str, Any] | None
     if value is None:
         return None
     if not isinstance(value, Mapping):
-        raise InputError(f"{where}: '{key}' must be an object, got {_shown(value)}")
+        raise InputError(f"{where}: '{key}' must be an object, got {shown(value)}")
     return value
 
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else f"{text[:24]}... ({len(text)} characters)"
 
 
 def _first_bool(config: Mapping[str, Any], key: str, default: bool) -> bool:

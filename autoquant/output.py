@@ -11,6 +11,10 @@ from autoquant.errors import MESSAGE_LIMIT, escape_controls, one_line
 from autoquant.records.serde import to_dict
 from autoquant.secrets import environment_secrets, scrub
 
+# A line that carries a launch command (argv and env, secrets masked) is meant to be copied: it is clipped
+# only past any real one, not at MESSAGE_LIMIT.
+COMMAND_LIMIT = 20_000
+
 
 def print_json(record: Any, stream: TextIO | None = None) -> None:
     """The record as JSON, with secrets masked in its strings (a plan carries the launch command, a bench

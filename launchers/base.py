@@ -56,13 +56,21 @@ class LaunchSpec:
     notes: list[str] = field(default_factory=list)
 
     @property
+    def connect_host(self) -> str:
+        """Where to reach the engine from this machine: loopback for a wildcard bind, else its address
+        (an IPv6 literal bracketed for URLs)."""
+        return _url_host(self.host)
+
+    def local_url(self, path: str) -> str:
+        return f"http://{self.connect_host}:{self.port}{path}"
+
+    @property
     def ready_url(self) -> str:
-        # An engine bound to all interfaces answers on loopback; one bound to a given address only there.
-        return f"http://{_url_host(self.host)}:{self.port}{self.ready_path}"
+        return self.local_url(self.ready_path)
 
     @property
     def url(self) -> str:
-        return f"http://{_url_host(self.host)}:{self.port}/v1"
+        return self.local_url("/v1")
 
     def redact(self, text: str) -> str:
         """`text` with this launch's secrets, the environment's and URL credentials masked."""

@@ -15,9 +15,9 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from autoquant.argtypes import MAX_DIGITS, in_range, positive_int
+from autoquant.argtypes import in_range, max_number_chars, positive_int
 from autoquant.engines.flags import Arg, OptionList, classify, is_number, option_list
-from autoquant.errors import UsageError
+from autoquant.errors import UsageError, shown
 from autoquant.facts import option_data
 
 from .base import ServeOptions
@@ -145,8 +145,7 @@ def check_host(value: str, flag: str = "--host") -> str:
     label = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
     if len(value) <= 253 and re.fullmatch(rf"{label}(\.{label})*\.?", value):
         return value
-    shown = value if len(value) <= 40 else f"{value[:20]}... ({len(value)} characters)"
-    raise UsageError(f"{flag} must be an IP address or a host name (e.g. 0.0.0.0, 127.0.0.1, ::), not {shown!r}")
+    raise UsageError(f"{flag} must be an IP address or a host name (e.g. 0.0.0.0, 127.0.0.1, ::), not {shown(value)}")
 
 
 def _set(attr: str) -> Reader:
@@ -246,15 +245,14 @@ def parse_human_int(flag: str, value: str) -> int:
     text = value.strip()
     units = {"k": 1000, "K": 1024, "m": 1000**2, "M": 1024**2, "g": 1000**3, "G": 1024**3}
     try:
-        if len(text) > MAX_DIGITS:
+        if len(text) > max_number_chars():
             raise ValueError(text)
         if text and text[-1] in units:
             n = int(float(text[:-1]) * units[text[-1]])  # int(inf) / int(nan) raise too (infk, nank)
         else:
             n = int(text)
     except (ValueError, OverflowError):
-        shown = value if len(value) <= 40 else f"{value[:20]}... ({len(value)} characters)"
-        raise UsageError(f"{flag} expects a number of tokens like 8192 or 32k, not {shown!r}") from None
+        raise UsageError(f"{flag} expects a number of tokens like 8192 or 32k, not {shown(value)}") from None
     if n < 1:
         raise UsageError(f"{flag} must be positive, not {value!r} (autoquant picks the length when it is omitted)")
     return in_range(n, "context_tokens", flag)

@@ -28,12 +28,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autoquant.errors import EngineError
-from autoquant.output import say
+from autoquant.output import COMMAND_LIMIT, say
 
-from .base import LaunchSpec, _url_host
+from .base import LaunchSpec
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-LOG_LIMIT = 20_000  # characters of one supervisor line (a launch command with every flag fits)
 
 
 # How long --supervise waits for an engine to answer its readiness route: a 405B checkpoint downloading and
@@ -101,7 +100,7 @@ def check_port_free(spec: LaunchSpec) -> None:
     if not local:
         return
     try:  # a server in another network namespace (a container's published port) is reachable, not bindable
-        with socket.create_connection((_url_host(spec.host).strip("[]"), spec.port), timeout=0.5):
+        with socket.create_connection((spec.connect_host.strip("[]"), spec.port), timeout=0.5):
             raise EngineError(f"{where} already answers connections (another server); {hint}")
     except OSError:
         pass
@@ -116,8 +115,7 @@ def is_ready(spec: LaunchSpec, timeout: float = 2.0) -> bool:
     if not spec.served_names:
         return True
     if spec.ready_path != MODELS_PATH:
-        models_url = f"http://{_url_host(spec.host)}:{spec.port}{MODELS_PATH}"
-        status, body = _get(models_url, spec.ready_headers, timeout)
+        status, body = _get(spec.local_url(MODELS_PATH), spec.ready_headers, timeout)
         if status != 200:
             return False
     return lists_a_served_model(body, spec.served_names)
@@ -171,7 +169,7 @@ class Supervisor:
         self.ready_timeout = READY_TIMEOUT_S if ready_timeout is None else ready_timeout
         self.poll_interval = poll_interval
         # masked and control characters escaped; not clipped short: an attempt line is a command to copy
-        self.log = log or (lambda msg: say(msg, limit=LOG_LIMIT))
+        self.log = log or (lambda msg: say(msg, limit=COMMAND_LIMIT))
         self.on_ready = on_ready
         self.tail_lines = tail_lines
         self.stop_grace = STOP_GRACE_S if stop_grace is None else stop_grace

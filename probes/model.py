@@ -29,7 +29,7 @@ from autoquant.checkpoints.hub import (
     hf_cache_dir,
     map_hub_error,
 )
-from autoquant.errors import AutoquantError, InputError, NotFoundError
+from autoquant.errors import AutoquantError, InputError, NotFoundError, shown
 from autoquant.gguf import is_gguf
 from autoquant.modelspec import from_hf_config
 from autoquant.paths import user_path
@@ -161,8 +161,8 @@ def safetensors_data_bytes(path: Path) -> int:
         offsets = info.get("data_offsets") if isinstance(info, dict) else None
         if not (isinstance(offsets, list) and len(offsets) == 2 and all(
                 isinstance(o, int) and not isinstance(o, bool) and o >= 0 for o in offsets)) or offsets[1] < offsets[0]:
-            raise InputError(f"{path}: malformed safetensors header: tensor {name[:80]!r} has data_offsets "
-                             f"{str(offsets)[:40]} (two byte offsets, start <= end)")
+            raise InputError(f"{path}: malformed safetensors header: tensor {shown(name)} has data_offsets "
+                             f"{shown(offsets)} (two byte offsets, start <= end)")
         total += offsets[1] - offsets[0]
     return total
 

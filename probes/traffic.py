@@ -23,7 +23,8 @@ from datetime import datetime
 from pathlib import Path
 
 from autoquant import jsonio
-from autoquant.errors import InputError
+from autoquant.argtypes import max_number_chars
+from autoquant.errors import InputError, shown
 from autoquant.limits import bound, check_number, setting
 from autoquant.records import ConcurrencyBin, Workload
 
@@ -244,8 +245,8 @@ def _nonneg_int(value) -> int:
 
 
 def _number(value, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)) or len(str(value)) > 32:
-        raise ValueError(f"{what} must be a number, got {str(value)[:40]!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)) or len(str(value)) > max_number_chars():
+        raise ValueError(f"{what} must be a number, got {shown(value)}")
     number = float(value)
     if not math.isfinite(number):
         raise ValueError(f"{what} must be a finite number, got {value!r}")

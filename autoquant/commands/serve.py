@@ -35,12 +35,10 @@ from autoquant.commands._options import (
     resolve_workload,
 )
 from autoquant.errors import AutoquantError, InputError, RuleError, UsageError
-from autoquant.output import print_json, say
+from autoquant.output import COMMAND_LIMIT, print_json, say
 from autoquant.records import Candidate, Checkpoint, Node, Plan, from_dict, to_dict
 
 ACCEPTS_EXTRA_ARGS = True
-# the exec line is the command to copy: clipped only past any real one (argv and env, secrets masked)
-COMMAND_LIMIT = 20_000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

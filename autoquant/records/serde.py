@@ -13,6 +13,8 @@ import types
 import typing
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
+from autoquant.errors import shown
+
 T = TypeVar("T")
 
 
@@ -60,7 +62,7 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
                 return _convert(arg, value, where)
             except (RecordError, TypeError, ValueError) as exc:
                 errors.append(str(exc))
-        raise RecordError(f"{where}: {_shown(value)} matches none of {tp} ({'; '.join(errors)})")
+        raise RecordError(f"{where}: {shown(value)} matches none of {tp} ({'; '.join(errors)})")
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise RecordError(f"{where}: expected an object, got {type(value).__name__}")
@@ -93,35 +95,30 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         return {_convert(k_t, k, where): _convert(v_t, v, f"{where}.{k}") for k, v in value.items()}
     if origin is typing.Literal:
         if value not in get_args(tp):
-            raise RecordError(f"{where}: {_shown(value)} is not one of {get_args(tp)}")
+            raise RecordError(f"{where}: {shown(value)} is not one of {get_args(tp)}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise RecordError(f"{where}: expected a number, got {_shown(value)}")
+            raise RecordError(f"{where}: expected a number, got {shown(value)}")
         if not math.isfinite(value) or abs(value) > MAX_MAGNITUDE:
-            raise RecordError(f"{where}: expected a finite number, got {_shown(value)}")
+            raise RecordError(f"{where}: expected a finite number, got {shown(value)}")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise RecordError(f"{where}: expected an integer, got {_shown(value)}")
+            raise RecordError(f"{where}: expected an integer, got {shown(value)}")
         if abs(value) > MAX_MAGNITUDE:
-            raise RecordError(f"{where}: {_shown(value)} is no count of anything")
+            raise RecordError(f"{where}: {shown(value)} is no count of anything")
         return value
     if tp is bool:
         if not isinstance(value, bool):
-            raise RecordError(f"{where}: expected true/false, got {_shown(value)}")
+            raise RecordError(f"{where}: expected true/false, got {shown(value)}")
         return value
     if tp is str:
         if not isinstance(value, str):
-            raise RecordError(f"{where}: expected a string, got {_shown(value)}")
+            raise RecordError(f"{where}: expected a string, got {shown(value)}")
         return value
     return value
 
-
-def _shown(value: Any) -> str:
-    """A value as an error shows it: a 5,000-digit number or a 100 kB string is not echoed whole."""
-    text = repr(value)
-    return text if len(text) <= 60 else f"{text[:40]}... ({len(text)} characters)"
 
 
 def _check_bound(value: Any, name: str, where: str) -> None:
