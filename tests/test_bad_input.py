@@ -319,3 +319,20 @@ def test_a_quantization_block_with_nan_bits_has_no_nan_width(tmp_path):
 
     q = parse_quantization({**LLAMA, "quantization_config": {"quant_method": "exl2", "bits": float("nan")}})
     assert q.weight_bits == 0.0
+
+
+@pytest.mark.parametrize("argv", [
+    ["bench", "http://127.0.0.1:9/v1", "--isl", "99999999999"],
+    ["bench", "http://127.0.0.1:9/v1", "--concurrency", "1,99999999999"],
+    ["bench", "http://127.0.0.1:9/v1", "--requests", "99999999999"],
+    ["bench", "http://127.0.0.1:9/v1", "--warmup", "99999999999"],
+    ["bench", "http://127.0.0.1:9/v1", "--duration", "1e12"],
+    ["calibrate", "http://127.0.0.1:9/v1", "--runs", "99999999999"],
+    ["validate", "--reference", "http://127.0.0.1:9/v1", "--candidate", "http://127.0.0.1:9/v1",
+     "--dataset", "x.txt", "--max-windows", "99999999999"],
+    ["validate", "--reference", "http://127.0.0.1:9/v1", "--candidate", "http://127.0.0.1:9/v1",
+     "--dataset", "x.txt", "--top-k", "99999999999"],
+])
+def test_bench_and_validate_sizes_are_bounded_before_any_request(capsys, argv):
+    assert main(argv) == 2
+    assert "sane range" in _one_error(capsys)

@@ -13,7 +13,7 @@ import math
 import os
 import sys
 
-from autoquant.argtypes import positive_float, positive_int
+from autoquant.argtypes import bounded, in_range, positive_float, positive_int
 from autoquant.errors import InputError, UsageError
 
 API_KEY_ENV = "OPENAI_API_KEY"
@@ -31,6 +31,13 @@ def _list(convert, what: str, allow_inf: bool = False):
         if not out:
             raise argparse.ArgumentTypeError(f"{what}: give at least one value")
         return out
+    return parse
+
+
+def _count(bound: str):
+    """A positive integer within limits.yaml bound `bound`, for _list's (text, what) calls."""
+    def parse(text: str, what: str) -> int:
+        return in_range(positive_int(text, what), bound, what)
     return parse
 
 
@@ -53,28 +60,28 @@ def _ratio(text: str) -> float:
 
 def add_load_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("load")
-    g.add_argument("--concurrency", type=_list(positive_int, "--concurrency"), default=None, metavar="N[,N...]",
+    g.add_argument("--concurrency", type=_list(_count("concurrency"), "--concurrency"), default=None, metavar="N[,N...]",
                    help="closed loop: requests in flight (a list sweeps; default 1)")
     g.add_argument("--request-rate", type=_list(positive_float, "--request-rate", allow_inf=True), default=None,
                    metavar="R[,R...]", help="open loop: requests per second (inf: all at once)")
     g.add_argument("--burstiness", type=positive_float, default=1.0,
                    help="open-loop arrivals: gamma shape (1 = Poisson, <1 burstier, >1 steadier)")
-    g.add_argument("--max-concurrency", type=positive_int, default=None,
+    g.add_argument("--max-concurrency", type=bounded("concurrency", integer=True), default=None,
                    help="open loop: at most this many in flight (the rest wait)")
-    g.add_argument("--isl", type=positive_int, default=512, help="prompt tokens per request (default 512)")
-    g.add_argument("--osl", type=positive_int, default=256, help="output tokens per request (default 256)")
+    g.add_argument("--isl", type=bounded("tokens", integer=True), default=512, help="prompt tokens per request (default 512)")
+    g.add_argument("--osl", type=bounded("tokens", integer=True), default=256, help="output tokens per request (default 256)")
     g.add_argument("--range-ratio", type=_ratio, default=0.0,
                    help="draw lengths uniformly in [x(1-r), x(1+r)] (default 0: fixed)")
     g.add_argument("--traffic", metavar="FILE", help="replay a trace (every format `profile` reads)")
     g.add_argument("--time-scale", type=positive_float, default=1.0,
                    help="replay: multiply the trace's times by this (0.5 plays it twice as fast)")
-    g.add_argument("--requests", type=positive_int, default=None,
+    g.add_argument("--requests", type=bounded("requests", integer=True), default=None,
                    help="requests per level (default: 4 per worker, at least 16; an open loop 30 s of arrivals)")
-    g.add_argument("--duration", type=positive_float, default=None, metavar="SECONDS",
+    g.add_argument("--duration", type=bounded("seconds"), default=None, metavar="SECONDS",
                    help="stop sending after this long per level")
     g.add_argument("--warmup", type=int, default=2, help="requests sent first and left out (default 2)")
     g.add_argument("--seed", type=int, default=0, help="seed of the prompts and arrivals (default 0)")
-    g.add_argument("--timeout", type=positive_float, default=600.0, help="seconds one request may take")
+    g.add_argument("--timeout", type=bounded("seconds"), default=600.0, help="seconds one request may take")
     g.add_argument("--endpoint", choices=("completions", "chat"), default="completions",
                    help="/v1/completions (default) or /v1/chat/completions")
     g.add_argument("--no-ignore-eos", dest="ignore_eos", action="store_false",
@@ -89,9 +96,9 @@ def add_load_options(parser: argparse.ArgumentParser) -> None:
 
 def add_slo_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("SLOs (goodput, --find-max)")
-    g.add_argument("--ttft-ms", type=positive_float, default=None)
-    g.add_argument("--tpot-ms", type=positive_float, default=None)
-    g.add_argument("--e2e-ms", type=positive_float, default=None)
+    g.add_argument("--ttft-ms", type=bounded("milliseconds"), default=None)
+    g.add_argument("--tpot-ms", type=bounded("milliseconds"), default=None)
+    g.add_argument("--e2e-ms", type=bounded("milliseconds"), default=None)
     g.add_argument("--slo-attainment", type=_fraction, default=None,
                    help="share of requests that must meet every SLO for a level to pass (default 0.9)")
 
@@ -103,7 +110,7 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--plan", metavar="PLAN_JSON", help="a plan from `autoquant plan --json`: compare with it")
     g.add_argument("--engine", default=None, help="the engine the server runs (with --method and --model)")
     g.add_argument("--method", default=None, help="its quantization method, e.g. gguf-q4_k_m, awq-int4")
-    g.add_argument("--tp", type=positive_int, default=None, help="its tensor-parallel size")
+    g.add_argument("--tp", type=bounded("gpus_per_node", integer=True), default=None, help="its tensor-parallel size")
     g.add_argument("--kv-cache-dtype", default=None)
     add_hardware_options(parser)
 
@@ -134,6 +141,7 @@ def settings_from(args: argparse.Namespace):
         raise UsageError("--traffic replays the trace's own arrival times: leave out --concurrency/--request-rate")
     if args.warmup < 0:
         raise UsageError("--warmup must be >= 0")
+    in_range(args.warmup, "requests", "--warmup")
     if args.find_max and args.traffic:
         raise UsageError("--find-max searches over --concurrency or --request-rate, not a replayed trace")
     if args.traffic:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from autoquant.argtypes import positive_int
+from autoquant.argtypes import bounded
 from autoquant.commands import bench as bench_cmd
 
 
@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("url", metavar="URL", help="the server, e.g. http://127.0.0.1:8000/v1")
     bench_cmd.add_load_options(parser)
     parser.set_defaults(isl=256, osl=128, requests=None)
-    parser.add_argument("--runs", type=positive_int, default=3,
+    parser.add_argument("--runs", type=bounded("requests", integer=True), default=3,
                         help="times each load level is measured; each run is one sample (default 3)")
     bench_cmd.add_target_options(parser)
     parser.add_argument("--calibration", metavar="FILE", help="efficiency factors that override the defaults")

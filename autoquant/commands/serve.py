@@ -22,7 +22,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import replace
 
-from autoquant.argtypes import positive_float, positive_int
+from autoquant.argtypes import bounded, positive_float
 from autoquant.commands._options import (
     add_hardware_options,
     add_predictor_option,
@@ -67,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="stay the engine's parent: wait for readiness, forward signals, fall back on OOM")
     g.add_argument("--max-retries", type=int, default=None, metavar="N",
                    help="with --supervise: next-ranked candidates to try after a startup failure (default 2)")
-    g.add_argument("--ready-timeout", type=positive_float, default=None, metavar="S",
+    g.add_argument("--ready-timeout", type=bounded("seconds"), default=None, metavar="S",
                    help=f"with --supervise: seconds to wait for the engine to be ready (default {READY_TIMEOUT_S:g})")
     g.add_argument("--no-cache", action="store_true", help="plan again even if this node has a cached decision")
     v = parser.add_argument_group("after readiness (imply --supervise)")
@@ -76,11 +76,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(limits: --use-case / --max-ppl-delta, --max-kl)")
     v.add_argument("--dataset", metavar="FILE", type=nonempty, help="with --gate-on: your text (JSONL 'text' field, or plain text)")
     v.add_argument("--max-kl", type=positive_float, default=None, help="with --gate-on: mean KL limit (lower bound)")
-    v.add_argument("--gate-window", type=positive_int, default=512, metavar="TOKENS",
+    v.add_argument("--gate-window", type=bounded("context_tokens", integer=True), default=512, metavar="TOKENS",
                    help="with --gate-on: tokens per window, its second half scored (default 512)")
-    v.add_argument("--gate-max-windows", type=positive_int, default=8, metavar="N",
+    v.add_argument("--gate-max-windows", type=bounded("requests", integer=True), default=8, metavar="N",
                    help="with --gate-on: windows scored at most (default 8)")
-    v.add_argument("--gate-top-k", type=positive_int, default=20, metavar="K",
+    v.add_argument("--gate-top-k", type=bounded("top_k", integer=True), default=20, metavar="K",
                    help="with --gate-on: log-probabilities per token (default 20)")
     v.add_argument("--bench", action="store_true",
                    help="measure the engine at the plan's workload and compare with the prediction, then keep serving")

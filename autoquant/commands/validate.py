@@ -10,7 +10,7 @@ import argparse
 import contextlib
 import sys
 
-from autoquant.argtypes import positive_float, positive_int
+from autoquant.argtypes import bounded, positive_float
 
 FAIL_EXIT = 1
 USE_CASES = ("chat", "code", "medical", "summarization", "chat_general", "code_generation", "medical_legal")
@@ -26,10 +26,10 @@ def add_gate_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
                         help="pass only if perplexity rises by less than this")
     parser.add_argument("--max-kl", type=positive_float, default=None,
                         help="pass only if the mean KL (lower bound) is below this")
-    parser.add_argument("--window", type=positive_int, default=512, help="tokens per window; its second half is "
+    parser.add_argument("--window", type=bounded("context_tokens", integer=True), default=512, help="tokens per window; its second half is "
                         "scored (default 512)")
-    parser.add_argument("--max-windows", type=positive_int, default=8, help="windows scored at most (default 8)")
-    parser.add_argument("--top-k", type=positive_int, default=20,
+    parser.add_argument("--max-windows", type=bounded("requests", integer=True), default=8, help="windows scored at most (default 8)")
+    parser.add_argument("--top-k", type=bounded("top_k", integer=True), default=20,
                         help="log-probabilities per token asked of each server (default 20, a default vLLM's most; vLLM: at most "
                         "its --max-logprobs)")
 
@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g2.add_argument("--candidate", metavar="URL", help="the server under test")
     g2.add_argument("--candidate-gguf", metavar="FILE", help="start llama-cpp-python on this GGUF as the candidate")
     add_gate_options(parser)
-    parser.add_argument("--threads", type=positive_int, default=None, help="--*-gguf: CPU threads per server")
+    parser.add_argument("--threads", type=bounded("cpu_cores", integer=True), default=None, help="--*-gguf: CPU threads per server")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
