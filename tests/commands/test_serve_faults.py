@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -20,24 +19,10 @@ from autoquant.records import Candidate, Checkpoint, Memory, Plan, to_dict
 ENGINES = Path(__file__).parents[1] / "fakes" / "engines.py"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _kill_all(pids: Path) -> None:
-    if pids.exists():
-        for line in pids.read_text().split():
-            try:
-                os.kill(int(line), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-
 @pytest.fixture
-def rig(tmp_path):
-    """A vLLM plan, an environment with no AUTOQUANT_* of the caller's, a pid file the fakes write to."""
+def rig(tmp_path, fake_pids, free_port):
+    """A vLLM plan, an environment with no AUTOQUANT_* of the caller's, a pid file the fakes write to (killed at
+    the end by `fake_pids`)."""
     candidate = Candidate(
         engine="vllm", method="bf16", tp=1, pp=1,
         memory=Memory(weights_gb=1.0, kv_cache_gb=1.0, overhead_gb=1.0, total_gb=3.0, fits=True),
@@ -47,11 +32,10 @@ def rig(tmp_path):
     )
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps(to_dict(Plan(model="org/model", hardware="test", chosen=candidate))))
-    pids = tmp_path / "pids"
+    pids = fake_pids
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOQUANT_", "FAKE_"))}
     env.update(AUTOQUANT_CACHE_DIR=str(tmp_path / "cache"), FAKE_PIDS=str(pids), HF_TOKEN="hf_supersecret")
-    yield {"tmp": tmp_path, "plan": str(plan), "env": env, "port": _free_port(), "pids": pids}
-    _kill_all(pids)
+    return {"tmp": tmp_path, "plan": str(plan), "env": env, "port": free_port(), "pids": pids}
 
 
 def _engine(rig, mode: str) -> str:
@@ -68,15 +52,8 @@ def _serve(rig, *args: str, timeout: float = 60, **env: str) -> subprocess.Compl
 
 
 @pytest.fixture
-def squatter(rig):
-    proc = subprocess.Popen([sys.executable, str(ENGINES), "squat", "--port", str(rig["port"])], env=rig["env"],
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        assert "squatting" in proc.stdout.readline()
-        yield proc
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
+def squatter(rig, squat):
+    return squat(rig["port"], rig["env"])
 
 
 @pytest.mark.parametrize("mode", [["--supervise"], []], ids=["supervise", "exec"])

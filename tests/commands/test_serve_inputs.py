@@ -4,7 +4,6 @@ or empty value is one error line, never a reason to fall back to the demo's fixe
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -18,11 +17,7 @@ TRACE = str(FIXTURES / "traces" / "azure_llm_2023_code" / "AzureLLMInferenceTrac
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch, tmp_path):
-    for key in list(os.environ):
-        if key.startswith("AUTOQUANT_"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("AUTOQUANT_CACHE_DIR", str(tmp_path / "cache"))
+def _clean_env(no_autoquant_env, monkeypatch):
     monkeypatch.setenv("AUTOQUANT_PREDICTOR", "autoquant")
     monkeypatch.setenv("AUTOQUANT_LLAMACPP_FLAVOR", "python")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the demo plans offline; no network in tests

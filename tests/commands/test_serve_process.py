@@ -12,7 +12,6 @@ import os
 import queue
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -37,14 +36,8 @@ def _candidate(method="bf16", tp=1, kv="auto", repo="org/model") -> Candidate:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
-def rig(tmp_path):
+def rig(tmp_path, free_port):
     """A fake engine binary, a plan with a fallback, and an environment pointing autoquant at them."""
     fake = tmp_path / "fake-vllm"
     fake.write_text(f"#!{sys.executable}\n" + FAKE.read_text())
@@ -57,7 +50,7 @@ def rig(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOQUANT_", "FAKE_ENGINE_"))}
     env.update(AUTOQUANT_ENGINE_BIN_VLLM=str(fake), FAKE_ENGINE_RECORD=str(record),
                AUTOQUANT_CACHE_DIR=str(tmp_path / "cache"), HF_TOKEN="hf_supersecret")
-    return {"plan": str(plan_path), "record": record, "env": env, "port": _free_port()}
+    return {"plan": str(plan_path), "record": record, "env": env, "port": free_port()}
 
 
 def _records(rig):

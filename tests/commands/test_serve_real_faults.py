@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,14 +16,7 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 
-ENGINES = Path(__file__).parents[1] / "fakes" / "engines.py"
 READY_TIMEOUT_S = 120
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -42,23 +34,17 @@ def _autoquant() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "autoquant"]
 
 
-def test_the_real_server_refuses_a_port_another_server_holds(env):
-    port = _free_port()
-    squatter = subprocess.Popen([sys.executable, str(ENGINES), "squat", "--port", str(port)],
-                                stdout=subprocess.PIPE, text=True)
-    try:
-        assert "squatting" in squatter.stdout.readline()
-        out = subprocess.run([*_autoquant(), "serve", "--supervise", "--host", "127.0.0.1", "--port", str(port),
-                              "--ready-timeout", "60"], env=env, capture_output=True, text=True, timeout=120)
-    finally:
-        squatter.kill()
-        squatter.wait(timeout=10)
+def test_the_real_server_refuses_a_port_another_server_holds(env, free_port, squat):
+    port = free_port()
+    squat(port)
+    out = subprocess.run([*_autoquant(), "serve", "--supervise", "--host", "127.0.0.1", "--port", str(port),
+                          "--ready-timeout", "60"], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "ready:" not in out.stdout, out.stderr
     assert f"autoquant: error: port {port} on 127.0.0.1 is already in use" in out.stderr.splitlines()[-1]
     assert "llama_model_load" not in out.stderr and "Uvicorn" not in out.stderr  # the engine never started
 
 
-def test_a_module_in_the_working_directory_is_not_imported_by_the_engine(env, tmp_path):
+def test_a_module_in_the_working_directory_is_not_imported_by_the_engine(env, tmp_path, free_port):
     # llama_cpp.server imports uvicorn first thing; `python -m` would find this one in the cwd before its own
     cwd = tmp_path / "work"
     cwd.mkdir()
@@ -67,7 +53,7 @@ def test_a_module_in_the_working_directory_is_not_imported_by_the_engine(env, tm
         "import pathlib\n"
         f"pathlib.Path({str(marker)!r}).write_text('the working directory was on the engine sys.path')\n"
         "raise ImportError('uvicorn.py from the working directory')\n")
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "serve.log"  # a file, not a pipe nobody reads: the engine's load log would fill that
     with log.open("w") as fh:
         proc = subprocess.Popen([*_autoquant(), "serve", "--host", "127.0.0.1", "--port", str(port)], cwd=cwd,

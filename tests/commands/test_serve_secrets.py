@@ -34,12 +34,7 @@ def _vllm_plan(tmp_path: Path) -> str:
     return str(path)
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch, tmp_path):
-    for key in list(os.environ):
-        if key.startswith("AUTOQUANT_"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("AUTOQUANT_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("no_autoquant_env")
 
 
 @pytest.mark.parametrize("as_json", [False, True])

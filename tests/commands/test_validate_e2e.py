@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import ctypes
 import json
-import os
 import queue
-import socket
 import subprocess
 import sys
 import threading
@@ -23,25 +21,6 @@ pytestmark = pytest.mark.e2e
 
 PROSE = Path(__file__).resolve().parents[1] / "fixtures" / "validate" / "prose.txt"
 WINDOW = 32
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    e = {k: v for k, v in os.environ.items() if not k.startswith("AUTOQUANT_")}
-    e["AUTOQUANT_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
-    e["AUTOQUANT_PREDICTOR"] = "autoquant"
-    return e
-
-
-def aq(env, *args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "autoquant", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +37,7 @@ def ggufs(tmp_path_factory):
     return ref, q2
 
 
-def test_validate_passes_a_model_against_itself(ggufs, env):
+def test_validate_passes_a_model_against_itself(ggufs, env, aq):
     ref, _ = ggufs
     r = aq(env, "validate", "--reference-gguf", ref, "--candidate-gguf", ref, "--dataset", str(PROSE),
            "--window", str(WINDOW), "--max-windows", "1", "--top-k", "5", "--json")
@@ -78,7 +57,7 @@ def _full_vocab(path: str, ids: list[int]):
     return logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))  # log-softmax per position
 
 
-def test_validate_fails_q2_k_and_its_kl_is_a_true_lower_bound(ggufs, env):
+def test_validate_fails_q2_k_and_its_kl_is_a_true_lower_bound(ggufs, env, aq):
     from llama_cpp import Llama
 
     ref, q2 = ggufs
@@ -101,9 +80,9 @@ def test_validate_fails_q2_k_and_its_kl_is_a_true_lower_bound(ggufs, env):
     assert f["kl_mean"] >= 0.25 * np.mean(kl)
 
 
-def _serve_gated(env, reference_url: str, timeout: float = 300):
-    """`autoquant serve` (the demo, with prompt log-probabilities on) gated on `reference_url`; (proc, lines)."""
-    port = _free_port()
+def _serve_gated(env, reference_url: str, port: int, timeout: float = 300):
+    """`autoquant serve` (the demo, with prompt log-probabilities on) on `port`, gated on `reference_url`;
+    (proc, lines)."""
     proc = subprocess.Popen([sys.executable, "-m", "autoquant", "serve", "--port", str(port), "--host", "127.0.0.1",
                              "--gate-on", reference_url, "--dataset", str(PROSE), "--gate-window", str(WINDOW),
                              "--gate-max-windows", "1", "--use-case", "code",
@@ -130,12 +109,12 @@ def _gate_lines(proc, out, timeout=300) -> list[str]:
     return lines
 
 
-def test_serve_gate_stops_an_engine_that_fails(ggufs, env):
+def test_serve_gate_stops_an_engine_that_fails(ggufs, env, free_port):
     from autoquant.validate.local import gguf_server
 
     _, q2 = ggufs
     with gguf_server(q2, n_ctx=WINDOW + 16) as reference:  # a reference the demo cannot match: gate fails
-        proc, out = _serve_gated(env, reference.url)
+        proc, out = _serve_gated(env, reference.url, free_port())
         lines = _gate_lines(proc, out)
         code = proc.wait(timeout=60)
     assert any(x.startswith("gate: FAIL") for x in lines), lines
@@ -143,12 +122,12 @@ def test_serve_gate_stops_an_engine_that_fails(ggufs, env):
     assert code == 1
 
 
-def test_serve_gate_keeps_serving_an_engine_that_passes(ggufs, env):
+def test_serve_gate_keeps_serving_an_engine_that_passes(ggufs, env, free_port):
     from autoquant.validate.local import gguf_server
 
     ref, _ = ggufs
     with gguf_server(ref, n_ctx=WINDOW + 16) as reference:
-        proc, out = _serve_gated(env, reference.url)
+        proc, out = _serve_gated(env, reference.url, free_port())
         lines = _gate_lines(proc, out)
         time.sleep(1)
         alive = proc.poll() is None

@@ -23,12 +23,6 @@ ENGINES = Path(__file__).parents[1] / "fakes" / "engines.py"
 GRACE = 0.5  # the tests' stop grace: seconds before SIGKILL
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -51,34 +45,20 @@ def _wait_gone(pid: int, timeout: float = 3.0) -> bool:
 
 
 @pytest.fixture
-def pids(tmp_path):
+def pids(fake_pids):
     """The file the fakes write their pids to; whatever is still alive at the end is killed."""
-    path = tmp_path / "pids"
-    yield path
-    if path.exists():
-        for line in path.read_text().split():
-            try:
-                os.kill(int(line), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    return fake_pids
 
 
 @pytest.fixture
-def port():
-    return _free_port()
+def port(free_port):
+    return free_port()
 
 
 @pytest.fixture
-def squatter(port, pids):
+def squatter(port, pids, squat):
     """Another HTTP server on `port`, answering 200 on every path."""
-    proc = subprocess.Popen([sys.executable, str(ENGINES), "squat", "--port", str(port)],
-                            env=dict(os.environ, FAKE_PIDS=str(pids)), stdout=subprocess.PIPE, text=True)
-    try:
-        assert "squatting" in proc.stdout.readline()
-        yield proc
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
+    return squat(port, dict(os.environ, FAKE_PIDS=str(pids)))
 
 
 def _spec(mode: str, port: int, pids: Path, served: list[str] | None = None, **env: str) -> LaunchSpec:

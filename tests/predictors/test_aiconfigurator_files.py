@@ -3,9 +3,6 @@ that file and leaves no partial one (a half-written config.json would be read as
 
 from __future__ import annotations
 
-import builtins
-import errno
-import io
 from pathlib import Path
 
 import pytest
@@ -13,33 +10,11 @@ import pytest
 from autoquant.errors import describe
 from autoquant.predictors import aiconfigurator as aic
 
-_open = io.open
-
-
-class _FullDisk:
-    def __init__(self, fh) -> None:
-        self._fh = fh
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *_) -> None:
-        self._fh.close()
-
-    def write(self, _data) -> int:
-        raise OSError(errno.ENOSPC, "No space left on device")  # as a real write does: no filename
-
 
 @pytest.fixture
-def full_disk(monkeypatch):
+def full_disk(full_disk):
     """Writing config.json (or a .tmp file) fails; every other file is untouched."""
-    def fake_open(file, mode="r", *args, **kwargs):
-        fh = _open(file, mode, *args, **kwargs)
-        name = Path(str(file)).name
-        return _FullDisk(fh) if "w" in mode and (name == "config.json" or name.endswith(".tmp")) else fh
-
-    monkeypatch.setattr(builtins, "open", fake_open)
-    monkeypatch.setattr(io, "open", fake_open)
+    full_disk(lambda name: name == "config.json" or name.endswith(".tmp"))
 
 
 def _predictor(root: Path) -> aic.AICPredictor:
