@@ -12,14 +12,13 @@ import hashlib
 import json
 import os
 import platform
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from autoquant import __version__, jsonio
 from autoquant.errors import AutoquantError
-from autoquant.paths import autoquant_cache_dir
+from autoquant.paths import autoquant_cache_dir, write_atomic
 from autoquant.records import Plan, from_dict, to_dict
 
 from . import versions
@@ -90,27 +89,14 @@ def load_plan(key: str, environ: Mapping[str, str] | None = None) -> Plan | None
 
 def save_plan(key: str, plan: Plan, environ: Mapping[str, str] | None = None) -> str | None:
     directory = cache_dir(environ)
-    tmp = None
+    path = os.path.join(directory, f"{key}.json")
     try:
         os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(to_dict(plan), fh)
-        path = os.path.join(directory, f"{key}.json")
-        os.replace(tmp, path)  # atomic: a concurrent reader sees the old or the new entry
+        # atomic, and a failed write leaves no half-written entry or .tmp behind (a full disk)
+        write_atomic(path, json.dumps(to_dict(plan)))
         return path
     except OSError:
-        _discard(tmp)  # a full disk must not also fill the cache with half-written entries
         return None  # a read-only cache never stops a launch
-
-
-def _discard(tmp: str | None) -> None:
-    if tmp is None:
-        return
-    try:
-        os.unlink(tmp)
-    except OSError:
-        pass  # gone already, or the directory is no longer writable
 
 
 def _meminfo_total(root: Path) -> int | None:

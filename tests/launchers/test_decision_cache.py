@@ -32,14 +32,8 @@ def test_fingerprint_is_cheap_and_stable():
     assert a == b and "gpus" in a and a["cpus"]
 
 
-def test_full_disk_is_a_miss_and_leaves_no_tmp(tmp_path, candidate, monkeypatch):
-    import errno
-
-    def full(_data, fh, **_):
-        fh.write("{")  # part of the entry, then the disk is full
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(cache.json, "dump", full)
+def test_full_disk_is_a_miss_and_leaves_no_tmp(tmp_path, candidate, full_disk):
+    # full_disk (tests/conftest.py): the temporary file opens, then its write fails as on a full disk
     plan = Plan(model="m", hardware="1x H100", chosen=candidate())
     assert cache.save_plan("k", plan, {"AUTOQUANT_CACHE_DIR": str(tmp_path)}) is None
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
