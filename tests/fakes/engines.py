@@ -109,7 +109,7 @@ def main() -> None:
             print(f"fake engine line {i}", flush=True)
         print(f"fake engine: token {os.environ.get('FAKE_SECRET', '')}", flush=True)
         probed.wait(30)
-        time.sleep(0.3)  # let the supervisor see it ready first
+        time.sleep(1.5)  # let the supervisor finish its probe and see it ready first (a loaded CI machine is slow)
         os.kill(os.getpid(), signal.SIGKILL)
     stop.wait(120)
     sys.exit(0)
