@@ -199,6 +199,15 @@ def lookup(name: str) -> CPUSpec:
     return default_catalog().lookup(name)
 
 
+def example_keys() -> list[str]:
+    """One catalog key per vendor, in catalog order (EPYC-9654, Xeon-8480+, M2-Ultra): what a message offers
+    as `--gpu cpu:NAME` examples."""
+    by_vendor: dict[str, str] = {}
+    for spec in default_catalog().specs.values():
+        by_vendor.setdefault(spec.vendor, spec.key)
+    return list(by_vendor.values())
+
+
 def all_specs() -> list[CPUSpec]:
     return list(default_catalog().specs.values())
 

@@ -1,6 +1,7 @@
 """Option groups shared by every command that plans, and their resolution into records.
 
-Hardware: `--hardware node.json` | `--gpu NAME[:COUNT]` | this node (probe); `--nodes N`.
+Hardware: `--hardware node.json` | `--gpu NAME[:COUNT]` | this node (probe; `--gpu cpu` too, on a CPU-only
+machine); `--nodes N`.
 Workload: `--concurrency N|max --isl --osl --traffic FILE --ttft-ms --tpot-ms --min-tps --use-case
 --max-ppl-delta --objective --gpu-hour-cost --max-model-len`.
 """
@@ -35,7 +36,8 @@ def add_hardware_options(parser: argparse.ArgumentParser) -> None:
         "--gpu",
         metavar="NAME[:COUNT]",
         type=nonempty,
-        help="describe a machine you are not on, e.g. H100-SXM:8, a100-80gb, 'NVIDIA L40S:4', M2-Max, cpu",
+        help="describe a machine you are not on, e.g. H100-SXM:8, a100-80gb, 'NVIDIA L40S:4', M2-Max, cpu:EPYC-9654:2; "
+             "'cpu' alone is this CPU-only machine, probed",
     )
     g.add_argument("--nodes", type=bounded("nodes", integer=True), default=None, help="identical nodes available (default 1)")
     g.add_argument(
@@ -97,12 +99,13 @@ def resolve_node(args: argparse.Namespace) -> Node:
     """The hardware a command plans for: a saved record, a described GPU, or this node."""
     if getattr(args, "hardware", None) and getattr(args, "gpu", None):
         raise UsageError("give either --hardware or --gpu, not both")
+    gpu = getattr(args, "gpu", None)
     if getattr(args, "hardware", None):
         node = load_node(args.hardware)
-    elif getattr(args, "gpu", None):
+    elif gpu and not means_this_cpu_node(gpu):
         from autoquant.catalog.gpus import synthetic_node
 
-        node = synthetic_node(args.gpu)
+        node = synthetic_node(gpu)
     else:
         from autoquant.probes.hardware import probe
 
@@ -110,12 +113,38 @@ def resolve_node(args: argparse.Namespace) -> Node:
             measure=not getattr(args, "no_measure", False),
             cpu_bandwidth_gbps=getattr(args, "cpu_bandwidth", None),
         )
+        if gpu:
+            require_cpu_only(node)
     if getattr(args, "nodes", None):
         node.nodes = args.nodes
     if getattr(args, "cpu_bandwidth", None):
         node.cpu.memory_bandwidth_gbps = float(args.cpu_bandwidth)
         node.cpu.memory_bandwidth_source = "flag"
     return node
+
+
+def means_this_cpu_node(gpu: str) -> bool:
+    """`--gpu cpu` (any case), with nothing after it: this machine, probed, when it is CPU-only. `cpu:N` and
+    `cpu:NAME` describe another machine (autoquant.catalog.gpus.synthetic_node)."""
+    return gpu.strip().strip("'\"").strip().lower() == "cpu"
+
+
+def require_cpu_only(node: Node) -> None:
+    """`--gpu cpu` on a machine with GPUs: one line naming the two ways to describe a CPU-only machine."""
+    if node.gpus:
+        names = [g.name for g in node.gpus]
+        shown = ", ".join(f"{names.count(n)}x {n}" for n in dict.fromkeys(names))
+    elif node.apple is not None:
+        shown = f"the {node.apple.chip} GPU"
+    else:
+        return
+    from autoquant.catalog.cpus import example_keys
+
+    raise UsageError(
+        f"--gpu cpu means this machine, and it has GPUs ({shown}): for a CPU-only machine, save its probe "
+        "there (`autoquant probe --save node.json`) and plan with --hardware node.json, or name its CPU from the "
+        f"catalog with --gpu cpu:NAME[:SOCKETS] ({', '.join(f'cpu:{k}' for k in example_keys())}, ...)"
+    )
 
 
 def load_json_record(path: str, what: str, hint: str) -> Any:

@@ -107,8 +107,10 @@ def device_of(node: Node) -> Device:
         )
     cpu = node.cpu
     if not host_gb:
-        raise InputError("this CPU-only node's RAM is unknown (`--gpu cpu` describes no machine): run "
-                         "`autoquant probe --save node.json` there and plan with --hardware node.json")
+        raise InputError("this CPU-only node's RAM is unknown (`--gpu cpu:N` gives only cores): plan on the machine "
+                         "itself (`--gpu cpu` or no --gpu), or run `autoquant probe --save node.json` there and plan "
+                         "with --hardware node.json, or name its CPU from the catalog (--gpu cpu:NAME, e.g. "
+                         "cpu:EPYC-9654)")
     peaks = {"gguf": cpu.matmul_gflops / 1000.0} if cpu.matmul_gflops else {}
     notes = []
     if not cpu.memory_bandwidth_gbps:

@@ -51,8 +51,8 @@ def test_estimate_human_output(capsys):
 
 
 def test_estimate_on_undescribed_cpu_is_one_line_error(capsys):
-    # `--gpu cpu` says nothing about RAM or bandwidth: the error says how to describe the machine.
-    rc = cli.main(["estimate", LLAMA8, "--engine", "llamacpp", "--method", "gguf-q4_k_m", "--gpu", "cpu"])
+    # `--gpu cpu:2` says nothing about RAM or bandwidth: the error says how to describe the machine.
+    rc = cli.main(["estimate", LLAMA8, "--engine", "llamacpp", "--method", "gguf-q4_k_m", "--gpu", "cpu:2"])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "RAM is unknown" in err and "--hardware" in err
 

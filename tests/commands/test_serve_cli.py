@@ -96,9 +96,9 @@ def test_demo_dry_run_on_cpu(capsys, demo_gguf, monkeypatch):
 
 
 def test_demo_falls_back_to_its_fixed_plan_when_the_node_is_undescribed(capsys, demo_gguf, monkeypatch):
-    # `--gpu cpu` gives the planner no RAM figure: the demo still serves, with the fixed plan, and says why.
+    # `--gpu cpu:2` (cores only) gives the planner no RAM figure: the demo serves the fixed plan and says why.
     monkeypatch.setenv("AUTOQUANT_LLAMACPP_FLAVOR", "python")
-    assert main(["serve", "--gpu", "cpu", "--dry-run"]) == 0
+    assert main(["serve", "--gpu", "cpu:2", "--dry-run"]) == 0
     captured = capsys.readouterr()
     assert "decided by     demo (fixed plan)" in captured.out and "llama_cpp.server" in captured.out
     assert "could not place the demo model" in captured.err and "RAM is unknown" in captured.err

