@@ -56,6 +56,19 @@ def build_parser(selected: str | None) -> Parser:
     parser = Parser(
         prog="autoquant",
         description="Right engine, quantization, kernel and parallelism for this node and its traffic.",
+        # the top parser only: the examples keep their lines (the commands' own help is wrapped as before)
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "examples:\n"
+            "  autoquant serve\n"
+            "      CPU only: serve the demo model (Gemma 3 270M, autoquant[demo]) through llama.cpp\n"
+            "  autoquant plan meta-llama/Llama-3.1-70B-Instruct --gpu H100-SXM:2 --concurrency 128\n"
+            "      the plan for a machine you are not on (offline: from the bundled catalog)\n"
+            "  autoquant serve meta-llama/Llama-3.1-8B-Instruct --max-model-len 8192 --dry-run\n"
+            "      a `vllm serve` line as it is: the plan and the exact engine command, nothing started\n"
+            "\n"
+            "`autoquant COMMAND --help` lists a command's options."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"autoquant {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")

