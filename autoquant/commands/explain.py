@@ -7,7 +7,7 @@ import argparse
 import json
 
 from autoquant.commands.plan import add_arguments as add_plan_arguments
-from autoquant.commands.plan import load_inputs, plan_kwargs
+from autoquant.commands.plan import load_inputs, plan_kwargs, with_ways_out
 from autoquant.records import to_dict
 
 
@@ -30,7 +30,13 @@ def run(args: argparse.Namespace) -> int:
         else:
             print("\n".join(lines))
         return 0
-    result, lines = explain(model, node, workload, **plan_kwargs(args, calibration, model, node))
+    kwargs = plan_kwargs(args, calibration, model, node)
+    result, lines = explain(model, node, workload, **kwargs)
+    if result.chosen is None:
+        result = with_ways_out(result, args, model, node, workload, kwargs)
+        if result.ways_out:
+            lines += ["Ways out (cheapest first: fewest GPUs, then GPU-seconds per output token):",
+                      *(f"  - {w.summary}" for w in result.ways_out)]
     if args.json:
         print(json.dumps({"plan": to_dict(result), "explanation": lines}, indent=2))
     else:

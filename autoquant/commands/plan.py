@@ -71,6 +71,10 @@ def load_inputs(args: argparse.Namespace):
 
 def plan_kwargs(args: argparse.Namespace, calibration, model=None, node=None) -> dict:
     """Keyword arguments for planner.plan; with `model` and `node`, the checkpoints it may use too."""
+    if args.engine == "ollama":  # a server, not an engine: it runs llama.cpp's GGUF (launchers.build SERVER_FLAVORS)
+        say("--engine ollama: Ollama runs llama.cpp, so this is llama.cpp's plan (`autoquant ollama MODEL` writes "
+            "it as a Modelfile)")
+        args.engine = "llamacpp"
     kwargs = dict(engine=args.engine, method=args.method, tp=args.tp, pp=args.pp, dp=getattr(args, "dp", None),
                   kv_cache_dtype=args.kv_cache_dtype,
                   allow_runtime_quantization=bool(getattr(args, "allow_runtime_quantization", False)),
@@ -87,12 +91,38 @@ def plan_kwargs(args: argparse.Namespace, calibration, model=None, node=None) ->
     return kwargs
 
 
+def checkpoints_for(args: argparse.Namespace, model, node):
+    """What the ways out plan a model with when the pins no longer hold (a smaller one of the family, or this one
+    without --engine/--method/--tp): its checkpoints for every method and engine, resolved as this command
+    resolves the asked model's, quietly (the notes were said once); None with --any-checkpoint."""
+    if getattr(args, "any_checkpoint", False):
+        return None
+    from autoquant.api import available_checkpoints
+
+    def resolve(spec):
+        mine = getattr(args, "checkpoint", None) if spec.id == model.id else None  # --checkpoint is the asked model's
+        return available_checkpoints(spec, node, checkpoint=mine,
+                                     offline=True if getattr(args, "offline", False) else None,
+                                     notify=lambda _line: None)
+
+    return resolve
+
+
+def with_ways_out(result: Plan, args: argparse.Namespace, model, node, workload, kwargs: dict) -> Plan:
+    """The plan with the ways out of it when it chose nothing (autoquant.planner.ways_out)."""
+    from autoquant.planner.ways_out import with_ways_out as add
+
+    return add(result, model, node, workload, checkpoints_for=checkpoints_for(args, model, node), **kwargs)
+
+
 def run(args: argparse.Namespace) -> int:
     from autoquant.api import attach_commands
     from autoquant.planner import plan
 
     model, node, workload, calibration = load_inputs(args)
-    result = plan(model, node, workload, **plan_kwargs(args, calibration, model, node))
+    kwargs = plan_kwargs(args, calibration, model, node)
+    result = plan(model, node, workload, **kwargs)
+    result = with_ways_out(result, args, model, node, workload, kwargs)
     result = attach_commands(result, args.model, node=node)
     if args.json:
         print_json(result)
@@ -195,15 +225,25 @@ def render(p: Plan) -> str:
         lines.append(table([(i + 1, *row) for i, row in enumerate(shown)],
                            ["#", "engine", "method", "tp", "pp", "dp", "kv", "ttft_ms", "tpot_ms", "tok/s", "gpus",
                             "ppl+", "$/Mtok"]))
+    ways = ways_out_lines(p)
     if p.rejected:
         grouped = group_rejections(p.rejected, p.model)
-        room = max(3, MAX_LINES - "\n".join(lines).count("\n") - 3)
+        room = max(3, MAX_LINES - "\n".join(lines).count("\n") - 3 - len(ways))
         if len(grouped) > room:
             grouped = [*grouped[:room - 1], f"{len(grouped) - room + 1} more reasons (the engines' rules for this "
                        f"GPU): `autoquant explain {p.model}` lists them"]
         lines += ["", f"rejected ({len(p.rejected)}, by reason; each in full in --json)"]
         lines.extend(f"  - {g}" for g in grouped)
+    lines += ways
     return "\n".join(lines)
+
+
+def ways_out_lines(p: Plan) -> list[str]:
+    """The ways out of a plan that chose nothing, one line each, cheapest first (their order in the record)."""
+    if not p.ways_out:
+        return []
+    return ["", "ways out (cheapest first: fewest GPUs, then GPU-seconds per output token; each in full in --json)",
+            *(f"  {i}. {w.summary}" for i, w in enumerate(p.ways_out, 1))]
 
 
 def compact_rows(e: Estimate) -> list[tuple[str, str]]:

@@ -114,6 +114,25 @@ class Rejection:
 
 
 @dataclass(frozen=True)
+class WayOut:
+    """One way out of a plan that chose nothing (autoquant/planner/ways_out.py): a change of hardware, checkpoint,
+    placement, model or constraint, and the configuration the planner then chooses, estimated."""
+
+    kind: str  # more_gpus | more_nodes | any_checkpoint | cpu_offload | smaller_model | relax_slo | relax_quality
+    #            | relax_both | unpin
+    change: str  # what to change, as flags or in words: "--gpu RTX4090:2", "--max-ppl-delta 0.42"
+    summary: str  # the one line `plan` prints
+    estimate: Candidate | None = None  # what the planner chooses after the change; None: not a way out (notes say why)
+    model: str = ""  # the model planned (another one for smaller_model)
+    hardware: str = ""  # the hardware planned, as Plan.hardware says it
+    gpus: int = 0  # GPUs in all
+    quality_floor: float | None = None  # the floor the estimate was held to
+    host_ram_gb: float | None = None  # cpu_offload: host RAM the weights left in RAM and the OS reserve need
+    notes: list[str] = field(default_factory=list)
+    also_needs: str = ""  # what else it takes (cpu_offload: the SLO it misses); such ways are listed after the rest
+
+
+@dataclass(frozen=True)
 class Plan:
     model: str
     hardware: str  # one-line description of the node
@@ -123,3 +142,5 @@ class Plan:
     workload: dict = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)  # why the chosen one wins
     schema_version: int = PLAN_SCHEMA_VERSION
+    # Only when nothing was chosen (`plan`, `explain`): the cheapest changes that get a plan, each estimated
+    ways_out: list[WayOut] = field(default_factory=list)

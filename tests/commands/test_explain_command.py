@@ -44,3 +44,12 @@ def test_explain_70b_on_2_h100_flips_stay_on_datacenter_engines(capsys):
     assert rc == 0 and "llama.cpp" not in flips
     # --any-checkpoint: W8A16 (+0.002 ppl) is the next-best quality that fits without queueing
     assert "the choice becomes gptq-int8 on vLLM TP=2" in flips
+
+
+def test_explain_of_a_plan_that_finds_nothing_ends_with_its_ways_out(capsys):
+    llama70 = LLAMA8.replace("Llama-3.1-8B-Instruct", "Llama-3.1-70B-Instruct")
+    rc = cli.main(["explain", llama70, "--gpu", "RTX-4090:1", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert rc == 1 and data["plan"]["chosen"] is None and data["plan"]["ways_out"]
+    head = data["explanation"].index("Ways out (cheapest first: fewest GPUs, then GPU-seconds per output token):")
+    assert data["explanation"][head + 1:] == [f"  - {w['summary']}" for w in data["plan"]["ways_out"]]

@@ -157,3 +157,34 @@ def test_recipes_say_hf_download(capsys):
     assert "hf download" in out and "huggingface-cli" not in out
     # one line per recipe; the GGUF types share one line
     assert sum("llama-quantize" in line for line in out.splitlines()) == 1
+
+
+def test_plan_that_finds_nothing_ends_with_its_ways_out(capsys):
+    """70B on one 24 GB card: nothing fits, so the plan ends with the cheapest ways out, each estimated."""
+    rc = cli.main(["plan", LLAMA70, "--gpu", "RTX-4090:1"])
+    out = capsys.readouterr().out
+    assert rc == 1 and "chosen: none" in out
+    lines = out.rstrip("\n").splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("ways out (cheapest first"))
+    assert head > next(i for i, line in enumerate(lines) if line.startswith("rejected ("))
+    ways = lines[head + 1:]
+    assert ways and all(line.startswith(f"  {i}. ") for i, line in enumerate(ways, 1))  # the output ends with them
+    assert any("--gpu RTX4090:" in w and "tok/s" in w and "TPOT" in w for w in ways)  # more GPUs, estimated
+    assert any(w.startswith(f"  {i}. CPU offload") and "layers on the GPU" in w and "RAM" in w
+               for i, w in enumerate(ways, 1))
+    assert len(lines) <= 40
+
+
+def test_plan_json_carries_the_ways_out(capsys):
+    rc = cli.main(["plan", LLAMA70, "--gpu", "RTX-4090:1", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert rc == 1 and data["chosen"] is None
+    kinds = {w["kind"]: w for w in data["ways_out"]}
+    assert {"more_gpus", "cpu_offload"} <= set(kinds)
+    more = kinds["more_gpus"]
+    assert more["change"].startswith("--gpu RTX4090:") and more["gpus"] == more["estimate"]["gpus"] > 1
+    assert more["estimate"]["memory"]["fits"] and more["estimate"]["tpot_ms"] > 0 and more["summary"]
+    assert kinds["cpu_offload"]["host_ram_gb"] > 0 and kinds["cpu_offload"]["estimate"]["n_gpu_layers"] > 0
+    # a plan that chose something has none
+    rc = cli.main(["plan", LLAMA70, "--gpu", "H100-SXM:2", "--concurrency", "128", "--json"])
+    assert rc == 0 and json.loads(capsys.readouterr().out)["ways_out"] == []
