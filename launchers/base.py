@@ -117,10 +117,13 @@ def _is_secret(key: str, value: str, secrets: list[str]) -> bool:
     return is_secret_name(key) or value in secrets
 
 
-def engine_binary(engine: str, default: str, environ: dict[str, str] | None = None) -> str:
-    """The executable for `engine`; AUTOQUANT_ENGINE_BIN_<ENGINE> replaces it (tests, custom installs)."""
-    environ = os.environ if environ is None else environ
-    return environ.get(f"AUTOQUANT_ENGINE_BIN_{engine.upper()}", default)
+def engine_binary(name: str, environ: dict[str, str] | None = None) -> str:
+    """The executable of the engine install `name` (engines.yaml `installs`: vllm, llamacpp_python), as
+    autoquant.probes.engines finds it: AUTOQUANT_ENGINE_BIN_<NAME>, this environment, PATH (`autoquant probe`
+    lists the same)."""
+    from autoquant.probes.engines import executable
+
+    return executable(name, environ)
 
 
 def served_names(options: ServeOptions, model: str) -> list[str]:

@@ -34,7 +34,20 @@ def build(candidate: Candidate, options: ServeOptions, model: str, threads: int 
     spec = facts.engine(candidate.engine)
     launch = launcher_module(spec).build(candidate, options, model, threads=threads)
     launch.secrets += [s for s in secret_values(options.user_args or options.passthrough) if s not in launch.secrets]
+    launch.notes += [n for n in install_notes(spec, launch.argv[0]) if n not in launch.notes]
     return launch
+
+
+def install_notes(spec: EngineSpec, executable: str) -> list[str]:
+    """What discovery noted about the install that runs `executable` (a pointer that names nothing runnable,
+    a version it could not read): `autoquant probe` shows the same."""
+    from autoquant.probes.engines import installed
+
+    for install in spec.installs:
+        rec = installed(install.name)
+        if rec is not None and rec.path == executable:
+            return list(rec.notes)
+    return []
 
 
 def prepare(engine: str, candidate: Candidate, options: ServeOptions, version: str | None,

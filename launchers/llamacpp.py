@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import sys
 from pathlib import Path
 
 from autoquant.errors import InputError, UsageError
@@ -37,7 +36,9 @@ def flavor(environ: dict[str, str] | None = None) -> str:
     forced = environ.get("AUTOQUANT_LLAMACPP_FLAVOR")
     if forced in ("server", "python"):
         return forced
-    if environ.get("AUTOQUANT_ENGINE_BIN_LLAMACPP") or shutil.which("llama-server"):
+    from autoquant.probes.engines import installed
+
+    if installed("llamacpp", environ) is not None:  # llama-server: AUTOQUANT_ENGINE_BIN_LLAMACPP, here, PATH
         return "server"
     return "python"
 
@@ -88,7 +89,7 @@ def build(
                 raise InputError(f"{repo}: a split GGUF ({len(files)} shards) needs llama-server or a download "
                                  f"first (`autoquant pull {model} --method {candidate.method}`)")
             source = ["--hf_model_repo_id", repo, "--model", files[0]]
-        argv = [engine_binary("llamacpp_python", sys.executable), "-m", "llama_cpp.server",
+        argv = [engine_binary("llamacpp_python"), "-m", "llama_cpp.server",
                 *source, "--model_alias", names[0], "--host", host, "--port", str(options.port),
                 "--n_gpu_layers", str(layers)]
         if candidate.max_model_len:
@@ -123,7 +124,7 @@ def build(
     else:
         # -hfr/-hff: llama-server downloads the file (and the other shards of a split GGUF) itself
         source = ["-m", path] if remote is None else ["-hfr", remote[0], "-hff", remote[1][0]]
-        argv = [engine_binary("llamacpp", "llama-server"), *source, "--alias", ",".join(names),
+        argv = [engine_binary("llamacpp"), *source, "--alias", ",".join(names),
                 "--host", host, "--port", str(options.port), "-ngl", "999" if layers < 0 else str(layers)]
         slots = candidate.max_num_seqs or 1
         argv += ["-np", str(slots)]

@@ -60,8 +60,18 @@ def exec_engine(spec: LaunchSpec) -> None:  # pragma: no cover - replaces the pr
     sys.stderr.flush()
     try:
         os.execvpe(spec.argv[0], spec.argv, spec.full_env())
-    except FileNotFoundError:
-        raise EngineError(f"{spec.argv[0]} not found: install {spec.engine} or put it on PATH") from None
+    except OSError as exc:
+        raise EngineError(_cannot_start(spec, exc)) from None
+
+
+def _cannot_start(spec: LaunchSpec, exc: OSError) -> str:
+    """Why the engine's executable did not start, in one line (`autoquant probe` lists what is installed)."""
+    program = spec.argv[0]
+    if isinstance(exc, FileNotFoundError):
+        return f"{program} not found: install {spec.engine} or put it on PATH (`autoquant probe` lists the engines found)"
+    if isinstance(exc, PermissionError):
+        return f"{program} is not an executable program: chmod +x it, or point AUTOQUANT_ENGINE_BIN_* at the engine"
+    return f"{program} cannot be started: {exc.strerror or exc}"
 
 
 def classify_failure(output: str) -> str | None:
@@ -262,8 +272,8 @@ class Supervisor:
                 # its pid, shared by the workers it spawns, so one killpg reaches them all
                 start_new_session=True, preexec_fn=_die_with_parent,
             )
-        except FileNotFoundError:
-            raise EngineError(f"{spec.argv[0]} not found: install {spec.engine} or put it on PATH") from None
+        except OSError as exc:
+            raise EngineError(_cannot_start(spec, exc)) from None
         self._asked = None
         self._proc = proc
         if self._stop_signal is not None:  # it arrived while the engine was being started

@@ -8,8 +8,6 @@ Full option spellings always (`--tp-size`, not the `--tp` prefix argparse happen
 
 from __future__ import annotations
 
-import sys
-
 from autoquant.errors import RuleError, UsageError
 from autoquant.records import Candidate
 
@@ -36,7 +34,7 @@ def build(
         raise UsageError(f"--served-model-name {' '.join(names)}: SGLang serves one model name, give one "
                          f"(or pass --engine vllm to serve several)")
     host = options.host or "0.0.0.0"
-    argv = [engine_binary("sglang", sys.executable), "-m", "sglang.launch_server",
+    argv = [engine_binary("sglang"), "-m", "sglang.launch_server",
             "--model-path", ckpt.repo if ckpt else model, "--host", host, "--port", str(options.port),
             "--served-model-name", names[0]]
     if ckpt and ckpt.revision:

@@ -38,7 +38,7 @@ def build(
 
     spec, version = prepare("trtllm", candidate, options, version, detect_version)
     ckpt = candidate.checkpoint
-    argv = [engine_binary("trtllm", "trtllm-serve"), "serve", ckpt.repo if ckpt else model]
+    argv = [engine_binary("trtllm"), "serve", ckpt.repo if ckpt else model]
     if options.unmapped_quantization:
         raise UsageError(f"--quantization {options.unmapped_quantization} has no TensorRT-LLM equivalent")
     argv += ["--backend", "pytorch", "--host", options.host or "0.0.0.0", "--port", str(options.port)]

@@ -1,4 +1,8 @@
-"""Installed engine versions (package metadata only: never imports an engine) and version predicates.
+"""Installed engine versions (package metadata only: never imports or runs an engine) and version predicates.
+
+An engine's version is that of the install `serve` runs (autoquant.probes.engines: AUTOQUANT_ENGINE_BIN_<NAME>,
+this environment, PATH), read from the dist-info of the environment it belongs to: a vLLM in its own virtual
+environment is gated on its own version.
 
 Flag gates are `(ok, reason)` predicates in the shape of vLLM's `_check_marlin_supported`, so a launcher
 can both decide and say why.
@@ -6,51 +10,45 @@ can both decide and say why.
 
 from __future__ import annotations
 
-import functools
-import os
-import re
 import sys
 
 from autoquant.engines.flags import at_least, parse_version  # noqa: F401 - the one version comparison
-
-
-def _normal(name: str) -> str:
-    return re.sub(r"[-_.]+", "_", name).lower()
-
-
-@functools.cache  # package metadata does not change while autoquant runs: read each once per process
-def _dist_infos() -> dict[str, str]:
-    """normalized distribution name -> version, from the `<name>-<version>.dist-info` folders on sys.path
-    (what importlib.metadata reads, without importing it: ~20 ms of a plan's start-up)."""
-    found: dict[str, str] = {}
-    for entry in sys.path:
-        try:
-            names = os.listdir(entry or ".")
-        except OSError:
-            continue
-        for name in names:
-            for suffix in (".dist-info", ".egg-info"):
-                stem = name[: -len(suffix)] if name.endswith(suffix) else ""
-                dist, _, version = stem.partition("-")  # <name>-<version>[-pyX.Y]
-                if version:
-                    found.setdefault(_normal(dist), version.split("-")[0])
-    return found
+from autoquant.probes import engines
 
 
 def installed_version(dist: str) -> str | None:
-    return _dist_infos().get(_normal(dist))
+    """`dist`'s version in autoquant's own environment (the dist-info folders on sys.path, what
+    importlib.metadata reads, without importing it)."""
+    got = engines.dist_infos_cached(tuple(sys.path)).get(engines.normal(dist))
+    return got[0] if got else None
 
 
-def engine_version(engine: str) -> str | None:
-    """The installed version of an engine (its spec's distributions, in order), None when not installed."""
+def _python_install(engine: str):
+    """The install of `engine` whose version gates its flags: the first that is a Python distribution
+    (llama.cpp: llama-cpp-python; llama-server's build number is no package version)."""
     from autoquant.facts import default_facts
 
     spec = default_facts().engines.get(engine)
-    for dist in spec.distributions if spec else ():
-        version = installed_version(dist)
-        if version:
-            return version
-    return None
+    return next((i for i in (spec.installs if spec else ()) if not i.native), None), spec
+
+
+def engine_version(engine: str) -> str | None:
+    """The version of the engine `serve` runs (probes.engines.installed), None when it is not installed or
+    its version cannot be read."""
+    install, spec = _python_install(engine)
+    if install is None:  # an engine without `installs`: its distributions in this environment
+        return next((v for d in (spec.distributions if spec else ()) if (v := installed_version(d))), None)
+    rec = engines.installed(install.name)
+    return rec.version if rec else None
+
+
+def beside_engine(engine: str, dist: str) -> str | None:
+    """`dist`'s version in the environment `engine` runs in (vllm-gguf-plugin beside vLLM), None if absent."""
+    install, _ = _python_install(engine)
+    rec = engines.installed(install.name) if install else None
+    if rec is None or rec.found_by == engines.FOUND_HERE:
+        return installed_version(dist)
+    return engines.companion_version(rec, dist)
 
 
 def check_vllm_gguf(version: str | None) -> tuple[bool, str]:
@@ -60,6 +58,6 @@ def check_vllm_gguf(version: str | None) -> tuple[bool, str]:
     since = default_facts().engine("vllm").flags["gguf_plugin_since"]
     if version is None or not at_least(version, since):
         return True, f"in-tree GGUF (vLLM < {since}) or vLLM not installed here"
-    if installed_version("vllm-gguf-plugin") or installed_version("vllm_gguf_plugin"):
+    if beside_engine("vllm", "vllm-gguf-plugin"):
         return True, "vllm-gguf-plugin installed"
     return False, f"vLLM {version} serves GGUF only with the plugin: pip install vllm-gguf-plugin"

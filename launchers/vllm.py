@@ -39,7 +39,7 @@ def build(
             raise UsageError(f"{arg.given} is not a vLLM {version or 'current'} flag: {removed[arg.given]['why']}")
 
     is_gguf = candidate.method.startswith("gguf-") or bool(ckpt and ckpt.quant and ckpt.quant.container == "gguf")
-    argv = [engine_binary("vllm", "vllm"), "serve", _model_arg(candidate, model, is_gguf)]
+    argv = [engine_binary("vllm"), "serve", _model_arg(candidate, model, is_gguf)]
     decided: list[str] = []
     notes: list[str] = []
 

@@ -1,4 +1,5 @@
-"""`autoquant probe`: this node's inventory (or the node `--gpu`/`--hardware` describe).
+"""`autoquant probe`: this node's inventory (or the node `--gpu`/`--hardware` describe), with the inference
+engines installed here (autoquant.probes.engines, the discovery `serve` uses).
 
     autoquant probe                      # tables for people
     autoquant probe --json               # the Node record
@@ -10,10 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from autoquant.commands._options import add_hardware_options, resolve_node
-from autoquant.errors import InputError
+from autoquant.errors import InputError, escape_controls
 from autoquant.output import human_bytes, key_values, print_json, table
 from autoquant.records import Node, to_dict
 
@@ -30,6 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     node = resolve_node(args)
+    if node.source == "probe":  # only this machine has engines to look for (never during plan: it is lazy)
+        from autoquant.probes.engines import discover
+
+        node = replace(node, engines=discover())
     if args.save:
         path = Path(args.save)
         try:
@@ -113,6 +119,34 @@ def render(node: Node) -> str:
         ("model cache", node.disk_path),
         ("disk free", human_bytes(node.disk_free_bytes) if node.disk_free_bytes is not None else None),
     ]))
+    parts.append(render_engines(node))
     if node.notes:
         parts.append("Notes\n" + "\n".join(f"- {n}" for n in node.notes))
     return "\n\n".join(parts)
+
+
+def render_engines(node: Node) -> str:
+    """The engines found where the node was probed (none for a described node), and those not found."""
+    if node.source == "gpu-flag":
+        return "Engines: not looked for (--gpu describes a machine; `autoquant probe` alone lists this one's)"
+    if node.source != "probe" and not node.engines:
+        return "Engines: none recorded (the file predates them, or none was found where it was probed)"
+    lines = ["Engines" if node.source == "probe" else "Engines (where the node was probed)"]
+    if node.engines:
+        rows = [[e.label, f"{e.module} (module)" if e.module else e.program,
+                 e.version or ("unknown" if e.usable else "-"), e.path, e.found_by] for e in node.engines]
+        lines.append(table(rows, ["engine", "program", "version", "path", "found by"]))
+        lines += [escape_controls(f"- {e.label}: {n}") for e in node.engines for n in e.notes]
+    else:
+        lines.append("none found")
+    if node.source == "probe":
+        from autoquant.probes.engines import env_var, installs
+
+        found = {e.name for e in node.engines}
+        missing = [i for _, i in installs() if i.name not in found]
+        if missing:
+            names = ", ".join(env_var(i.name).removeprefix(env_var("")) for i in missing)
+            lines += [f"not found here: {', '.join(i.label for i in missing)}",
+                      f"point AUTOQUANT_ENGINE_BIN_<NAME> ({names}) at one installed elsewhere, e.g. "
+                      f"{env_var('vllm')}=/opt/venv-vllm/bin/vllm"]
+    return "\n".join(lines)

@@ -43,6 +43,20 @@ class FormatRule:
 
 
 @dataclass(frozen=True)
+class Install:
+    """One way an engine is installed and started (engines.yaml `installs`); probes/engines.py looks for it, and
+    `autoquant probe` lists and `serve` runs what it finds."""
+
+    name: str  # AUTOQUANT_ENGINE_BIN_<NAME> points at one installed elsewhere
+    label: str
+    program: str | None = None  # the console script or binary looked for (on PATH, beside this Python)
+    module: str | None = None  # run as `python -m`: its interpreter is the executable
+    native: bool = False  # not a Python distribution: its version is its own `--version` (probe only)
+    distributions: tuple[str, ...] = ()  # package names its version is read from (dist-info folders)
+    extra: str | None = None  # the distribution's extra its server needs (llama-cpp-python[server])
+
+
+@dataclass(frozen=True)
 class EngineSpec:
     id: str
     label: str
@@ -74,6 +88,7 @@ class EngineSpec:
     calibration_note: str
     # replicas inside one server: {flag, source} where the engine has them, {none: why, source} where not
     data_parallel: Mapping[str, Any] = field(default_factory=dict)
+    installs: tuple[Install, ...] = ()  # how it is found on a machine, in the order tried
     # shared tables the compatibility rules read (engines.yaml `constraints`, `device_reasons`, methods.yaml)
     constraint_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
     device_reasons: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -173,6 +188,14 @@ def _opt_str(v: Any) -> str | None:
     return None if v is None else str(v)
 
 
+def _install(engine: str, raw: Mapping[str, Any], label: str, distributions: tuple[str, ...]) -> Install:
+    native = bool(raw.get("native", False))
+    return Install(name=str(raw.get("name", engine)), label=str(raw.get("label", label)),
+                   program=_opt_str(raw.get("program")), module=_opt_str(raw.get("module")), native=native,
+                   distributions=() if native else tuple(raw.get("distributions") or distributions),
+                   extra=_opt_str(raw.get("extra")))
+
+
 def spec_from_data(engine: str, raw: Mapping[str, Any], shared: Mapping[str, Any],
                    method_facts: Mapping[str, Mapping[str, Any]]) -> EngineSpec:
     kv = raw.get("kv_cache") or {}
@@ -199,6 +222,8 @@ def spec_from_data(engine: str, raw: Mapping[str, Any], shared: Mapping[str, Any
         requires_cpu_flag=dict(raw.get("requires_cpu_flag") or {}), flags=dict(raw.get("flags") or {}),
         calibration_as=str(raw.get("calibration_as") or engine), calibration_note=str(raw.get("calibration_note") or ""),
         data_parallel=dict(raw.get("data_parallel") or {}),
+        installs=tuple(_install(engine, i, str(raw.get("label", engine)), tuple(raw.get("distributions") or ()))
+                       for i in raw.get("installs") or ()),
         constraint_params=dict(shared.get("constraints") or {}), device_reasons=dict(shared.get("device_reasons") or {}),
         method_facts=method_facts,
     )

@@ -1,6 +1,7 @@
 """The `Node` record: what a machine has (GPUs, interconnect, CPU, memory, container limits).
 
-Produced by `autoquant.probes.hardware` (this machine), by `autoquant.catalog.gpus.synthetic_node`
+Produced by `autoquant.probes.hardware` (this machine; `autoquant probe` adds the engines found by
+`autoquant.probes.engines`), by `autoquant.catalog.gpus.synthetic_node`
 (`--gpu H100-SXM:8`), or read back from `probe --save node.json` (`--hardware node.json`).
 """
 
@@ -75,6 +76,25 @@ class AppleSilicon:
     catalog_key: str | None = None  # e.g. "M2-Max"
 
 
+@dataclass(frozen=True)
+class EngineInstall:
+    """An inference engine found on this machine (autoquant.probes.engines): the executable `serve` runs and
+    the version it gates flags on."""
+
+    name: str  # the install (engines.yaml `installs`): AUTOQUANT_ENGINE_BIN_<NAME> points at another one
+    engine: str  # the engine id: vllm, trtllm, sglang, llamacpp
+    label: str  # "vLLM", "llama-server", "llama-cpp-python"
+    path: str  # what serve executes: the program, or for a Python module the interpreter that has it
+    found_by: str  # "AUTOQUANT_ENGINE_BIN_<NAME>" | "this environment" | "PATH"
+    version: str | None = None
+    version_from: str | None = None  # the dist-info folder (or the command) the version was read from
+    program: str | None = None  # console script or binary: vllm, trtllm-serve, llama-server
+    module: str | None = None  # run as `python -m`: sglang, llama_cpp
+    interpreter: str | None = None  # the Python it runs on (a console script's shebang), None if native
+    usable: bool = True  # False: an override that names nothing runnable (notes say why)
+    notes: tuple[str, ...] = ()
+
+
 @dataclass
 class Node:
     schema_version: int = NODE_SCHEMA_VERSION
@@ -98,6 +118,8 @@ class Node:
     cuda_visible_devices: str | None = None
     nodes: int = field(default=1, metadata={"bound": "nodes"})  # identical nodes available (pipeline parallel across nodes)
     notes: list[str] = field(default_factory=list)  # what could not be probed, and why
+    # the engines installed here (`autoquant probe` of this machine only: never read by the planner)
+    engines: list[EngineInstall] = field(default_factory=list)
 
     @property
     def gpu_count(self) -> int:
