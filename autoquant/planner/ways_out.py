@@ -324,11 +324,14 @@ def _any_checkpoint(c: _Ctx) -> WayOut | None:
     total = c.device.memory_gb * c.device.count * c.device.nodes
     if smallest is None or smallest[1] <= total or c.device.kind != "cuda":
         return None
+    if c.kwargs.get("method"):
+        return None  # fewer bits means another method: the re-plan without the user's pins says what it gets
     meth, gb = smallest
+    under = f" under --engine {c.kwargs['engine']}" if c.kwargs.get("engine") else ""
     return WayOut(kind="any_checkpoint", change="", model=c.base.model, hardware=c.base.hardware,
                   gpus=c.device.count * c.device.nodes,
-                  summary=f"fewer bits alone is no way out on {c.base.hardware}: the smallest weights any engine here "
-                          f"runs ({meth}) are {gb:.1f} GB, more than its {total:.1f} GB of GPU memory")
+                  summary=f"fewer bits alone is no way out on {c.base.hardware}{under}: the smallest weights any "
+                          f"engine here runs ({meth}) are {gb:.1f} GB, more than its {total:.1f} GB of GPU memory")
 
 
 # ------------------------------------------------------------------------------------------------ offload
