@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("autoquant.commands.bench", "measure a running server: latency, throughput, goodput under load"),
     "validate": ("autoquant.commands.validate", "compare a candidate's quality with a reference on your text"),
     "calibrate": ("autoquant.commands.calibrate", "measure a running server and calibrate the planner with it"),
+    "ollama": ("autoquant.commands.ollama", "the plan as an Ollama Modelfile (llama.cpp's GGUF, context, threads, layers)"),
 }
 
 

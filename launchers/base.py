@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from autoquant.secrets import REDACTED, SECRET_ENV, SECRET_WORDS, is_secret_name, scrub, secret_values
 
 # The secret facts and the one scrub live in the core (autoquant.secrets); re-exported for the launchers.
-__all__ = ["REDACTED", "SECRET_ENV", "SECRET_WORDS", "LaunchSpec", "ServeOptions", "engine_binary",
-           "is_secret_name", "secret_values", "served_names"]
+__all__ = ["REDACTED", "SECRET_ENV", "SECRET_WORDS", "LaunchSpec", "ServeOptions", "ServerCheck", "Step",
+           "engine_binary", "is_secret_name", "secret_values", "served_names"]
 
 
 @dataclass
@@ -33,6 +33,26 @@ class ServeOptions:
     user_args: list[str] = field(default_factory=list)  # every engine flag the user gave, as given (vLLM: verbatim)
     unmapped_quantization: str | None = None  # a vLLM --quantization value with no autoquant method
     pinned: set[str] = field(default_factory=set)  # planner pins the user gave (their flags must be honoured)
+
+
+@dataclass(frozen=True)
+class ServerCheck:
+    """A GET of `path` on the engine's address that answers 200 with a JSON object holding `key`: a server of
+    this kind is up there (Ollama: /api/version, {"version": ...})."""
+
+    path: str
+    key: str
+
+
+@dataclass(frozen=True)
+class Step:
+    """A command the supervisor runs once the engine's server passes `after`, before readiness counts: Ollama's
+    `ollama create` needs `ollama serve` up. `env` is added to the launch's environment; a step that fails
+    stops the engine."""
+
+    argv: tuple[str, ...]
+    after: ServerCheck
+    env: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -54,6 +74,10 @@ class LaunchSpec:
     files: dict[str, str] = field(default_factory=dict)  # path -> contents, written before the start
     secrets: list[str] = field(default_factory=list)  # values to redact wherever printed
     notes: list[str] = field(default_factory=list)
+    after_start: list[Step] = field(default_factory=list)  # run in order once the server is up (needs supervise)
+    # A server of the engine's kind already answering this check at host:port is used instead of starting one
+    # (the system's Ollama service): the steps run against it, and readiness is its /v1/models.
+    reuse: ServerCheck | None = None
 
     @property
     def connect_host(self) -> str:
@@ -82,6 +106,12 @@ class LaunchSpec:
             f"{k}={REDACTED if _is_secret(k, v, self.secrets) else shlex.quote(v)}" for k, v in sorted(self.env.items())
         )
         line = " ".join(shlex.quote(a) for a in self.argv)
+        return self.redact(f"{env} {line}" if env else line)
+
+    def step_line(self, step: Step) -> str:
+        """One after-start step as a shell line, secrets redacted."""
+        env = " ".join(f"{k}={REDACTED if _is_secret(k, v, self.secrets) else shlex.quote(v)}" for k, v in step.env)
+        line = " ".join(shlex.quote(a) for a in step.argv)
         return self.redact(f"{env} {line}" if env else line)
 
     def redacted_argv(self) -> list[str]:

@@ -18,21 +18,32 @@ from autoquant.records import Candidate
 from .base import LaunchSpec, ServeOptions, secret_values
 from .flags import classify_tokens, native_option_lists
 
+# Servers with a launcher of their own that run an engine's checkpoints: flavor -> the engine the planner plans.
+# `--engine ollama` plans llama.cpp (Ollama runs the same GGUF through llama.cpp) and launches Ollama
+# (launchers/ollama.py); the engine ids stay the four of engines.yaml everywhere else.
+SERVER_FLAVORS = {"ollama": "llamacpp"}
 
-def launcher_module(spec: EngineSpec):
+
+def launcher_module(spec: EngineSpec, flavor: str | None = None):
+    if flavor is not None:
+        if SERVER_FLAVORS.get(flavor) != spec.id:
+            raise UsageError(f"{flavor} does not launch {spec.label}")
+        return importlib.import_module(f"autoquant.launchers.{flavor}")
     return importlib.import_module(f"autoquant.launchers.{spec.flags.get('launcher', spec.id)}")
 
 
-def build(candidate: Candidate, options: ServeOptions, model: str, threads: int | None = None) -> LaunchSpec:
-    """argv + env for `candidate` (nothing is started). `model` is the name clients ask for. The spec
-    redacts, wherever it is printed, secrets from the environment and the values of secret passthrough flags."""
+def build(candidate: Candidate, options: ServeOptions, model: str, threads: int | None = None,
+          flavor: str | None = None) -> LaunchSpec:
+    """argv + env for `candidate` (nothing is started). `model` is the name clients ask for; `flavor` one of
+    SERVER_FLAVORS to launch instead of the engine's own server. The spec redacts, wherever it is printed,
+    secrets from the environment and the values of secret passthrough flags."""
     from autoquant.facts import default_facts
 
     facts = default_facts()
     if candidate.engine not in facts.engines:
         raise UsageError(f"unknown engine {candidate.engine!r} in the plan: choose one of {', '.join(facts.engines)}")
     spec = facts.engine(candidate.engine)
-    launch = launcher_module(spec).build(candidate, options, model, threads=threads)
+    launch = launcher_module(spec, flavor).build(candidate, options, model, threads=threads)
     launch.secrets += [s for s in secret_values(options.user_args or options.passthrough) if s not in launch.secrets]
     launch.notes += [n for n in install_notes(spec, launch.argv[0]) if n not in launch.notes]
     return launch

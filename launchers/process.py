@@ -30,7 +30,7 @@ from typing import Any
 from autoquant.errors import EngineError
 from autoquant.output import COMMAND_LIMIT, say
 
-from .base import LaunchSpec
+from .base import LaunchSpec, ServerCheck, Step
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -51,9 +51,15 @@ DEATH_TAIL_LINES = 10
 
 MODELS_PATH = "/v1/models"  # every engine autoquant starts serves the OpenAI model list here
 
+# The exit status when an after-start step (Ollama's `ollama create`) fails: the engine is stopped.
+STEP_FAILED = 1
+
 
 def exec_engine(spec: LaunchSpec) -> None:  # pragma: no cover - replaces the process; tested via subprocess
     """Replace this process with the engine (never returns)."""
+    if spec.after_start or spec.reuse is not None:
+        raise EngineError(f"{spec.flavor or spec.engine} needs --supervise: autoquant runs "
+                          f"{spec.step_line(spec.after_start[0]) if spec.after_start else 'a step'} once it is up")
     check_port_free(spec)
     spec.write_files()
     sys.stdout.flush()
@@ -129,6 +135,19 @@ def is_ready(spec: LaunchSpec, timeout: float = 2.0) -> bool:
         if status != 200:
             return False
     return lists_a_served_model(body, spec.served_names)
+
+
+def server_answers(spec: LaunchSpec, check: ServerCheck, timeout: float = 2.0) -> str | None:
+    """The value of `check.key` when GET check.path at the engine's address answers 200 with a JSON object
+    holding it (a server of the engine's kind is up there), else None."""
+    status, body = _get(spec.local_url(check.path), spec.ready_headers, timeout)
+    if status != 200:
+        return None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    return str(data[check.key]) if isinstance(data, dict) and check.key in data else None
 
 
 def lists_a_served_model(body: bytes, names: Iterable[str]) -> bool:
@@ -258,6 +277,10 @@ class Supervisor:
 
     def _run_one(self, attempt: Attempt) -> int:
         spec = attempt.spec
+        if spec.reuse is not None:
+            running = server_answers(spec, spec.reuse)
+            if running is not None:
+                return self._run_reused(attempt, running)
         check_port_free(spec)
         spec.write_files()
         tail: collections.deque[str] = collections.deque(maxlen=self.tail_lines)
@@ -281,9 +304,20 @@ class Supervisor:
         pump = threading.Thread(target=_pump, args=(proc.stdout, tail, spec), daemon=True)
         pump.start()
         deadline = time.monotonic() + self.ready_timeout
+        steps = list(spec.after_start)
         while proc.poll() is None and self._stop_signal is None:
+            if steps:  # the server is up once the step's check passes; readiness counts after the last step
+                if server_answers(spec, steps[0].after, timeout=min(2.0, self.ready_timeout)) is not None \
+                        and proc.poll() is None:
+                    code = self._run_step(attempt, steps.pop(0), deadline, proc)
+                    if code != 0:
+                        if proc.poll() is None and self._stop_signal is None:
+                            self.log(f"stopping {attempt.label}: a step it needs failed")
+                            self.stop(STEP_FAILED)
+                        break
+                    continue
             # a 200 counts only while our engine is alive: a server that squats the port answers for a dead one
-            if is_ready(spec, timeout=min(2.0, self.ready_timeout)) and proc.poll() is None:
+            elif is_ready(spec, timeout=min(2.0, self.ready_timeout)) and proc.poll() is None:
                 attempt.ready = True
                 if self.on_ready:
                     self.on_ready(attempt)
@@ -309,6 +343,77 @@ class Supervisor:
         if status < 0:  # killed by a signal: report it the shell way
             return 128 - status
         return status
+
+    def _run_step(self, attempt: Attempt, step: Step, deadline: float, engine: subprocess.Popen | None) -> int:
+        """Run one after-start step to its end (its output on stderr, redacted); it is stopped when a stop is
+        asked for, the engine dies or the ready deadline passes. Its exit status; a failure is reported."""
+        spec = attempt.spec
+        env = spec.full_env()
+        env.update(dict(step.env))
+        self.log(f"{attempt.label}: {spec.step_line(step)}")
+        tail: collections.deque[str] = collections.deque(maxlen=self.tail_lines)
+        try:
+            proc = subprocess.Popen(list(step.argv), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, bufsize=-1, start_new_session=True,
+                                    preexec_fn=_die_with_parent)
+        except OSError as exc:
+            self.log(f"{attempt.label}: cannot run {step.argv[0]}: {exc.strerror or exc}")
+            return 127
+        pump = threading.Thread(target=_pump, args=(proc.stdout, tail, spec), daemon=True)
+        pump.start()
+        why = None
+        while proc.poll() is None:
+            if self._stop_signal is not None:
+                why = "a stop was asked for"
+            elif engine is not None and engine.poll() is not None:
+                why = f"{attempt.label} exited"
+            elif time.monotonic() > deadline:
+                why = f"not done after {self.ready_timeout:.0f} s (--ready-timeout)"
+            if why:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    _kill_group(proc)
+                break
+            time.sleep(self.poll_interval)
+        code = proc.wait()
+        pump.join(timeout=5)
+        if code != 0 and self._stop_signal is None:
+            last = list(tail)[-DEATH_TAIL_LINES:]
+            said = f"; its last {len(last)} lines:" if last else " without printing anything"
+            self.log(f"{os.path.basename(step.argv[0])} {step.argv[1] if len(step.argv) > 1 else ''} "
+                     f"{describe_exit(code)}{f' ({why})' if why else ''}{said}".replace("  ", " "))
+            for line in last:
+                self.log(f"| {spec.redact(line)}")
+        return code
+
+    def _run_reused(self, attempt: Attempt, running: str) -> int:
+        """A server of the engine's kind already answers at the address: run the steps against it and wait for
+        it to list the model; nothing is started, and the server keeps running when autoquant exits."""
+        spec = attempt.spec
+        check = spec.reuse
+        kept = [f"{k}={v}" for k, v in sorted(spec.env.items())]
+        self.log(f"{spec.flavor or spec.engine} already answers at {spec.local_url('')} ({check.key} {running}): "
+                 "using it (nothing is started; it keeps serving when autoquant exits"
+                 + (f", with its own settings, not {' '.join(kept)}" if kept else "") + ")")
+        spec.write_files()
+        deadline = time.monotonic() + self.ready_timeout
+        for step in spec.after_start:
+            if self._run_step(attempt, step, deadline, None) != 0:
+                return STEP_FAILED
+        while self._stop_signal is None:
+            if is_ready(spec, timeout=min(2.0, self.ready_timeout)):
+                attempt.ready = True
+                if self.on_ready:
+                    self.on_ready(attempt)
+                return 0 if self._forced_exit is None else self._forced_exit
+            if time.monotonic() > deadline:
+                self.log(f"{spec.local_url(MODELS_PATH)} does not list {', '.join(spec.served_names)} after "
+                         f"{self.ready_timeout:.0f} s")
+                return STEP_FAILED
+            time.sleep(self.poll_interval)
+        return 128 + self._stop_signal
 
     def _wait(self, proc: subprocess.Popen, label: str) -> tuple[int, bool]:
         """The engine's exit status, and whether it had to be killed: once asked to stop, it has

@@ -54,7 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="HF id, local dir or .gguf file, also accepted first without --model "
                              "(none: the demo model on a CPU-only machine)")
     g = parser.add_argument_group("autoquant")
-    g.add_argument("--engine", type=nonempty, help=f"pin the engine: {engines}")
+    g.add_argument("--engine", type=nonempty,
+                   help=f"pin the engine: {engines}; or ollama (llama.cpp's plan and GGUF, served by Ollama)")
     g.add_argument("--method", type=nonempty, help="pin the quantization method (bf16, fp8, awq-int4, gguf-q4_k_m, ...)")
     g.add_argument("--checkpoint", metavar="REPO|PATH", type=nonempty, help="serve these weights (HF repo, dir or .gguf file)")
     g.add_argument("--plan", metavar="PLAN_JSON", type=nonempty, help="launch a saved `autoquant plan --json` instead of planning")
@@ -112,10 +113,17 @@ def run(args: argparse.Namespace) -> int:
     take_model(args)
     apply_env(args, os.environ)
     from autoquant.facts import default_facts
-    from autoquant.launchers.build import server_batch_cap
+    from autoquant.launchers.build import SERVER_FLAVORS, server_batch_cap
     from autoquant.launchers.flags import read_args
 
     engine_ids = default_facts().engine_ids
+    flavor = None
+    if args.engine in SERVER_FLAVORS:  # --engine ollama: plan that engine (llama.cpp), launch that server
+        flavor, args.engine = args.engine, SERVER_FLAVORS[args.engine]
+        if not args.dry_run:
+            import importlib
+
+            importlib.import_module(f"autoquant.launchers.{flavor}").check_installed()
     if args.engine is not None and args.engine not in engine_ids:
         raise UsageError(f"unknown engine {args.engine!r}: choose one of {', '.join(engine_ids)}")
     if args.json and not args.dry_run:
@@ -155,9 +163,12 @@ def run(args: argparse.Namespace) -> int:
     chosen = ordered[0]
 
     def make_spec(candidate: Candidate):
-        return build_spec(candidate, options, context["served_model"], context.get("threads"))
+        return build_spec(candidate, options, context["served_model"], context.get("threads"), flavor)
 
     spec = make_spec(chosen)
+    if spec.after_start and not args.supervise and not args.dry_run:
+        args.supervise = True  # a step (ollama create) runs once the server is up: autoquant stays the parent
+        say(f"{spec.flavor} runs under --supervise: {spec.step_line(spec.after_start[0])} needs the server up")
     plan = replace(plan, chosen=replace(chosen, command=spec.redacted_argv()), alternatives=ordered[1:])
     if args.dry_run:
         if args.json:
@@ -591,11 +602,11 @@ def _explicit_checkpoint(value: str, chosen: Candidate) -> Checkpoint:
 
 
 # -- launching -------------------------------------------------------------------------------------------
-def build_spec(candidate: Candidate, options, model: str, threads: int | None = None):
+def build_spec(candidate: Candidate, options, model: str, threads: int | None = None, flavor: str | None = None):
     """launchers.build.build, which also redacts the environment's and the passthrough's secrets."""
     from autoquant.launchers.build import build
 
-    return build(candidate, options, model, threads=threads)
+    return build(candidate, options, model, threads=threads, flavor=flavor)
 
 
 def label(c: Candidate) -> str:
