@@ -62,7 +62,7 @@ def build_parser(selected: str | None) -> Parser:
         epilog=(
             "examples:\n"
             "  autoquant serve\n"
-            "      CPU only: serve the demo model (Gemma 3 270M, autoquant[demo]) through llama.cpp\n"
+            "      CPU only: serve the demo model (base Gemma 3 270M, autoquant[demo]) through llama.cpp\n"
             "  autoquant plan meta-llama/Llama-3.1-70B-Instruct --gpu H100-SXM:2 --concurrency 128\n"
             "      the plan for a machine you are not on (offline: from the bundled catalog)\n"
             "  autoquant serve meta-llama/Llama-3.1-8B-Instruct --max-model-len 8192 --dry-run\n"

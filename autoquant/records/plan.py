@@ -67,6 +67,11 @@ class Estimate:
     # Which predictor produced ttft_ms / tpot_ms / output_tokens_per_s: "autoquant" (its speed model) or
     # "AIConfigurator <version> SILICON (...)" where the optional aic predictor covers the configuration
     predictor: str = "autoquant"
+    # Multi-node: the nodes one server spans (TP within a node's NVLink domain, PP across nodes), and the
+    # independent servers (one per node or group of `nodes`, behind one Service) that share the traffic;
+    # `gpus` and the throughputs count every replica together.
+    nodes: int = 1
+    replicas: int = 1
 
 
 @dataclass
