@@ -16,7 +16,6 @@ every file written against it. No TEMPLATE is written: see `template_lines`.
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass, replace
 
 from autoquant import __version__
@@ -39,9 +38,15 @@ def _server() -> dict:
 
 
 def binary(environ: dict[str, str] | None = None) -> str | None:
-    """The `ollama` executable: AUTOQUANT_ENGINE_BIN_OLLAMA, else `ollama` on PATH, else None."""
-    environ = os.environ if environ is None else environ
-    return environ.get(BIN_ENV) or shutil.which("ollama", path=environ.get("PATH"))
+    """The `ollama` executable as engine discovery finds it (autoquant.probes.engines, the install `ollama`:
+    AUTOQUANT_ENGINE_BIN_OLLAMA, this environment, PATH; `autoquant probe` lists the same), else None."""
+    from autoquant.probes.engines import installed
+
+    rec = installed("ollama", environ)
+    if rec is not None and not rec.usable:
+        raise EngineError(f"{'; '.join(rec.notes) or BIN_ENV + ' names nothing runnable'}: point it at the "
+                          "ollama program")
+    return rec.path if rec is not None else None
 
 
 def check_installed(environ: dict[str, str] | None = None) -> str:

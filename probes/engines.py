@@ -278,6 +278,9 @@ def _native(engine: str, install: Install, path: str, found_by: str, ask: Runner
     if build:  # its releases are tagged b<build>
         return _record(engine, install, path, found_by, version=f"b{build.group(1)}",
                        version_from=f"{path} --version (commit {build.group(2)})")
+    release = re.search(r"version is (\d+\.\d+\.\d+\S*)", out)  # Ollama: "ollama version is 0.32.15"
+    if release:
+        return _record(engine, install, path, found_by, version=release.group(1), version_from=f"{path} --version")
     first = next((line.strip() for line in out.splitlines() if line.strip()), "")
     return _record(engine, install, path, found_by,
                    notes=(f"{path} --version printed no build number ({first[:80]!r})",))

@@ -204,6 +204,17 @@ def test_a_native_llama_server_is_asked_its_version_only_when_probing(tmp_path, 
     assert rec.version == "b6530" and rec.version_from == f"{server} --version (commit 1a2b3c4d)"
 
 
+def test_ollama_is_found_with_its_release_and_serve_runs_that_one(tmp_path, here):
+    from autoquant.launchers import ollama
+
+    program = _executable(tmp_path / "bin" / "ollama", "#!/bin/sh\necho 'ollama version is 0.32.15'\n")
+    where = _where(here, PATH=str(program.parent))
+    rec = _find("ollama", where, ask=engines.run_version)
+    assert (rec.path, rec.found_by, rec.version) == (str(program), FOUND_ON_PATH, "0.32.15")
+    assert ollama.binary({"PATH": str(program.parent)}) == str(program)  # the launcher's lookup is discovery's
+    assert ollama.binary({"PATH": str(tmp_path / "empty")}) is None
+
+
 def test_a_version_query_that_hangs_is_noted_not_waited_for(tmp_path, here, monkeypatch):
     monkeypatch.setattr(engines, "VERSION_TIMEOUT_S", 0.3)
     server = _executable(tmp_path / "bin" / "llama-server", "#!/bin/sh\nexec sleep 30\n")
