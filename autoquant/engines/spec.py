@@ -88,6 +88,9 @@ class EngineSpec:
     calibration_note: str
     # replicas inside one server: {flag, source} where the engine has them, {none: why, source} where not
     data_parallel: Mapping[str, Any] = field(default_factory=dict)
+    # one server over several nodes: {backends: [...], default, source} where the engine spans nodes (the launcher
+    # picks the backend), {none: why, source} where autoquant does not plan it across nodes; empty: not said
+    multi_node: Mapping[str, Any] = field(default_factory=dict)
     installs: tuple[Install, ...] = ()  # how it is found on a machine, in the order tried
     # shared tables the compatibility rules read (engines.yaml `constraints`, `device_reasons`, methods.yaml)
     constraint_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
@@ -138,6 +141,25 @@ class EngineSpec:
     @property
     def no_data_parallel(self) -> str:
         return str(self.data_parallel.get("none") or f"{self.label} has no data-parallel replicas in one server")
+
+    @property
+    def multi_node_backends(self) -> tuple[str, ...]:
+        """The ways this engine runs one server over several nodes (engines.yaml multi_node.backends), default
+        first; () where it is not planned across nodes."""
+        if self.multi_node.get("none"):
+            return ()
+        backends = tuple(str(b) for b in self.multi_node.get("backends") or ())
+        default = self.multi_node.get("default")
+        return tuple(sorted(backends, key=lambda b: b != default))
+
+    @property
+    def spans_nodes(self) -> bool:
+        return bool(self.multi_node_backends)
+
+    @property
+    def no_multi_node(self) -> str:
+        return str(self.multi_node.get("none") or f"{self.label} is not planned across nodes (engines.yaml has no "
+                                                   "multi_node backend for it)")
 
     @property
     def takes_vllm_flags(self) -> bool:
@@ -221,7 +243,7 @@ def spec_from_data(engine: str, raw: Mapping[str, Any], shared: Mapping[str, Any
         preferred_producers=tuple(raw.get("preferred_producers") or ()),
         requires_cpu_flag=dict(raw.get("requires_cpu_flag") or {}), flags=dict(raw.get("flags") or {}),
         calibration_as=str(raw.get("calibration_as") or engine), calibration_note=str(raw.get("calibration_note") or ""),
-        data_parallel=dict(raw.get("data_parallel") or {}),
+        data_parallel=dict(raw.get("data_parallel") or {}), multi_node=dict(raw.get("multi_node") or {}),
         installs=tuple(_install(engine, i, str(raw.get("label", engine)), tuple(raw.get("distributions") or ()))
                        for i in raw.get("installs") or ()),
         constraint_params=dict(shared.get("constraints") or {}), device_reasons=dict(shared.get("device_reasons") or {}),

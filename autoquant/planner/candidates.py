@@ -73,6 +73,16 @@ def dp_options(device: Device, tp: int, pp: int, has_dp: bool) -> list[int]:
     return [1] + [d for d in range(2, device.count // tp + 1) if device.count % (d * tp) == 0]
 
 
+def nodes_spanned(config: Config, device: Device, fx: Facts | None = None) -> int:
+    """The nodes one server of this configuration needs: its GPUs (TP x PP x DP, or llama.cpp's layer split)
+    over the GPUs of one node, rounded up."""
+    if device.kind != "cuda":
+        return 1
+    spec = facts.engine(config.engine, fx)
+    gpus = config.tp * config.pp * config.dp if spec.tensor_parallel else config.gpus
+    return max(1, math.ceil(gpus / max(1, device.count)))
+
+
 def gate(config: Config, model: ModelSpec, device: Device, subject: QuantSpec | str | None = None,
          fx: Facts | None = None) -> Rejection | None:
     """The first rule that rules this configuration out, as a Rejection; None when it may run. `subject`: the
@@ -89,6 +99,10 @@ def gate(config: Config, model: ModelSpec, device: Device, subject: QuantSpec | 
             return Rejection(config.engine, config.method,
                              f"TP={config.tp} x PP={config.pp} needs {config.tp * config.pp} GPUs, "
                              f"{device.count * device.nodes} here", config.tp, config.pp, "pp-nodes", scope="config")
+    spans = nodes_spanned(config, device, fx)
+    if spans > 1 and not spec.spans_nodes:
+        return Rejection(config.engine, config.method, f"{config.label_for(fx)} spans {spans} nodes: "
+                         f"{spec.no_multi_node}", config.tp, config.pp, "multi-node", scope="engine")
     if config.dp > 1:
         if not spec.data_parallel_flag:
             return Rejection(config.engine, config.method, spec.no_data_parallel, config.tp, config.pp,
