@@ -1,7 +1,7 @@
 """Option groups shared by every command that plans, and their resolution into records.
 
-Hardware: `--hardware node.json` | `--gpu NAME[:COUNT]` | this node (probe; `--gpu cpu` too, on a CPU-only
-machine); `--nodes N`.
+Hardware: `--hardware node.json` (repeatable, or a JSON list of node records: a cluster) | `--gpu NAME[:COUNT]` |
+this node (probe; `--gpu cpu` too, on a CPU-only machine); `--nodes N`; `--fabric ID`, `--inter-node-gbps GBPS`.
 Workload: `--concurrency N|max --isl --osl --traffic FILE --ttft-ms --tpot-ms --min-tps --use-case
 --max-ppl-delta --objective --gpu-hour-cost --max-model-len`.
 """
@@ -31,7 +31,9 @@ def nonempty(text: str) -> str:
 
 def add_hardware_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("hardware (default: probe this node)")
-    g.add_argument("--hardware", metavar="NODE_JSON", type=nonempty, help="a node record saved by `autoquant probe --save`")
+    g.add_argument("--hardware", metavar="NODE_JSON", type=nonempty, action="append",
+                   help="a node record saved by `autoquant probe --save`; repeat it (or give a JSON list of records) "
+                        "for a cluster: identical nodes are pooled, a mixed list is planned per node type")
     g.add_argument(
         "--gpu",
         metavar="NAME[:COUNT]",
@@ -40,6 +42,14 @@ def add_hardware_options(parser: argparse.ArgumentParser) -> None:
              "'cpu' alone is this CPU-only machine, probed",
     )
     g.add_argument("--nodes", type=bounded("nodes", integer=True), default=None, help="identical nodes available (default 1)")
+    from autoquant.catalog.fabrics import fabric_ids
+
+    g.add_argument("--fabric", choices=fabric_ids(), default=None,
+                   help="how the nodes reach each other, for the pipeline hop between nodes (bandwidth and latency "
+                        "from autoquant/data/fabrics.yaml; default: 8x NDR 400 Gb/s assumed)")
+    g.add_argument("--inter-node-gbps", metavar="GBPS", type=bounded("inter_node_gbps"), default=None,
+                   help="GB/s one way out of one node, all its NICs together (8x NDR 400 Gb/s = 400), instead of "
+                        "the fabric's figure")
     g.add_argument(
         "--cpu-bandwidth",
         metavar="GBPS",
@@ -100,8 +110,13 @@ def resolve_node(args: argparse.Namespace) -> Node:
     if getattr(args, "hardware", None) and getattr(args, "gpu", None):
         raise UsageError("give either --hardware or --gpu, not both")
     gpu = getattr(args, "gpu", None)
-    if getattr(args, "hardware", None):
-        node = load_node(args.hardware)
+    hardware = getattr(args, "hardware", None)
+    if isinstance(hardware, str):  # a caller that set one path
+        hardware = [hardware]
+    if hardware:
+        from autoquant.planner.cluster import pool
+
+        node = pool([n for path in hardware for n in load_nodes(path)], nodes=getattr(args, "nodes", None))
     elif gpu and not means_this_cpu_node(gpu):
         from autoquant.catalog.gpus import synthetic_node
 
@@ -115,8 +130,12 @@ def resolve_node(args: argparse.Namespace) -> Node:
         )
         if gpu:
             require_cpu_only(node)
-    if getattr(args, "nodes", None):
+    if getattr(args, "nodes", None) and not hardware:  # with --hardware, pool() applied it
         node.nodes = args.nodes
+    for name in ("fabric", "inter_node_gbps"):
+        if getattr(args, name, None) is not None:
+            for each in (node, *node.others):
+                setattr(each, name, getattr(args, name))
     if getattr(args, "cpu_bandwidth", None):
         node.cpu.memory_bandwidth_gbps = float(args.cpu_bandwidth)
         node.cpu.memory_bandwidth_source = "flag"
@@ -163,12 +182,32 @@ def load_json_record(path: str, what: str, hint: str) -> Any:
 
 
 def load_node(path: str) -> Node:
+    """The one node record in `path` (a cluster's list of records: `load_nodes`)."""
+    nodes = load_nodes(path)
+    if len(nodes) != 1:
+        raise InputError(f"{path} holds {len(nodes)} node records; one is needed here")
+    return nodes[0]
+
+
+def load_nodes(path: str) -> list[Node]:
+    """The node records in `path`: one record, or a JSON list of them (a cluster), each checked."""
+    from autoquant.limits import bound
+
     data = load_json_record(path, "hardware", f"make one with `autoquant probe --save {path}`")
-    if not isinstance(data, dict) or "gpus" not in data or "cpu" not in data:
-        raise InputError(f"{path} is not a node record (expected the output of `autoquant probe --json`)")
-    node = check_node(from_dict(Node, data), path)
-    node.source = "file"
-    return node
+    records = data if isinstance(data, list) else [data]
+    if not records or len(records) > bound("nodes")[1]:
+        raise InputError(f"{path}: {len(records)} node records; a cluster of 1..{int(bound('nodes')[1])} is planned")
+    out = []
+    for i, rec in enumerate(records):
+        where = path if len(records) == 1 else f"{path}[{i}]"
+        if not isinstance(rec, dict) or "gpus" not in rec or "cpu" not in rec:
+            raise InputError(f"{where} is not a node record (expected the output of `autoquant probe --json`)")
+        node = check_node(from_dict(Node, rec), where)
+        for j, other in enumerate(node.others):  # a saved cluster: its other node types, checked alike
+            check_node(other, f"{where}.others[{j}]")
+        node.source = "file"
+        out.append(node)
+    return out
 
 
 def resolve_workload(args: argparse.Namespace) -> Workload:

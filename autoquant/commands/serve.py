@@ -432,6 +432,7 @@ def decision_key(args: argparse.Namespace, model: str, pins, workload, fingerpri
     extra = {
         "checkpoint": args.checkpoint, "runtime_q": args.allow_runtime_quantization,
         "nodes": getattr(args, "nodes", None), "cpu_bandwidth": getattr(args, "cpu_bandwidth", None),
+        "fabric": getattr(args, "fabric", None), "inter_node_gbps": getattr(args, "inter_node_gbps", None),
         "measure": not getattr(args, "no_measure", False), "flags": flags or [],
         "predictor": getattr(args, "predictor", None),
         "calibration": measurements.digest(),  # a new calibration record re-plans

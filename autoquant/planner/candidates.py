@@ -28,6 +28,7 @@ class Config:
     n_gpu_layers: int | None = None  # llama.cpp: None = all layers on the GPU(s) (or none on CPU)
     gpus: int = 1  # llama.cpp layer split over this many GPUs
     dp: int = 1  # replicas of the TP x PP group in one server (engines.yaml data_parallel)
+    replicas: int = 1  # independent servers, each on its own node(s), sharing the traffic (behind one Service)
 
     @property
     def label(self) -> str:
@@ -39,6 +40,8 @@ class Config:
             par = f" {self.gpus} GPU" if self.gpus > 1 else ""
             if self.n_gpu_layers is not None:
                 par += f" -ngl {self.n_gpu_layers}"
+        if self.replicas > 1:
+            par += f" x{self.replicas} servers"
         return f"{self.method} on {facts.engine_label(self.engine, fx)}{par}"
 
 
@@ -61,16 +64,40 @@ def tp_options(device: Device) -> list[int]:
     return [t for t in TP_SIZES if t <= device.count]
 
 
-def pp_options(device: Device) -> list[int]:
-    return list(range(1, device.nodes + 1)) if device.kind == "cuda" else [1]
+def node_counts(nodes: int) -> list[int]:
+    """The node counts one server is planned on: 1, 2, 4, ... and all `nodes` (13 counts at 4096 nodes, so the
+    enumeration grows with log N, not N)."""
+    counts = [1]
+    while counts[-1] * 2 <= nodes:
+        counts.append(counts[-1] * 2)
+    return counts if counts[-1] == nodes else [*counts, nodes]
+
+
+def pp_options(device: Device, model: ModelSpec | None = None) -> list[int]:
+    """PP sizes: one stage per node over 1, 2, 4, ... nodes (stages beyond the model's layers are not planned)."""
+    if device.kind != "cuda":
+        return [1]
+    layers = model.num_layers if model is not None else device.nodes
+    return [p for p in node_counts(device.nodes) if p <= max(1, layers)]
 
 
 def dp_options(device: Device, tp: int, pp: int, has_dp: bool) -> list[int]:
     """Replica counts for a TP x PP group on one node: 1, and where the engine runs replicas in one server,
-    every count that fills the node (2, 4, ... up to GPUs / TP). Across nodes is the multi-node launcher's."""
-    if not has_dp or device.kind != "cuda" or pp > 1 or device.nodes > 1:
+    every count that fills the node (2, 4, ... up to GPUs / TP). Replicas across nodes are separate servers
+    (replica_options)."""
+    if not has_dp or device.kind != "cuda" or pp > 1:
         return [1]
     return [1] + [d for d in range(2, device.count // tp + 1) if device.count % (d * tp) == 0]
+
+
+def replica_options(config: Config, device: Device, fx: Facts | None = None) -> list[int]:
+    """Independent servers over the nodes: one, and as many as the nodes hold (each server on its own
+    nodes_spanned nodes). Not --data-parallel-size across nodes: vLLM 0.33 refuses external data parallel for
+    dense models, so each replica is its own server and a Service balances them."""
+    if device.kind != "cuda" or device.nodes <= 1:
+        return [1]
+    most = device.nodes // nodes_spanned(config, device, fx)
+    return [1, most] if most > 1 else [1]
 
 
 def nodes_spanned(config: Config, device: Device, fx: Facts | None = None) -> int:
@@ -103,6 +130,10 @@ def gate(config: Config, model: ModelSpec, device: Device, subject: QuantSpec | 
     if spans > 1 and not spec.spans_nodes:
         return Rejection(config.engine, config.method, f"{config.label_for(fx)} spans {spans} nodes: "
                          f"{spec.no_multi_node}", config.tp, config.pp, "multi-node", scope="engine")
+    if config.replicas > 1 and config.replicas * spans > max(1, device.nodes):
+        return Rejection(config.engine, config.method,
+                         f"{config.replicas} servers of {spans} node(s) each need {config.replicas * spans} nodes, "
+                         f"{device.nodes} given (--nodes)", config.tp, config.pp, "replica-nodes", scope="config")
     if config.dp > 1:
         if not spec.data_parallel_flag:
             return Rejection(config.engine, config.method, spec.no_data_parallel, config.tp, config.pp,
@@ -186,13 +217,17 @@ def evaluate(config: Config, model: ModelSpec, device: Device, workload: Workloa
     """Memory, speed, quality and cost of one configuration at the workload's concurrency. When the KV cache
     (or a pinned `max_num_seqs`) holds fewer than the workload's C requests, the engine runs M at a time and
     the rest queue (perf.queued, docs/planner.md "Queueing beyond capacity"). With DP replicas the server
-    balances requests over them: each replica runs ceil(C / DP) and the deployment DP times its output."""
+    balances requests over them: each replica runs ceil(C / DP) and the deployment DP times its output. With
+    independent servers (config.replicas, one per node or group of nodes) the same arithmetic holds one level up:
+    each server takes ceil(C / replicas) of the users, and the deployment adds their output."""
+    if config.replicas > 1:
+        return _evaluate_replicas(config, model, device, workload, calibration, max_num_seqs, subject,
+                                  memory_fraction, fx)
     if config.dp <= 1:
         return _evaluate_group(config, model, device, workload, calibration, max_num_seqs, subject,
                                memory_fraction, fx)
     dp = config.dp
-    each = None if workload.concurrency is None else max(1, math.ceil(workload.concurrency / dp))
-    one = _evaluate_group(replace(config, dp=1), model, device, replace(workload, concurrency=each), calibration,
+    one = _evaluate_group(replace(config, dp=1), model, device, _split(workload, dp), calibration,
                           max_num_seqs, subject, memory_fraction, fx)
     conc = workload.concurrency if workload.concurrency is not None else one.concurrency * dp
     share = conc / (one.concurrency * dp)  # uneven split: the last replica runs fewer
@@ -204,6 +239,32 @@ def evaluate(config: Config, model: ModelSpec, device: Device, workload: Workloa
     return replace(one, dp=dp, gpus=one.gpus * dp, concurrency=conc, output_tokens_per_s=round(out_tps, 2),
                    output_tokens_per_s_at_max=round(one.output_tokens_per_s_at_max * dp, 2),
                    max_concurrency=one.max_concurrency * dp, max_running=one.max_running * dp,
+                   cost_per_million_tokens=None if cost is None else round(cost, 4), notes=[*one.notes, note])
+
+
+def _split(workload: Workload, n: int) -> Workload:
+    each = None if workload.concurrency is None else max(1, math.ceil(workload.concurrency / n))
+    return replace(workload, concurrency=each)
+
+
+def _evaluate_replicas(config: Config, model: ModelSpec, device: Device, workload: Workload,
+                       calibration: Calibration, max_num_seqs: int | None, subject: QuantSpec | str | None,
+                       memory_fraction: float | None, fx: Facts | None) -> Estimate:
+    """`replicas` independent servers, each the configuration without replicas at its share of the users: the
+    same TTFT, TPOT and memory per GPU as one server at that share; GPUs, output and capacity times `replicas`."""
+    r = config.replicas
+    one = evaluate(replace(config, replicas=1), model, device, _split(workload, r), calibration, max_num_seqs,
+                   subject, memory_fraction, fx)
+    conc = workload.concurrency if workload.concurrency is not None else one.concurrency * r
+    share = conc / (one.concurrency * r)  # uneven split: the last server runs fewer
+    cost = None if one.cost_per_million_tokens is None else one.cost_per_million_tokens / share
+    note = (f"{r} independent servers of {one.gpus} GPU(s) on {one.nodes} node(s) each (one per node"
+            + ("" if one.nodes == 1 else " group") + f"), behind one Service, {one.concurrency} requests each; "
+            "TTFT/TPOT and memory are one server's, throughput and GPUs all of them")
+    return replace(one, replicas=r, gpus=one.gpus * r, concurrency=conc,
+                   output_tokens_per_s=round(one.output_tokens_per_s * r * share, 2),
+                   output_tokens_per_s_at_max=round(one.output_tokens_per_s_at_max * r, 2),
+                   max_concurrency=one.max_concurrency * r, max_running=one.max_running * r,
                    cost_per_million_tokens=None if cost is None else round(cost, 4), notes=[*one.notes, note])
 
 
@@ -231,6 +292,7 @@ def setup_for(config: Config, model: ModelSpec, device: Device, calibration: Cal
         math=facts.math_precision(config.method, device.capability, fx), facts=fx,
         decode_factor=calibration.measured.speed_factor(config.engine, config.method, "decode"),
         prefill_factor=calibration.measured.speed_factor(config.engine, config.method, "prefill"),
+        nodes=1 if layered else nodes_spanned(replace(config, dp=1), device, fx),
     )
 
 
@@ -322,6 +384,10 @@ def _evaluate_group(config: Config, model: ModelSpec, device: Device, workload: 
     if layered and config.n_gpu_layers is not None:
         notes.append(f"partial offload: {config.n_gpu_layers} of {model.num_layers} layers on GPU, "
                      f"{budget.host_weights_gb:.1f} GB of weights in host RAM")
+    spans = nodes_spanned(config, device, fx)
+    if spans > 1:
+        notes.append(f"one server over {spans} nodes: {min(config.pp, spans) - 1} of its {config.pp - 1} PP "
+                     f"hop(s) cross the fabric, {device.fabric.describe()}")
     return Estimate(
         engine=engine, method=config.method, tp=config.tp, pp=config.pp, memory=mem,
         max_concurrency=max_conc, concurrency=conc, ttft_ms=round(sp.ttft_ms, 3), tpot_ms=round(sp.tpot_ms, 3),
@@ -333,7 +399,7 @@ def _evaluate_group(config: Config, model: ModelSpec, device: Device, workload: 
         output_tokens_per_s_at_max=round(at_max, 2), max_running=at_max_conc if max_conc >= 1 else 0,
         ppl_delta_uncertainty=q.uncertainty,
         crossover_batch=None if (c := perf.crossover_batch(device, math_p, bpw, eff)) is None else round(c, 1),
-        notes=notes, ppl_source=q.source,
+        notes=notes, ppl_source=q.source, nodes=spans,
         warnings=usefulness.warnings(sp.ttft_ms, sp.per_request_tps, model, spec.calibration_as,
                                      device.key if device.kind != "cpu" else None, workload.isl, conc, calibration, fx),
     )
@@ -357,13 +423,14 @@ def enumerate_configs(model: ModelSpec, device: Device, workload: Workload,
                 yield from _layered_configs(eng, model, device, workload, meth, kvs, tp, fx)
                 continue
             tps = [tp] if tp else tp_options(device)
-            pps = [pp] if pp else pp_options(device)
+            pps = [pp] if pp else pp_options(device, model)
             has_dp = facts.engine(eng, fx).data_parallel_flag is not None
             for t in tps:
                 for p in pps:
                     for d in [dp] if dp else dp_options(device, t, p, has_dp):
-                        for kv in kvs:
-                            yield Config(eng, meth, t, p, kv, dp=d)
+                        for r in replica_options(Config(eng, meth, t, p, dp=d), device, fx):
+                            for kv in kvs:
+                                yield Config(eng, meth, t, p, kv, dp=d, replicas=r)
 
 
 def _layered_configs(eng: str, model: ModelSpec, device: Device, workload: Workload, meth: str, kvs: list[str],
@@ -381,7 +448,9 @@ def _layered_configs(eng: str, model: ModelSpec, device: Device, workload: Workl
             if conc > 1:
                 ngls.append(llamacpp_layers(model, meth, device, g, workload, kv, 1, fx))
             for ngl in dict.fromkeys(ngls):
-                yield Config(eng, meth, kv_cache_dtype=kv, n_gpu_layers=ngl, gpus=g)
+                cfg = Config(eng, meth, kv_cache_dtype=kv, n_gpu_layers=ngl, gpus=g)
+                for r in replica_options(cfg, device, fx):
+                    yield replace(cfg, replicas=r)
 
 
 def fallback_kv(config: Config, fx: Facts | None = None) -> str | None:

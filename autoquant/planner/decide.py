@@ -85,7 +85,7 @@ def _simplicity(e: Estimate, fx: Facts | None = None) -> tuple:
     spec = facts.engine(e.engine, fx)
     default_kv = e.kv_cache_dtype == spec.kv_default
     engine_order = spec.preference
-    return (max(e.gpus, 1), quantized, e.ppl_delta is None, engine_order, not default_kv, e.dp)
+    return (max(e.gpus, 1), quantized, e.ppl_delta is None, engine_order, not default_kv, e.dp, e.replicas, e.nodes)
 
 
 def rank(feasible: list[Estimate], objective: str, osl: int, fx: Facts | None = None,
@@ -272,6 +272,14 @@ def plan(model: ModelSpec, node: Node, workload: Workload | None = None, *, engi
     replica count (vLLM --data-parallel-size); None lets the planner compare replicas with one wide group.
     `predictor`: an outside performance model (autoquant/predictors/, e.g. AIConfigurator): it re-scores the
     best candidates it covers, which are then ranked on its figures (Estimate.predictor says whose they are)."""
+    if node.others:  # a mixed cluster: each node type planned on its own, the objective picks (planner/cluster.py)
+        from autoquant.planner.cluster import plan_mixed
+
+        return plan_mixed(plan, model, node, workload or Workload(), dict(
+            engine=engine, method=method, tp=tp, pp=pp, kv_cache_dtype=kv_cache_dtype, checkpoints=checkpoints,
+            allow_runtime_quantization=allow_runtime_quantization, calibration=calibration,
+            max_model_len=max_model_len, max_num_seqs=max_num_seqs, memory_fraction=memory_fraction,
+            ruled_out=ruled_out, facts=facts, dp=dp, predictor=predictor))
     fx = facts or default_facts()
     workload = _pinned_workload(workload or Workload(), max_model_len)
     cal = calibration or default_calibration()
@@ -287,8 +295,11 @@ def plan(model: ModelSpec, node: Node, workload: Workload | None = None, *, engi
     seen = _Seen()
     for eng, why in (ruled_out or {}).items():
         rejected.append(Rejection(eng, "*", why, None, None, "flag", scope="engine"))
+    ruled_single: set[Config] = set()  # one server ruled out (a rule, or its weights do not fit): so are its replicas
     for cfg in cands.enumerate_configs(model, device, workload, engine, method, tp, pp, kv_cache_dtype, fx, dp):
         if cfg.engine in (ruled_out or {}):
+            continue
+        if cfg.replicas > 1 and replace(cfg, replicas=1) in ruled_single:
             continue
         rej = cands.gate(cfg, model, device, fx=fx)
         ck, cfg_model = None, model
@@ -297,6 +308,7 @@ def plan(model: ModelSpec, node: Node, workload: Workload | None = None, *, engi
         if checkpoints is not None and cfg.method in checkpoints and (rej is None or rej.rule in _SHAPE_RULES):
             rej, ck, cfg_model = choose_checkpoint(cfg, model, device, checkpoints, allow_runtime_quantization, fx)
         if rej is not None:
+            ruled_single.add(cfg)
             _reject(rej, rejected, seen)
             continue
         try:
@@ -305,6 +317,8 @@ def plan(model: ModelSpec, node: Node, workload: Workload | None = None, *, engi
         except UnknownSpeed as exc:
             rejected.append(Rejection(cfg.engine, cfg.method, f"{cfg.label_for(fx)}: {exc}", cfg.tp, cfg.pp, "speed"))
             continue
+        if not any(e.memory.fits for e in ests):
+            ruled_single.add(cfg)
         for est in ests:
             if cfg_model is not model and ck is not None:
                 est.notes.append(f"shapes from the verified checkpoint {ck.repo} "
@@ -339,15 +353,17 @@ def rescore(feasible: list[Estimate], predictor: Predictor, model: ModelSpec, wo
     out: list[Estimate] = []
     for e in feasible:
         fig = None
-        if id(e) in top and e.gpu and e.gpu != "cpu":
-            each = max(1, -(-e.concurrency // max(1, e.dp)))
+        # one node only: a server over several nodes crosses the fabric, which the predictor does not model
+        if id(e) in top and e.gpu and e.gpu != "cpu" and e.nodes == 1:
+            servers = max(1, e.dp) * max(1, e.replicas)  # engine cores in all: DP ranks x independent servers
+            each = max(1, -(-e.concurrency // servers))
             fig = predictor(PredictRequest(model=model, gpu=e.gpu, engine=e.engine, method=e.method,
                                            kv_cache_dtype=e.kv_cache_dtype, tp=e.tp, pp=e.pp, concurrency=each,
                                            isl=workload.isl, osl=workload.osl))
         if fig is None or fig.tpot_ms <= 0 or fig.output_tokens_per_s <= 0:
             out.append(e)
             continue
-        tps = fig.output_tokens_per_s * e.dp * e.concurrency / (each * e.dp)
+        tps = fig.output_tokens_per_s * e.concurrency / each  # every server at `each` users
         cost = None if e.cost_per_million_tokens is None else \
             round(e.cost_per_million_tokens * e.output_tokens_per_s / tps, 4)
         new = replace(e, ttft_ms=round(fig.ttft_ms, 3), tpot_ms=round(fig.tpot_ms, 3),
@@ -472,11 +488,18 @@ def _cfg_label(e: Estimate, fx: Facts | None = None) -> str:
     spec = facts.engine(e.engine, fx)
     kv = f" kv={e.kv_cache_dtype}" if e.kv_cache_dtype != spec.kv_default else ""
     if not spec.tensor_parallel:
-        extra = f" on {e.gpus} GPUs" if e.gpus > 1 else ""
+        per_server = e.gpus // max(1, e.replicas)
+        extra = f" on {per_server} GPUs" if per_server > 1 else ""
         extra += f" -ngl {e.n_gpu_layers}" if e.n_gpu_layers is not None else ""
-        return f"{e.method} on {spec.label}{extra}{kv}"
+        return f"{e.method} on {spec.label}{extra}{_servers(e)}{kv}"
     par = f" TP={e.tp}" + (f" PP={e.pp}" if e.pp > 1 else "") + (f" DP={e.dp}" if e.dp > 1 else "")
-    return f"{e.method} on {facts.engine_label(e.engine, fx)}{par}{kv}"
+    return f"{e.method} on {facts.engine_label(e.engine, fx)}{par}{_servers(e)}{kv}"
+
+
+def _servers(e: Estimate) -> str:
+    """' over 2 nodes', ' x4 servers' (independent replicas, one per node): where an estimate is not one node."""
+    out = f" over {e.nodes} nodes" if e.nodes > 1 else ""
+    return out + (f" x{e.replicas} servers" if e.replicas > 1 else "")
 
 
 def _candidate(e: Estimate, checkpoint: Checkpoint | None) -> Candidate:
@@ -565,8 +588,9 @@ def _validate_pins(engine: str | None, method: str | None, kv: str | None, fx: F
 def estimate(model: ModelSpec, node: Node, workload: Workload | None = None, *, engine: str, method: str,
              tp: int = 1, pp: int = 1, kv_cache_dtype: str | None = None, n_gpu_layers: int | None = None,
              calibration: Calibration | None = None, facts: Facts | None = None, dp: int = 1,
-             predictor: Predictor | None = None) -> Estimate:
-    """Evaluate one fixed configuration; RuleError (with the rule's reason) when the rules rule it out."""
+             predictor: Predictor | None = None, replicas: int = 1) -> Estimate:
+    """Evaluate one fixed configuration; RuleError (with the rule's reason) when the rules rule it out.
+    `replicas`: independent servers of it, each on its own node(s) of `node.nodes`, sharing the users."""
     fx = facts or default_facts()
     workload = workload or Workload()
     _validate_pins(engine, method, kv_cache_dtype, fx)
@@ -577,14 +601,15 @@ def estimate(model: ModelSpec, node: Node, workload: Workload | None = None, *, 
         gpus = max(1, tp * pp) if device.kind == "cuda" else 1
         if device.kind == "cuda" and gpus > device.count:
             raise RuleError(f"{gpus} GPUs asked, this node has {device.count}")
-        cfg = Config(engine, method, 1, 1, kv, n_gpu_layers, gpus)
+        cfg = Config(engine, method, 1, 1, kv, n_gpu_layers, gpus, replicas=replicas)
         if device.kind == "cuda" and n_gpu_layers is None:
             # As many layers on the GPU(s) as leave room for one request's KV: the slots (-np) the rest of
             # the KV holds run at once, the other requests queue (moving layers to the CPU is slower).
             cfg = Config(engine, method, 1, 1, kv,
-                         cands.llamacpp_layers(model, method, device, gpus, workload, kv, 1, fx), gpus)
+                         cands.llamacpp_layers(model, method, device, gpus, workload, kv, 1, fx), gpus,
+                         replicas=replicas)
     else:
-        cfg = Config(engine, method, tp, pp, kv, dp=dp)
+        cfg = Config(engine, method, tp, pp, kv, dp=dp, replicas=replicas)
     if dp > 1 and not spec.tensor_parallel:
         raise RuleError(spec.no_data_parallel)
     rej = cands.gate(cfg, model, device, fx=fx)  # TP/PP against the node: the tp-gpus / pp-nodes rules too

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from autoquant.catalog.fabrics import Fabric, default_fabric, resolve
 from autoquant.errors import InputError
 from autoquant.records import GPU, CPUInfo, MigSlice, Node
 
@@ -30,6 +31,8 @@ class Device:
     cpu: CPUInfo = field(default_factory=CPUInfo)
     host_ram_gb: float | None = None
     notes: tuple[str, ...] = ()
+    # how the nodes reach each other (a pipeline hop between nodes): fabrics.yaml, or the node record's figures
+    fabric: Fabric = field(default_factory=default_fabric)
 
     def peak(self, math: str) -> float | None:
         return self.peaks_tflops.get(math) or None
@@ -37,7 +40,7 @@ class Device:
     def describe(self) -> str:
         if self.kind == "cpu":
             return f"CPU ({self.cpu.model}, {self.host_ram_gb or 0:.0f} GB RAM)"
-        nodes = f" x {self.nodes} nodes" if self.nodes > 1 else ""
+        nodes = f" x {self.nodes} nodes ({self.fabric.short()})" if self.nodes > 1 else ""
         if " MIG " in self.label:
             return f"1x {self.key} ({self.label.split(' MIG ', 1)[1]} MIG slice){nodes}"
         return f"{self.count}x {self.key}{nodes}"
@@ -62,6 +65,11 @@ def pcie_gbps(spec) -> float | None:
     link = ((load("gpus") or {}).get("interconnects") or {}).get(f"pcie_gen{spec.pcie_gen}") or {}
     value = link.get("x16_gbps_bidirectional")
     return float(value) if value else None
+
+
+def fabric_of(node: Node, gpus_per_node: int) -> Fabric:
+    """The fabric between this node and its peers: the record's named fabric and figures, else the default."""
+    return resolve(node.fabric, node.inter_node_gbps, node.inter_node_latency_us, gpus_per_node)
 
 
 def device_of(node: Node) -> Device:
@@ -92,6 +100,7 @@ def device_of(node: Node) -> Device:
             capability=first.compute_capability or spec.compute_capability, architecture=spec.architecture,
             nvlink_gbps=spec.nvlink_gbps, pcie_gbps=pcie_gbps(spec), nvlink_domain=max(1, domain),
             nodes=max(1, node.nodes), cpu=node.cpu, host_ram_gb=host_gb, notes=tuple(notes),
+            fabric=fabric_of(node, len(same)),
         )
     if node.apple is not None:
         from autoquant.catalog.gpus import lookup
@@ -151,4 +160,5 @@ def _mig_device(gpu: GPU, spec, node: Node, host_gb: float | None) -> Device:
         peaks_tflops=peaks, capability=gpu.compute_capability or spec.compute_capability,
         architecture=spec.architecture, nvlink_gbps=None, pcie_gbps=pcie_gbps(spec), nvlink_domain=1,
         nodes=max(1, node.nodes), cpu=node.cpu, host_ram_gb=host_gb, notes=tuple(notes),
+        fabric=fabric_of(node, 1),
     )

@@ -13,7 +13,7 @@ Derivations and the numbers behind them: docs/planner.md.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from autoquant.planner import facts, memory
 from autoquant.planner.calibration import Efficiency
@@ -43,6 +43,7 @@ class Setup:
     # this node's measured speed / the model's (planner.measured): decode steps and steps that carry prefill
     decode_factor: float = 1.0
     prefill_factor: float = 1.0
+    nodes: int = 1  # nodes the TP x PP group spans: nodes - 1 of its PP hops cross the fabric (device.fabric)
 
 
 @dataclass(frozen=True)
@@ -206,11 +207,33 @@ def pipeline_step(s: Setup, decode_tokens: float, decode_context: float, prefill
     if s.pp <= 1:
         return stage_step(s, decode_tokens, decode_context, prefill_tokens, prefill_context)
     micro = stage_step(s, decode_tokens / s.pp, decode_context, prefill_tokens / s.pp, prefill_context)
+    hops = pp_hops_seconds(s, (decode_tokens + prefill_tokens) / s.pp)
+    total = s.pp * micro.seconds + hops
+    return Step(total, micro.mem_s * s.pp, micro.comp_s * s.pp, micro.comm_s * s.pp + hops)
+
+
+def hop_seconds(s: Setup, tokens: float, across_nodes: bool) -> float:
+    """One PP hop of a micro-batch of `tokens`: latency + the hidden states and residual (overheads.yaml
+    pp_hop_tensors x tokens x hidden x 2 B), sent as TP slices, one per rank on its own link. Across nodes: the
+    fabric's per-node GB/s over its rails, min(TP, rails) of them in use; inside a node: each rank's NVLink (or
+    PCIe) at the link efficiency, with the all-reduce latency."""
     comm = facts.overheads(s.facts)["communication"]
-    hop_bytes = (decode_tokens + prefill_tokens) / s.pp * s.model.hidden_size * 2.0
-    hop = float(comm["internode_latency_us"]) * 1e-6 + hop_bytes / (float(comm["internode_gbps"]) * 1e9)
-    total = s.pp * micro.seconds + (s.pp - 1) * hop
-    return Step(total, micro.mem_s * s.pp, micro.comp_s * s.pp, micro.comm_s * s.pp + (s.pp - 1) * hop)
+    nbytes = float(comm["pp_hop_tensors"]) * tokens * s.model.hidden_size * 2.0
+    if across_nodes:
+        f = s.device.fabric
+        rate = f.node_gbps * min(s.tp, f.rails) / f.rails
+        return f.latency_us * 1e-6 + nbytes / (rate * 1e9)
+    link, latency = _link_gbps(replace(s, tp=1)) if (s.device.nvlink_gbps or s.device.pcie_gbps) \
+        else (0.0, 0.0)
+    return latency + (nbytes / (link * s.tp * 1e9) if link else 0.0)
+
+
+def pp_hops_seconds(s: Setup, tokens: float) -> float:
+    """The PP - 1 hops of one micro-batch through the pipeline: nodes - 1 of them between nodes (stages packed
+    onto nodes in order), the rest inside a node."""
+    across = max(0, min(s.pp - 1, s.nodes - 1))
+    inside = s.pp - 1 - across
+    return across * hop_seconds(s, tokens, True) + (inside * hop_seconds(s, tokens, False) if inside else 0.0)
 
 
 class UnknownSpeed(ValueError):

@@ -117,9 +117,18 @@ class Node:
     apple: AppleSilicon | None = None
     cuda_visible_devices: str | None = None
     nodes: int = field(default=1, metadata={"bound": "nodes"})  # identical nodes available (pipeline parallel across nodes)
+    # How the nodes reach each other (a pipeline hop between nodes): a fabrics.yaml id (ib-ndr, roce-400,
+    # ethernet-100g, ...), and/or the node's own figures, GB/s one way out of one node (all NICs) and us per hop;
+    # None: the fabric's figure, or the assumed default (autoquant/catalog/fabrics.py)
+    fabric: str | None = None
+    inter_node_gbps: float | None = field(default=None, metadata={"bound": "inter_node_gbps"})
+    inter_node_latency_us: float | None = field(default=None, metadata={"bound": "inter_node_latency_us"})
     notes: list[str] = field(default_factory=list)  # what could not be probed, and why
     # the engines installed here (`autoquant probe` of this machine only: never read by the planner)
     engines: list[EngineInstall] = field(default_factory=list)
+    # A mixed cluster: the other node types beside this one, each a group of `nodes` identical machines
+    # (autoquant/planner/cluster.py pools a list of records; the planner plans each type, docs/planner.md).
+    others: list[Node] = field(default_factory=list)
 
     @property
     def gpu_count(self) -> int:
