@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("autoquant.commands.validate", "compare a candidate's quality with a reference on your text"),
     "calibrate": ("autoquant.commands.calibrate", "measure a running server and calibrate the planner with it"),
     "ollama": ("autoquant.commands.ollama", "the plan as an Ollama Modelfile (llama.cpp's GGUF, context, threads, layers)"),
+    "k8s": ("autoquant.commands.k8s", "the plan as Kubernetes manifests: a Deployment, or a LeaderWorkerSet across nodes"),
 }
 
 
