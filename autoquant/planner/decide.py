@@ -200,10 +200,16 @@ def kv_quality_unmeasured(kv_cache_dtype: str, fx: Facts | None = None) -> bool:
     return kv_cache_dtype not in ("auto", "f16") and quality.kv_cache_delta(kv_cache_dtype, fx) is None
 
 
+def running_in_all(e: Estimate) -> int:
+    """Requests the whole deployment runs at once: max_num_seqs is per engine core (per DP rank, per server)."""
+    return e.max_num_seqs * max(1, e.dp) * max(1, e.replicas)
+
+
 def _slo_reason(e: Estimate, workload: Workload) -> str | None:
     if workload.ttft_ms is not None and e.ttft_ms > workload.ttft_ms:
-        queued = (f" ({e.max_num_seqs} of {e.concurrency} requests run at once; the rest wait in the queue)"
-                  if 0 < e.max_num_seqs < e.concurrency else "")
+        running = running_in_all(e)
+        queued = (f" ({running} of {e.concurrency} requests run at once; the rest wait in the queue)"
+                  if 0 < running < e.concurrency else "")
         return f"misses the TTFT SLO: {e.ttft_ms:.0f} ms > {workload.ttft_ms:g} ms{queued}"
     if workload.tpot_ms is not None and e.tpot_ms > workload.tpot_ms:
         return f"misses the TPOT SLO: {e.tpot_ms:.1f} ms > {workload.tpot_ms:g} ms"

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from autoquant.planner import facts, memory, perf
 from autoquant.planner.calibration import Calibration, default_calibration
-from autoquant.planner.decide import _cfg_label, plan
+from autoquant.planner.decide import _cfg_label, plan, running_in_all
 from autoquant.planner.hardware import device_of
 from autoquant.records import Estimate, ModelSpec, Node, Plan, Workload
 
@@ -65,7 +65,8 @@ def _more_gpus(node: Node) -> Node | None:
 def _same(a: Estimate | None, b: Estimate | None) -> bool:
     if a is None or b is None:
         return a is b
-    return (a.engine, a.method, a.tp, a.pp, a.kv_cache_dtype) == (b.engine, b.method, b.tp, b.pp, b.kv_cache_dtype)
+    return (a.engine, a.method, a.tp, a.pp, a.kv_cache_dtype, a.replicas) == \
+        (b.engine, b.method, b.tp, b.pp, b.kv_cache_dtype, b.replicas)
 
 
 def _label(e: Estimate | None) -> str:
@@ -86,8 +87,8 @@ def flips(model: ModelSpec, node: Node, workload: Workload, base: Plan, **kwargs
             break
     else:
         out.append(f"more users: the choice holds up to {conc * 32} concurrent requests (32x)"
-                   + (f"; beyond {chosen.max_num_seqs} at once the rest queue (KV room)"
-                      if chosen is not None and 0 < chosen.max_num_seqs < conc * 32 else ""))
+                   + (f"; beyond {running_in_all(chosen)} at once the rest queue (KV room)"
+                      if chosen is not None and 0 < running_in_all(chosen) < conc * 32 else ""))
     if conc > 1:
         w = replace(workload, concurrency=max(1, conc // 8))
         p = plan(model, node, w, **kwargs)
@@ -150,8 +151,8 @@ def explain(model: ModelSpec, node: Node, workload: Workload | None = None, **kw
                  + (f", ${chosen.cost_per_million_tokens:.2f} per million output tokens"
                     if chosen.cost_per_million_tokens is not None else "") + f" (figures by {chosen.predictor}).")
     lines.extend(f"Caveat: {w}." for w in chosen.warnings)
-    if 0 < chosen.max_num_seqs < chosen.concurrency:
-        lines.append(f"Queueing: {chosen.max_num_seqs} of {chosen.concurrency} requests run at once; the rest wait "
+    if 0 < (running := running_in_all(chosen)) < chosen.concurrency:
+        lines.append(f"Queueing: {running} of {chosen.concurrency} requests run at once; the rest wait "
                      f"in the queue (the TTFT above includes that wait, Little's law).")
     lines.append("What would flip it:")
     lines.extend(f"  - {s}" for s in flips(model, node, workload, base, **kwargs))

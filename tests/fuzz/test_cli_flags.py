@@ -21,7 +21,7 @@ NUMBERS = st.one_of(
 )
 PLAN_FLAGS = st.sampled_from(["--isl", "--osl", "--concurrency", "--ttft-ms", "--tpot-ms", "--min-tps",
                               "--max-ppl-delta", "--gpu-hour-cost", "--cpu-bandwidth", "--nodes", "--tp", "--pp",
-                              "--dp", "--max-model-len"])
+                              "--dp", "--max-model-len", "--inter-node-gbps", "--fabric"])
 SERVE_FLAGS = st.sampled_from(["--max-model-len", "--tensor-parallel-size", "--pipeline-parallel-size",
                                "--max-num-seqs", "--port", "--gpu-memory-utilization", "--host", "--isl",
                                "--concurrency", "--ready-timeout", "--max-retries"])

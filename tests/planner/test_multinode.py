@@ -216,3 +216,16 @@ def test_fabric_flags_and_a_cluster_of_records_from_the_command_line(tmp_path: P
                      "--offline"]) == 2
     assert cli.main(["plan", "meta-llama/Llama-3.1-70B-Instruct", "--gpu", "H100-SXM:8", "--inter-node-gbps", "1e9",
                      "--offline"]) == 2
+
+
+def test_the_fabric_flags_change_serves_decision_key():
+    import argparse
+
+    from autoquant.commands import serve
+    from autoquant.launchers.flags import Pins
+
+    parser = argparse.ArgumentParser()
+    serve.add_arguments(parser)
+    keys = {serve.decision_key(parser.parse_known_args(["m", *extra])[0], "m", Pins(), Workload(), fingerprint={})
+            for extra in ([], ["--fabric", "ib-ndr"], ["--inter-node-gbps", "100"])}
+    assert len(keys) == 3
