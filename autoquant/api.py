@@ -88,6 +88,7 @@ def attach_commands(plan: Plan, served_model: str, options=None, node: Node | No
     from autoquant.launchers.base import ServeOptions
     from autoquant.launchers.build import build, server_batch_cap
     from autoquant.launchers.llamacpp import threads_for
+    from autoquant.launchers.multinode import node_group, plan_notes, redacted, spanned_nodes
 
     options = options or ServeOptions()
     threads: list[int] = []  # llama.cpp's thread count, read once and only when a llama.cpp command is built
@@ -96,9 +97,21 @@ def attach_commands(plan: Plan, served_model: str, options=None, node: Node | No
         cand = server_batch_cap(cand, pinned=False)  # what `serve` would run
         if not default_facts().engine(cand.engine).tensor_parallel and not threads:
             threads.append(threads_for(node))
+        nodes = spanned_nodes(cand, node.gpu_count if node is not None and node.nodes > 1 else None)
+        if nodes != cand.nodes:  # a plan made before plans said how many nodes a server spans
+            cand = replace(cand, nodes=nodes)
         try:
-            command = build(cand, options, served_model, threads=threads[0] if threads else None).redacted_argv()
-            return replace(cand, command=command)
+            launch = build(cand, options, served_model, threads=threads[0] if threads else None)
+            group = None
+            if nodes > 1:  # what each node runs (launchers/multinode.py); `command` stays the engine's own line
+                group = redacted(node_group(cand, launch, options), launch)
+                group = replace(group, notes=[*group.notes, *plan_notes(group)])
+            notes = cand.notes
+            if cand.replicas > 1:
+                notes = [*notes, f"{cand.replicas} independent servers: run this on each of {cand.replicas} "
+                                 + (f"groups of {nodes} nodes" if nodes > 1 else "nodes")
+                                 + ", one load balancer (a Kubernetes Service: autoquant k8s) in front"]
+            return replace(cand, command=launch.redacted_argv(), multi_node=group, notes=notes)
         except AutoquantError as exc:
             return replace(cand, command=[], notes=[*cand.notes, f"command not built: {exc}"])
 

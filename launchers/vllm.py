@@ -65,6 +65,11 @@ def build(
         add("--pipeline-parallel-size", candidate.pp)
     if candidate.dp > 1:
         add(spec.data_parallel_flag or "--data-parallel-size", candidate.dp)
+    if candidate.nodes > 1 and spec.multi_node_backends:
+        # one server over several nodes: vLLM's default way (engines.yaml multi_node, Ray), unless the user
+        # chose one (launchers/multinode.py adds a multiprocessing group's per-node flags); without it vLLM
+        # 0.33 refuses a world larger than one node's GPUs
+        add("--distributed-executor-backend", spec.multi_node_backends[0])
     if candidate.max_model_len:
         add("--max-model-len", candidate.max_model_len)
     if candidate.max_num_seqs:

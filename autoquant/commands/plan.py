@@ -215,10 +215,13 @@ def render(p: Plan) -> str:
         if ckpt is not None:
             where = ckpt.repo + (f" ({', '.join(ckpt.files)})" if ckpt.files else "")
             lines.append(f"checkpoint  {where} [{ckpt.status or ckpt.source}]")
-        if p.chosen.command:
+        if p.chosen.multi_node is not None:
+            lines.extend(node_group_lines(p.chosen.multi_node))
+        elif p.chosen.command:
             import shlex
 
             lines.append(f"command     {shlex.join(p.chosen.command)}")
+            lines.extend(f"note        {n}" for n in p.chosen.notes if n.endswith("in front"))
         else:
             lines.extend(f"command     ({n})" for n in p.chosen.notes if n.startswith("command not built"))
     if p.alternatives:
@@ -240,6 +243,18 @@ def render(p: Plan) -> str:
         lines.extend(f"  - {g}" for g in grouped)
     lines += ways
     return "\n".join(lines)
+
+
+def node_group_lines(group) -> list[str]:
+    """A server over several nodes: how it runs, then each node's commands and the notes on them."""
+    from autoquant.launchers.multinode import command_lines
+
+    how = {"ray": "vLLM on a Ray cluster", "mp": "vLLM's multiprocessing mode", "sglang": "SGLang's --nnodes/--node-rank",
+           "mpi": "one MPI world"}.get(group.backend, group.backend)
+    lines = [f"nodes       {group.nodes} per server ({how}): on each node, in order"]
+    lines += [f"{label.ljust(10)}  {line}" for label, line in command_lines(group)]
+    lines += [f"note        {n}" for n in group.notes]
+    return lines
 
 
 def ways_out_lines(p: Plan) -> list[str]:

@@ -71,6 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--ready-timeout", type=bounded("seconds"), default=None, metavar="S",
                    help=f"with --supervise: seconds to wait for the engine to be ready (default {READY_TIMEOUT_S:g})")
     g.add_argument("--no-cache", action="store_true", help="plan again even if this node has a cached decision")
+    g.add_argument("--join-timeout", type=bounded("seconds"), default=None, metavar="S",
+                   help="a multi-node leader: seconds to wait for every node and GPU of its group to join "
+                        f"(default {join_timeout_default():g})")
     v = parser.add_argument_group("after readiness (imply --supervise)")
     v.add_argument("--gate-on", metavar="REFERENCE_URL", type=nonempty,
                    help="validate the engine against this reference server on --dataset; on failure stop it and exit 1 "
@@ -109,9 +112,21 @@ def take_model(args: argparse.Namespace) -> None:
     args.extra_args = [t for a in parsed for t in a.tokens]
 
 
+def join_timeout_default() -> float:
+    from autoquant.launchers.multinode import settings
+
+    return float(settings()["ray"]["join_timeout_s"])
+
+
 def run(args: argparse.Namespace) -> int:
     take_model(args)
+    from autoquant.launchers.multinode import detect_role
+
+    # a node of a multi-node group (LeaderWorkerSet, AUTOQUANT_ROLE): checked before anything else is read
+    role = detect_role(os.environ, nodes_flag=args.nodes)
     apply_env(args, os.environ)
+    if role is not None and role.nodes and args.nodes is None:
+        args.nodes = role.nodes  # plan for the group's nodes
     from autoquant.facts import default_facts
     from autoquant.launchers.build import SERVER_FLAVORS, server_batch_cap
     from autoquant.launchers.flags import read_args
@@ -158,14 +173,31 @@ def run(args: argparse.Namespace) -> int:
     if pins.engine and chosen.engine != pins.engine:
         raise RuleError(f"the plan chose {chosen.engine} but --engine {pins.engine} was pinned")
     # the plan is not changed: what is launched is a new record per candidate (pins, the server's batch cap)
+    from autoquant.launchers.multinode import spanned_nodes
+
     ordered = [server_batch_cap(_apply_pins(c, pins), pinned=pins.max_num_seqs is not None)
                for c in [chosen, *plan.alternatives]]
+    ordered = [c if c.nodes == (n := spanned_nodes(c, context.get("gpus_per_node"))) else replace(c, nodes=n)
+               for c in ordered]
     chosen = ordered[0]
 
     def make_spec(candidate: Candidate):
         return build_spec(candidate, options, context["served_model"], context.get("threads"), flavor)
 
     spec = make_spec(chosen)
+    group = None
+    if role is not None or chosen.nodes > 1:
+        from autoquant.launchers.multinode import check_plan
+
+        if role is not None:
+            check_plan(role, chosen.nodes, chosen.replicas)
+        if chosen.nodes > 1:
+            group = node_of_group(args, plan, chosen, spec, options, context, role)
+            if group is None:
+                return 0  # a dry run: printed
+            spec, ordered = group.spec, [chosen]  # the workers joined for this configuration: no fallback
+            if group.leader is not None and not args.supervise:
+                args.supervise = True  # the Ray head must stop with the engine: autoquant stays the parent
     if spec.after_start and not args.supervise and not args.dry_run:
         args.supervise = True  # a step (ollama create) runs once the server is up: autoquant stays the parent
         say(f"{spec.flavor} runs under --supervise: {spec.step_line(spec.after_start[0])} needs the server up")
@@ -212,7 +244,18 @@ def run(args: argparse.Namespace) -> int:
     context["stop"] = f"Ctrl-C, or kill -TERM {os.getpid()} (exits 0)"
     sup = Supervisor(ready_timeout=args.ready_timeout, on_ready=on_ready)
     attempts = [(label(c), (lambda c=c: spec if c is chosen else make_spec(c)), c) for c in ordered]
-    return sup.run(attempts, max_retries=2 if args.max_retries is None else args.max_retries)
+    if group is None or group.leader is None:
+        return sup.run(attempts, max_retries=2 if args.max_retries is None else args.max_retries)
+    from autoquant.launchers.multinode import Stopped
+
+    try:  # the Ray head and the wait for the group, then the engine; the head stops in every case
+        group.leader.start()
+        return sup.run(attempts, max_retries=0)
+    except Stopped as stop:
+        say(f"stopped by {stop} before the engine started")
+        return 0
+    finally:
+        group.leader.stop()
 
 
 GATE_FAILED = 1  # serve --gate-on: the engine ran but its quality failed the gate
@@ -327,8 +370,10 @@ def apply_env(args: argparse.Namespace, environ: Mapping[str, str]) -> argparse.
 def env_variables() -> set[str]:
     """Every AUTOQUANT_* variable serve reads as an option (the container entrypoint's interface)."""
     from autoquant.launchers.flags import READ_FLAGS
+    from autoquant.launchers.multinode import ENV_VARIABLES
 
-    return set(env_overlay(_serve_actions())) | {env_var(f) for f in READ_FLAGS} | {"AUTOQUANT_EXTRA_ARGS"}
+    return (set(env_overlay(_serve_actions())) | {env_var(f) for f in READ_FLAGS} | {"AUTOQUANT_EXTRA_ARGS"}
+            | {v for v in ENV_VARIABLES if v.startswith("AUTOQUANT_")})
 
 
 def env_engine_args(environ: Mapping[str, str], given: set[str]):
@@ -356,7 +401,9 @@ def make_plan(args: argparse.Namespace, pins, user_args=()) -> tuple[Plan, str, 
     if args.plan:
         plan = _load_plan_file(args.plan)
         model = args.model or plan.model
-        context.update(source=f"plan file {args.plan}", served_model=model)
+        # a plan made before plans said how many nodes a server spans: this node's GPUs tell
+        context.update(source=f"plan file {args.plan}", served_model=model,
+                       gpus_per_node=len(cache.visible_gpus()) or None)
         return plan, model, context
     args.max_model_len = pins.max_model_len  # a vLLM flag, and the context every request must reach
     ruled = flag_rulings(user_args, pins.engine)
@@ -378,7 +425,7 @@ def make_plan(args: argparse.Namespace, pins, user_args=()) -> tuple[Plan, str, 
             return cached, model, context
     node = resolve_node(args)
     plan = plan_with_planner(model, node, workload, pins, args, ruled)
-    context["source"] = "planner"
+    context.update(source="planner", gpus_per_node=node.gpu_count or None)
     if node.cpu and node.cpu.physical_cores:
         context["threads"] = threads_for(node)
     if key is not None and plan.chosen is not None:
@@ -602,6 +649,98 @@ def _explicit_checkpoint(value: str, chosen: Candidate) -> Checkpoint:
                       reason="given with --checkpoint")
 
 
+# -- several nodes ---------------------------------------------------------------------------------------
+class NodeRun:
+    """This node's part of a server spanning nodes: the engine launch it runs (the leader's), and for a Ray
+    group the head and the wait that come first (`leader`)."""
+
+    def __init__(self, spec, leader=None):
+        self.spec = spec
+        self.leader = leader
+
+
+def node_of_group(args: argparse.Namespace, plan: Plan, chosen: Candidate, spec, options, context: dict, role):
+    """A server over several nodes (launchers/multinode.py). No role: only a dry run, which prints every node's
+    commands with their stand-ins. A worker replaces this process with its command (`ray start --block`, or the
+    engine headless); a leader gets what it runs (NodeRun). None after a dry run."""
+    from autoquant.launchers import multinode as mn
+
+    backend = mn.backend_for(chosen.engine, options)
+    if role is None:
+        if not args.dry_run:
+            raise UsageError(f"this plan's server spans {chosen.nodes} nodes: run autoquant serve on each of them "
+                             f"with its role (AUTOQUANT_ROLE=leader on one; AUTOQUANT_ROLE=worker "
+                             f"AUTOQUANT_LEADER=HOST on the others; AUTOQUANT_NODES={chosen.nodes}), or as a "
+                             "LeaderWorkerSet (autoquant k8s); --dry-run shows every node's commands")
+        group = mn.redacted(mn.node_group(chosen, spec, options), spec)
+        group = replace(group, notes=[*group.notes, *mn.plan_notes(group)])
+        _print_group(args, plan, chosen, spec, context, group, None, [])
+        return None
+    if backend == "mpi":
+        raise RuleError(f"{default_label(chosen.engine)} runs as one MPI world that srun or mpirun starts on every "
+                        "node at once, not one autoquant serve per node: run the srun line `autoquant plan` "
+                        "prints, or plan vLLM (--engine vllm)")
+    if backend != "ray" and not role.is_leader and role.rank is None:
+        raise UsageError(f"a {backend} group ranks its nodes: set AUTOQUANT_NODE_RANK (1 to {chosen.nodes - 1}) "
+                         "on each worker")
+    join_timeout = args.join_timeout if args.join_timeout is not None else join_timeout_default()
+    place = mn.locate(role, os.environ, backend, wait_s=0.0 if args.dry_run else join_timeout)
+    ray = mn.ray_binary(spec.argv[0], os.environ)
+    group = mn.node_group(chosen, spec, options, leader_ip=place.leader_ip,
+                          node_ip=mn.NODE_IP if role.is_leader else place.node_ip,
+                          rank=mn.NODE_RANK if role.is_leader or role.rank is None else role.rank,
+                          port=role.port, ray=ray, extra_ray_args=mn.ray_args(os.environ), env=place.env)
+    if args.dry_run:
+        _print_group(args, plan, chosen, spec, context, mn.redacted(group, spec), role, place.notes)
+        return None
+    say(f"this node: {role.describe()}")
+    for note in place.notes:
+        say(note)
+    env = {**os.environ, **place.env}
+    if not role.is_leader:
+        argv = group.worker[0]
+        say(f"exec {spec.redact(mn.shell_line(argv, place.env))}", limit=COMMAND_LIMIT)
+        mn.exec_program(argv, env)
+        return None  # pragma: no cover - exec does not return
+    if backend != "ray":  # every node runs the engine: the leader's line with its rank
+        return NodeRun(replace(spec, argv=group.leader[0], env={**spec.env, **place.env}))
+    port = role.port or int(mn.settings()["ray"]["port"])
+    address = f"{mn._host(place.leader_ip)}:{port}"
+    say(f"RAY_ADDRESS={address} for {os.path.basename(spec.argv[0])} (the head's address)")
+    launch = replace(spec, argv=group.leader[1], env={**spec.env, **place.env, "RAY_ADDRESS": address})
+    world = chosen.tp * chosen.pp * max(1, chosen.dp)
+    leader = mn.RayLeader(group, address, env, world, python=mn.ray_python(ray, os.environ),
+                          join_timeout=join_timeout, peers=role.peers)
+    return NodeRun(launch, leader)
+
+
+def default_label(engine: str) -> str:
+    from autoquant.facts import default_facts
+
+    return default_facts().engine(engine).label
+
+
+def _print_group(args, plan: Plan, chosen: Candidate, spec, context: dict, group, role, notes: list[str]) -> None:
+    """A dry run of a multi-node server: the plan summary, this node's role, every node's commands."""
+    from autoquant.launchers.multinode import command_lines
+
+    plan = replace(plan, chosen=replace(chosen, command=spec.redacted_argv(), multi_node=group), alternatives=[])
+    if args.json:
+        print_json({"plan": to_dict(plan), "launch": launch_record(spec), "multi_node": to_dict(group),
+                    "role": to_dict(role) if role is not None else None, "node_notes": notes,
+                    "source": context["source"]})
+        return
+    print(summary(plan, spec, context))
+    if role is not None:
+        print(f"this node  {role.describe()}")
+    for note in notes:
+        print(f"this node  {note}")
+    for label_, line in command_lines(group, role.role if role is not None else None):
+        print(f"{label_}:".ljust(9) + f" {line}")
+    for note in group.notes:
+        print(f"note:    {note}")
+
+
 # -- launching -------------------------------------------------------------------------------------------
 def build_spec(candidate: Candidate, options, model: str, threads: int | None = None, flavor: str | None = None):
     """launchers.build.build, which also redacts the environment's and the passthrough's secrets."""
@@ -628,7 +767,7 @@ def summary(plan: Plan, spec, context: dict, candidate: Candidate | None = None)
         ("model", plan.model),
         ("engine", f"{spec.flavor or c.engine} {spec.version or '(version unknown here)'}"),
         ("method", c.method + (f" (kernel {c.kernel})" if c.kernel else "")),
-        ("parallel", f"tp={c.tp} pp={c.pp}"),
+        ("parallel", f"tp={c.tp} pp={c.pp}" + (f" over {c.nodes} nodes" if c.nodes > 1 else "")),
         ("kv cache", c.kv_cache_dtype or "auto"),
         ("max model len", c.max_model_len or "engine default"),
         ("checkpoint", f"{ckpt.repo} ({ckpt.source})" if ckpt else plan.model),

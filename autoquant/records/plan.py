@@ -102,9 +102,27 @@ class Checkpoint:
 
 
 @dataclass(frozen=True)
+class NodeGroup:
+    """How the nodes of one server that spans several are started (launchers/multinode.py): the commands the
+    leader runs, in order (a Ray head first, kept running in the background), the command every worker runs,
+    and the environment each node sets before its first command. In a plan, `$LEADER_IP`, `$NODE_IP` (this
+    node's own address), `$IFNAME` (the interface that holds it) and `$NODE_RANK` stand for per-node values;
+    `autoquant serve` on each node fills them in from its role (LeaderWorkerSet or AUTOQUANT_ROLE)."""
+
+    backend: str  # engines.yaml multi_node.backends: ray | mp | sglang | mpi
+    nodes: int  # nodes the server spans, the leader included
+    leader: list[list[str]] = field(default_factory=list)
+    worker: list[list[str]] = field(default_factory=list)  # the same on every worker ($NODE_RANK aside)
+    env: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class Candidate(Estimate):
     checkpoint: Checkpoint | None = None
     command: list[str] = field(default_factory=list)
+    # A server spanning nodes: what each node runs (`command` is the engine's own line on the leader)
+    multi_node: NodeGroup | None = None
 
 
 @dataclass(frozen=True)
