@@ -202,12 +202,19 @@ def stage_step(s: Setup, decode_tokens: float, decode_context: float, prefill_to
 
 
 def pipeline_step(s: Setup, decode_tokens: float, decode_context: float, prefill_tokens: float,
-                  prefill_context: float) -> Step:
-    """Latency of one token through all PP stages; with PP > 1 the batch is split into PP microbatches."""
+                  prefill_context: float, requests: float | None = None) -> Step:
+    """Latency of one step through all PP stages. With PP > 1 the batch is split into microbatches, at most
+    one per stage and at least one request each: a lone request (one prompt, one decode token) cannot be
+    split, so it crosses the stages one after another with its whole batch, and PP then adds memory, not
+    speed (vLLM schedules a request's next chunk only after the last one returned). `requests`: the requests
+    in the step (default: the decode tokens, plus one prompt)."""
     if s.pp <= 1:
         return stage_step(s, decode_tokens, decode_context, prefill_tokens, prefill_context)
-    micro = stage_step(s, decode_tokens / s.pp, decode_context, prefill_tokens / s.pp, prefill_context)
-    hops = pp_hops_seconds(s, (decode_tokens + prefill_tokens) / s.pp)
+    if requests is None:
+        requests = decode_tokens + (1.0 if prefill_tokens > 0 else 0.0)
+    m = max(1, min(s.pp, int(requests)))  # microbatches in flight
+    micro = stage_step(s, decode_tokens / m, decode_context, prefill_tokens / m, prefill_context)
+    hops = pp_hops_seconds(s, (decode_tokens + prefill_tokens) / m)
     total = s.pp * micro.seconds + hops
     return Step(total, micro.mem_s * s.pp, micro.comp_s * s.pp, micro.comm_s * s.pp + hops)
 
@@ -300,7 +307,7 @@ def speed(s: Setup, concurrency: int, isl: int, osl: int, batched_tokens: int) -
             k_min = c * chunks / (osl - 1 + chunks)
             k = min(float(c), max(1 + 2 * others * resid, k_min))
             chunks = max(1, math.ceil(k * isl / max(1.0, budget - (c - k))))
-            prefill = pipeline_step(s, c - k, ctx, k * isl / chunks, isl)
+            prefill = pipeline_step(s, c - k, ctx, k * isl / chunks, isl, requests=c)
             t_p = prefill.seconds / s.prefill_factor
             others_steps = min(osl - 1.0, (c / k - 1) * chunks)  # the others' prefill steps in my decode
             tpot = (others_steps * t_p + (osl - 1 - others_steps) * t_d) / (osl - 1) if osl > 1 else t_d

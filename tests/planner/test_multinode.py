@@ -111,12 +111,24 @@ def test_the_fabric_sets_the_pp_hop_as_the_arithmetic_says(model, node):
     setup = setup_for(Config("vllm", "bf16", tp=4, pp=2), m, given, cal)
     assert (given.fabric.node_gbps, given.fabric.rails, given.fabric.latency_us) == (100.0, 8, 10.0)
     assert perf.hop_seconds(setup, 4096, True) == pytest.approx(10e-6 + nbytes / (100e9 * 4 / 8))
-    # end to end: one user's TTFT at an 8192-token prompt moves by the two hops' difference
-    w = Workload(concurrency=1, isl=8192, osl=64)
+    # end to end: one user's TTFT at a 4096-token prompt moves by the two hops' difference. A lone prompt is one
+    # microbatch: all 4096 tokens' hidden states cross between the nodes
+    w = Workload(concurrency=1, isl=4096, osl=64)
     fast, slow = (estimate(m, nodes_of(node, "H100-SXM:8", 2, fabric=f), w, engine="vllm", method="bf16", tp=8, pp=2)
                   for f in ("ib-ndr", "ethernet-100g"))
     hop = (50e-6 + nbytes / 12.5e9) - (10e-6 + nbytes / 368e9)
     assert slow.ttft_ms - fast.ttft_ms == pytest.approx(hop * 1000, rel=0.02)
+
+
+def test_pp_does_not_speed_up_one_users_prompt(model, node):
+    # one prompt cannot be split into microbatches: it crosses the stages one after another, so TP=2 x PP=4
+    # takes as long as TP=2 alone (plus the hops), and TP=8 is faster than both
+    m, w = model(L70), Workload(concurrency=1, isl=8192, osl=64)
+    h100 = nodes_of(node, "H100-SXM:8", 1)
+    tp2, pp4, tp8 = (estimate(m, h100, w, engine="vllm", method="bf16", tp=tp, pp=pp)
+                     for tp, pp in ((2, 1), (2, 4), (8, 1)))
+    assert tp2.ttft_ms <= pp4.ttft_ms <= tp2.ttft_ms * 1.05
+    assert tp8.ttft_ms < tp2.ttft_ms / 2
 
 
 def test_pp_stages_on_one_node_hop_over_nvlink_not_the_fabric(model, node):
