@@ -229,15 +229,18 @@ def check_plan(role: Role, planned: int, replicas: int = 1) -> None:
     """UsageError when the group's size is not the number of nodes the plan's server spans."""
     if role.nodes is None and planned > 1:
         return  # told only by the plan
-    nodes = role.nodes or 1
+    # a worker of a group of unknown size is still a worker: a one-node plan has none (it must not start a
+    # server of its own beside the leader's)
+    nodes = role.nodes or (1 if role.is_leader else None)
     if nodes == planned:
         return
     if planned == 1:
         why = (f" ({replicas} independent one-node servers: give each its own one-node group or Deployment)"
                if replicas > 1 else "")
+        spans = (f"pin a configuration that spans {nodes} nodes (--pipeline-parallel-size {nodes})" if nodes
+                 else "plan for several nodes (--nodes N, or AUTOQUANT_NODES on every node)")
         raise UsageError(f"this node is the {role.describe()}, but the plan's server runs on one node{why}: serve "
-                         "it from one-node groups (autoquant k8s writes a Deployment then), or pin a configuration "
-                         f"that spans {nodes} nodes (--pipeline-parallel-size {nodes})")
+                         f"it from one-node groups (autoquant k8s writes a Deployment then), or {spans}")
     raise UsageError(f"this node is the {role.describe()}, but the plan's server spans {planned} nodes: make the "
                      f"group {planned} nodes, or plan for {nodes} (--nodes {nodes})")
 
@@ -566,9 +569,12 @@ def locate(role: Role, environ: Mapping[str, str], backend: str, *, wait_s: floa
 
 
 # --- the Ray processes ----------------------------------------------------------------------------------
-def ray_binary(engine_executable: str, environ: Mapping[str, str]) -> str:
+def ray_binary(engine_executable: str, environ: Mapping[str, str], required: bool = False) -> str:
     """The `ray` to start nodes with: AUTOQUANT_RAY_BIN, else the one beside the engine (vLLM's own Ray, which
-    its driver must match), else beside autoquant's Python, else PATH's."""
+    its driver must match), else beside autoquant's Python, else PATH's. `required` (the Ray backend): an
+    engine in an environment of its own with no ray there is an error, not autoquant's Ray: vLLM imports ray
+    from its own environment, and the workers Ray starts on each node run the Python of the ray that started
+    that node, which must have vLLM."""
     explicit = _get(environ, RAY_BIN_VAR)
     if explicit:
         return explicit
@@ -580,7 +586,14 @@ def ray_binary(engine_executable: str, environ: Mapping[str, str]) -> str:
         python = shebang_python(engine_executable, environ)
         if python:
             folders.append(os.path.dirname(python))
-    folders.append(os.path.dirname(sys.executable))
+    own = os.path.dirname(sys.executable)
+    if required and os.path.isfile(engine_executable) and own not in folders and not any(
+            os.access(os.path.join(f, "ray"), os.X_OK) for f in folders):
+        raise EngineError(f"{engine_executable} runs in an environment of its own, which has no ray: pip install "
+                          f"ray there ({folders[-1]}/python -m pip install ray), as vLLM imports ray from its own "
+                          f"environment and each node's Ray workers must run vLLM's Python; or point {RAY_BIN_VAR} "
+                          "at a ray installed beside vLLM")
+    folders.append(own)
     for folder in folders:
         path = os.path.join(folder, "ray")
         if os.path.isfile(path) and os.access(path, os.X_OK):

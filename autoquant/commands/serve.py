@@ -685,7 +685,7 @@ def node_of_group(args: argparse.Namespace, plan: Plan, chosen: Candidate, spec,
                          "on each worker")
     join_timeout = args.join_timeout if args.join_timeout is not None else join_timeout_default()
     place = mn.locate(role, os.environ, backend, wait_s=0.0 if args.dry_run else join_timeout)
-    ray = mn.ray_binary(spec.argv[0], os.environ)
+    ray = mn.ray_binary(spec.argv[0], os.environ, required=backend == "ray")
     group = mn.node_group(chosen, spec, options, leader_ip=place.leader_ip,
                           node_ip=mn.NODE_IP if role.is_leader else place.node_ip,
                           rank=mn.NODE_RANK if role.is_leader or role.rank is None else role.rank,

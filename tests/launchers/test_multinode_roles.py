@@ -280,3 +280,34 @@ def test_an_sglang_worker_needs_its_rank_and_gets_it_on_its_command(serve, tmp_p
     assert code == 0
     (worker,) = json.loads(out)["multi_node"]["worker"]
     assert worker[-6:] == ["--nnodes", "2", "--dist-init-addr", "127.0.0.1:20000", "--node-rank", "1"]
+
+
+def _program(path, text="#!/bin/sh\n"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(0o755)
+    return path
+
+
+def test_ray_comes_from_the_engines_own_environment(tmp_path):
+    from autoquant.errors import EngineError
+    from autoquant.launchers import multinode as mn
+
+    bin_dir = tmp_path / "venv-vllm" / "bin"
+    python = _program(bin_dir / "python")
+    vllm = _program(bin_dir / "vllm", f"#!{python}\n")
+    # vLLM in an environment of its own without ray: autoquant's ray would start nodes vLLM cannot use
+    with pytest.raises(EngineError, match=r"environment of its own, which has no ray: pip install ray there"):
+        mn.ray_binary(str(vllm), {"PATH": ""}, required=True)
+    assert mn.ray_binary(str(vllm), {"PATH": ""}) != str(bin_dir / "ray")  # other backends: not needed
+    ray = _program(bin_dir / "ray", f"#!{python}\n")
+    assert mn.ray_binary(str(vllm), {"PATH": ""}, required=True) == str(ray)
+    assert mn.ray_binary(str(vllm), {"PATH": "", "AUTOQUANT_RAY_BIN": "/opt/ray"}, required=True) == "/opt/ray"
+
+
+def test_a_worker_of_unknown_size_is_refused_for_a_one_node_plan():
+    # it would otherwise start a whole server of its own beside the leader's
+    worker = detect_role({"AUTOQUANT_ROLE": "worker", "AUTOQUANT_LEADER": "10.0.0.4"})
+    with pytest.raises(UsageError, match=r"the plan's server runs on one node.*plan for several nodes"):
+        check_plan(worker, 1)
+    check_plan(worker, 2)  # told by the plan
