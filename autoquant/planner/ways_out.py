@@ -330,8 +330,9 @@ def _any_checkpoint(c: _Ctx) -> WayOut | None:
     under = f" under --engine {c.kwargs['engine']}" if c.kwargs.get("engine") else ""
     return WayOut(kind="any_checkpoint", change="", model=c.base.model, hardware=c.base.hardware,
                   gpus=c.device.count * c.device.nodes,
-                  summary=f"fewer bits alone is no way out on {c.base.hardware}{under}: the smallest weights any "
-                          f"engine here runs ({meth}) are {gb:.1f} GB, more than its {total:.1f} GB of GPU memory")
+                  summary=f"fewer bits alone is no way out on {c.base.hardware}{under}: the smallest weights of the "
+                          f"methods autoquant plans here ({meth}) are {gb:.1f} GB, more than its {total:.1f} GB of "
+                          "GPU memory")
 
 
 # ------------------------------------------------------------------------------------------------ offload
@@ -403,10 +404,14 @@ def _cpu_offload(c: _Ctx) -> WayOut | None:
         notes.append(f"no {label} file found: `autoquant explain {c.base.model} --recipes` says how to make one")
     bw = f" at an assumed {assumed.memory_bandwidth_gbps:g} GB/s CPU bandwidth" if assumed is not None else ""
     slo = f"; it {missed}" if missed else ""
+    # the context the GPU's KV room leaves, and whether the file exists, belong on the line: both limit it
+    context = f", context {e.max_model_len:,} tokens" if e.max_model_len else ""
+    missing = f"; no {label} file found (make one: `autoquant explain {c.base.model} --recipes`)" \
+        if found is not None and e.method in found and not found[e.method] else ""
     summary = (f"CPU offload: {label} on {spec.label}, {e.n_gpu_layers} of {c.model.num_layers} layers on the GPU, "
                f"{e.memory.host_weights_gb:.1f} GB of weights in host RAM (needs {need:.0f} GB of RAM; {ram_words}): "
-               f"{_num(e.output_tokens_per_s)} tok/s, TPOT {_num(e.tpot_ms)} ms, TTFT {_num(e.ttft_ms)} ms{bw}, "
-               f"{_quality_words(e, _floor_of(p))}{slo}")
+               f"{_num(e.output_tokens_per_s)} tok/s, TPOT {_num(e.tpot_ms)} ms, TTFT {_num(e.ttft_ms)} ms{bw}"
+               f"{context}, {_quality_words(e, _floor_of(p))}{slo}{missing}")
     return replace(_way("cpu_offload", f"--engine {eng} --method {e.method}", summary, p, e, notes=notes,
                         host_ram_gb=need), also_needs=missed or "")
 
