@@ -132,6 +132,9 @@ def modelfile(candidate: Candidate, model: str, name: str, threads: int | None =
     if threads:
         lines += [mf.comment("CPU threads: the physical cores this process may use, as llama.cpp gets them"),
                   mf.parameter("num_thread", threads)]
+    else:
+        lines.append(mf.comment("num_thread is left to Ollama: the plan is for a machine whose cores are not "
+                                "known here, and Ollama counts them where it runs"))
     lines += _gpu_lines(candidate, blocks)
     lines.append(mf.comment("num_batch is not set: the plan has no batch-size figure (its max_num_seqs counts "
                             f"requests at once, not tokens per batch), so Ollama's default "

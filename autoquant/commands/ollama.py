@@ -112,6 +112,14 @@ def _check_target(path: str, force: bool) -> None:
                          "file (- for stdout)")
 
 
+def _threads(node) -> int | None:
+    """A described machine's threads, from its record; None when it has no core count (`--gpu NAME`): they
+    are not this machine's, so num_thread is left to Ollama, which counts the cores where it runs."""
+    from autoquant.launchers.llamacpp import threads_for
+
+    return threads_for(node) if node.cpu and node.cpu.physical_cores else None
+
+
 def _plan(args: argparse.Namespace, pins):
     """(plan, model, threads): serve's planning with llama.cpp pinned; no MODEL plans the demo as serve does."""
     from autoquant.commands.serve import _first_reason, plan_demo, plan_with_planner
@@ -123,13 +131,13 @@ def _plan(args: argparse.Namespace, pins):
         model = DEMO_BASE_MODEL
         # the demo's node is probed inside plan_demo; this machine's threads are read cheaply, a described
         # node's from its record
-        threads = threads_for(resolve_node(args)) if described else threads_for()
+        threads = _threads(resolve_node(args)) if described else threads_for()
     else:
         model = args.model
         workload = resolve_workload(args)
         node = resolve_node(args)
         plan = plan_with_planner(model, node, workload, pins, args)
-        threads = threads_for(node) if node.cpu and node.cpu.physical_cores else threads_for()
+        threads = _threads(node) if described else threads_for(node)
     if plan.chosen is None:
         raise RuleError(f"nothing can run {model} on llama.cpp here, so not on Ollama either: "
                         f"{_first_reason(plan, pins)}")

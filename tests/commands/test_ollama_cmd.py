@@ -86,6 +86,8 @@ def test_on_a_gpu_every_layer_is_offloaded(capsys, demo_gguf):
 
     blocks = read_header(demo_gguf).meta["gemma3.block_count"]
     assert _parameters(text)["num_gpu"] == str(blocks + 1)  # the blocks and the output layer, as Ollama counts
+    # a machine named by its GPU alone: its cores are unknown here, so num_thread is Ollama's to count
+    assert "num_thread" not in _parameters(text) and "num_thread is left to Ollama" in text
     assert mf.check(text) == []
 
 
