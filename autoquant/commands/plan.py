@@ -137,9 +137,10 @@ def _fmt(x: float | None, digits: int = 1) -> str:
 
 def estimate_rows(e: Estimate) -> list[tuple[str, str]]:
     m = e.memory
-    par = f"TP={e.tp} PP={e.pp}" + (f" DP={e.dp} (replicas; {e.gpus} GPUs)" if e.dp > 1 else "") \
+    per_server = e.gpus // max(1, e.replicas)
+    par = f"TP={e.tp} PP={e.pp}" + (f" DP={e.dp} (replicas in one server; {per_server} GPUs)" if e.dp > 1 else "") \
         if e.engine != "llamacpp" else (
-        f"{e.gpus // max(1, e.replicas)} GPU(s)" + (f", -ngl {e.n_gpu_layers}" if e.n_gpu_layers is not None else ""))
+        f"{per_server} GPU(s)" + (f", -ngl {e.n_gpu_layers}" if e.n_gpu_layers is not None else ""))
     par += f" over {e.nodes} nodes" if e.nodes > 1 else ""
     if e.replicas > 1:
         par += (f"; x{e.replicas} independent servers (one per node{' group' if e.nodes > 1 else ''}, behind one "
