@@ -38,13 +38,15 @@ def _data() -> dict[str, Any]:
 
 
 def fabric_ids() -> list[str]:
-    """Fabrics a user may name (`--fabric`): every entry but the assumed default."""
+    """Fabrics a user may name (`--fabric`): every entry but the assumed default, and their other names."""
     data = _data()
-    return [k for k in data["fabrics"] if k != data["default"]]
+    return [k for k in data["fabrics"] if k != data["default"]] + list(data.get("aliases") or {})
 
 
 def lookup(fabric_id: str) -> Fabric:
-    fabrics = _data()["fabrics"]
+    data = _data()
+    fabrics = data["fabrics"]
+    fabric_id = (data.get("aliases") or {}).get(fabric_id, fabric_id)
     raw = fabrics.get(fabric_id)
     if raw is None:
         raise InputError(f"unknown fabric {fabric_id!r}; choose one of {', '.join(fabric_ids())} "

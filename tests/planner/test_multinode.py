@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from autoquant import cli
-from autoquant.catalog.fabrics import lookup
+from autoquant.catalog.fabrics import fabric_ids, lookup
 from autoquant.errors import UsageError
 from autoquant.facts import default_facts
 from autoquant.planner import estimate, perf, plan
@@ -241,3 +241,8 @@ def test_the_fabric_flags_change_serves_decision_key():
     keys = {serve.decision_key(parser.parse_known_args(["m", *extra])[0], "m", Pins(), Workload(), fingerprint={})
             for extra in ([], ["--fabric", "ib-ndr"], ["--inter-node-gbps", "100"])}
     assert len(keys) == 3
+
+
+def test_roce_names_the_400_gbe_roce_fabric():
+    assert lookup("roce") == lookup("roce-400")
+    assert "roce" in fabric_ids()
