@@ -127,6 +127,10 @@ def run(args: argparse.Namespace) -> int:
     apply_env(args, os.environ)
     if role is not None and role.nodes and args.nodes is None:
         args.nodes = role.nodes  # plan for the group's nodes
+    if role is not None and role.nodes is None and args.nodes is None and not getattr(args, "plan", None):
+        raise UsageError(f"this node is the {role.describe()} of a group of unknown size: set AUTOQUANT_NODES "
+                         "(or --nodes) on every node so each plans for the whole group, or give every node the "
+                         "group's plan with --plan plan.json")
     from autoquant.facts import default_facts
     from autoquant.launchers.build import SERVER_FLAVORS, server_batch_cap
     from autoquant.launchers.flags import read_args

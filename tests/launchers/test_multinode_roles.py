@@ -311,3 +311,12 @@ def test_a_worker_of_unknown_size_is_refused_for_a_one_node_plan():
     with pytest.raises(UsageError, match=r"the plan's server runs on one node.*plan for several nodes"):
         check_plan(worker, 1)
     check_plan(worker, 2)  # told by the plan
+
+
+def test_a_role_without_the_groups_size_or_plan_is_one_line(serve, monkeypatch, capsys):
+    from autoquant.cli import main
+
+    monkeypatch.setenv("AUTOQUANT_ROLE", "leader")
+    assert main(["serve", "meta-llama/Llama-3.1-405B-Instruct", "--gpu", "H100-SXM:8", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("autoquant: error:") == 1 and "group of unknown size: set AUTOQUANT_NODES" in err
