@@ -136,9 +136,11 @@ def modelfile(candidate: Candidate, model: str, name: str, threads: int | None =
         lines.append(mf.comment("num_thread is left to Ollama: the plan is for a machine whose cores are not "
                                 "known here, and Ollama counts them where it runs"))
     lines += _gpu_lines(candidate, blocks)
-    lines.append(mf.comment("num_batch is not set: the plan has no batch-size figure (its max_num_seqs counts "
-                            f"requests at once, not tokens per batch), so Ollama's default "
-                            f"({mf.syntax()['parameters']['num_batch']['default']}) applies"))
+    # the prompt batch the plan's memory budget was sized with (llama.cpp's per-batch logits rows): written
+    # so the Modelfile fixes what the estimate assumed, whatever Ollama's default becomes
+    batch = int(default_facts().engine("llamacpp").memory["logits_rows"])
+    lines += [mf.comment("prompt tokens per batch: what the plan's memory budget assumes (engines.yaml llamacpp "
+                         "memory.logits_rows)"), mf.parameter("num_batch", batch)]
     env: list[tuple[str, str]] = [(server["parallel_env"], str(max(1, candidate.max_num_seqs or 1)))]
     if (candidate.max_num_seqs or 1) > 1:
         lines.append(mf.comment(f"the plan runs {candidate.max_num_seqs} requests at once: Ollama sets that for "

@@ -11,6 +11,7 @@ import pytest
 
 from autoquant import modelfile as mf
 from autoquant.cli import main
+from autoquant.facts import default_facts
 
 pytestmark = pytest.mark.usefixtures("no_autoquant_env")
 
@@ -63,7 +64,8 @@ def test_demo_modelfile_carries_what_serve_would_launch(tmp_path, capsys, demo_g
         assert params["num_gpu"] == argv[argv.index("--n_gpu_layers") + 1] == "0"
     else:  # llama-server
         assert params["num_thread"] == argv[argv.index("-t") + 1]
-    assert "num_batch" not in params and "num_batch is not set: the plan has no batch-size figure" in text
+    # the prompt batch the plan's memory budget assumes (llama.cpp's logits rows)
+    assert params["num_batch"] == str(default_facts().engine("llamacpp").memory["logits_rows"])
     assert "TEMPLATE" not in text and "completion model" in text  # the base Gemma 3 270M has no chat template
     captured = capsys.readouterr()
     assert captured.out.splitlines()[1:] == ["ollama create gemma-3-270m -f Modelfile", "ollama run gemma-3-270m"]

@@ -58,7 +58,7 @@ def test_ollama_serve_gets_the_address_and_the_plans_server_settings(candidate, 
     (path, text), = spec.files.items()
     assert path == str(tmp_path / "ollama-8123.Modelfile") and mf.check(text) == []
     params = {c.name: c.value for c in mf.parse(text)[0] if c.instruction == "parameter"}
-    assert params == {"num_ctx": "4096", "num_thread": "3", "num_gpu": "0"}
+    assert params == {"num_ctx": "4096", "num_thread": "3", "num_gpu": "0", "num_batch": "512"}
     step, = spec.after_start
     assert list(step.argv[1:]) == ["create", "google/gemma-3-270m", "-f", path]
     assert step.after.path == "/api/version" and dict(step.env) == {"OLLAMA_HOST": "127.0.0.1:8123"}
