@@ -58,6 +58,7 @@ def _names(text: str, needle: str) -> bool:
     return re.search(re.escape(needle) + (r"(?!\d)" if needle[-1].isdigit() else ""), text) is not None
 
 
+@functools.lru_cache(maxsize=4096)  # pure in its argument (the families are constants): a plan asks per candidate
 def family(name: str) -> str | None:
     text = name.lower()
     for fam, needles in _FAMILIES:
