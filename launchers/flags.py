@@ -12,6 +12,7 @@ translations in their spec (engines.yaml `flags`).
 from __future__ import annotations
 
 import functools
+import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -256,3 +257,13 @@ def parse_human_int(flag: str, value: str) -> int:
     if n < 1:
         raise UsageError(f"{flag} must be positive, not {value!r} (autoquant picks the length when it is omitted)")
     return in_range(n, "context_tokens", flag)
+
+
+def split_env(var: str, raw: str) -> list[str]:
+    """A variable that holds several tokens, split as a shell would; an unbalanced quote is the user's
+    error (one line naming the variable), not a traceback from shlex."""
+    try:
+        return shlex.split(raw)
+    except ValueError as exc:
+        raise UsageError(f"{var}={raw!r} cannot be split into arguments: {str(exc).lower()} "
+                         "(quote as in a shell)") from None

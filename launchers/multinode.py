@@ -46,6 +46,7 @@ from typing import Any
 
 from autoquant.errors import EngineError, RuleError, UsageError, shown
 from autoquant.records import Candidate, NodeGroup
+from autoquant.secrets import scrub
 
 from .base import LaunchSpec, ServeOptions
 
@@ -306,11 +307,9 @@ def _host(address: str) -> str:
 
 
 def ray_args(environ: Mapping[str, str]) -> list[str]:
-    raw = environ.get(RAY_ARGS_VAR, "")
-    try:
-        return shlex.split(raw)
-    except ValueError as exc:
-        raise UsageError(f"{RAY_ARGS_VAR}={raw!r} cannot be split into arguments: {str(exc).lower()}") from None
+    from .flags import split_env
+
+    return split_env(RAY_ARGS_VAR, environ.get(RAY_ARGS_VAR, ""))
 
 
 def _refuse_own(argv: Sequence[str], flags: Sequence[str], backend: str) -> None:
@@ -640,21 +639,16 @@ class RayNode:
             raise EngineError(_no_ray(self.argv[0])) from None
         except OSError as exc:
             raise EngineError(f"{self.argv[0]} cannot be started: {exc.strerror or exc}") from None
-        threading.Thread(target=self._pump, daemon=True).start()
+        from .process import pump_output
 
-    def _pump(self) -> None:
-        marker = str(settings()["ray"]["started_line"])
-        assert self.proc is not None and self.proc.stdout is not None
-        for raw in iter(self.proc.stdout.readline, b""):
-            line = raw.decode("utf-8", "replace")
-            self.tail.append(line.rstrip("\n"))
-            if marker in line:
-                self.started.set()
-            try:
-                sys.stderr.write(line)
-                sys.stderr.flush()
-            except (OSError, ValueError):
-                pass
+        self.marker = str(settings()["ray"]["started_line"])
+        # `ray start` prints its command lines and addresses; redacted as the engine's output is
+        threading.Thread(target=pump_output, args=(self.proc.stdout, self.tail, lambda text: scrub(text, []), self._line),
+                         daemon=True).start()
+
+    def _line(self, line: str) -> None:
+        if self.marker in line:
+            self.started.set()
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

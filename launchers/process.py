@@ -301,7 +301,7 @@ class Supervisor:
         self._proc = proc
         if self._stop_signal is not None:  # it arrived while the engine was being started
             self._ask_to_stop(self._stop_signal)
-        pump = threading.Thread(target=_pump, args=(proc.stdout, tail, spec), daemon=True)
+        pump = threading.Thread(target=pump_output, args=(proc.stdout, tail, spec.redact), daemon=True)
         pump.start()
         deadline = time.monotonic() + self.ready_timeout
         steps = list(spec.after_start)
@@ -359,7 +359,7 @@ class Supervisor:
         except OSError as exc:
             self.log(f"{attempt.label}: cannot run {step.argv[0]}: {exc.strerror or exc}")
             return 127
-        pump = threading.Thread(target=_pump, args=(proc.stdout, tail, spec), daemon=True)
+        pump = threading.Thread(target=pump_output, args=(proc.stdout, tail, spec.redact), daemon=True)
         pump.start()
         why = None
         while proc.poll() is None:
@@ -473,14 +473,18 @@ def _die_with_parent() -> None:
             pass
 
 
-def _pump(stream, tail: collections.deque, spec: LaunchSpec) -> None:
-    """Copy the engine's output to our stderr (secrets redacted) and keep the tail for classification."""
+def pump_output(stream, tail: collections.deque, redact: Callable[[str], str],
+         on_line: Callable[[str], None] | None = None) -> None:
+    """Copy a child's output to our stderr (secrets redacted) and keep the tail for classification;
+    `on_line` sees each line first (the Ray head's start marker)."""
     out = sys.stderr
     for raw in iter(stream.readline, b""):
         line = raw.decode("utf-8", errors="replace")
         tail.append(line.rstrip("\n"))
+        if on_line is not None:
+            on_line(line)
         try:
-            out.write(spec.redact(line))
+            out.write(redact(line))
             out.flush()
         except (OSError, ValueError):
             pass

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 from collections.abc import Mapping
 from dataclasses import replace
@@ -287,7 +286,7 @@ def _first_reason(plan: Plan, pins) -> str:
 def engine_args(args: argparse.Namespace):
     """The user's engine flags (command line, then AUTOQUANT_EXTRA_ARGS and the AUTOQUANT_<FLAG> overlay for
     the vLLM flags autoquant reads), classified."""
-    from autoquant.launchers.flags import classify_tokens
+    from autoquant.launchers.flags import classify_tokens, split_env
 
     tokens = list(getattr(args, "extra_args", []) or []) + split_env("AUTOQUANT_EXTRA_ARGS",
                                                                     os.environ.get("AUTOQUANT_EXTRA_ARGS", ""))
@@ -299,16 +298,6 @@ def engine_args(args: argparse.Namespace):
 
 
 # -- environment (container entrypoint) -------------------------------------------------------------------
-def split_env(var: str, raw: str) -> list[str]:
-    """A variable that holds several tokens, split as a shell would; an unbalanced quote is the user's
-    error (one line naming the variable), not a traceback from shlex."""
-    try:
-        return shlex.split(raw)
-    except ValueError as exc:
-        raise UsageError(f"{var}={raw!r} cannot be split into arguments: {str(exc).lower()} "
-                         "(quote as in a shell)") from None
-
-
 def env_var(flag: str) -> str:
     """The AUTOQUANT_* variable of a long option: --ttft-ms -> AUTOQUANT_TTFT_MS."""
     return "AUTOQUANT_" + flag.lstrip("-").upper().replace("-", "_")
@@ -383,7 +372,7 @@ def env_variables() -> set[str]:
 def env_engine_args(environ: Mapping[str, str], given: set[str]):
     """AUTOQUANT_<FLAG> for each vLLM flag autoquant reads (AUTOQUANT_PORT, AUTOQUANT_TENSOR_PARALLEL_SIZE,
     ...), as engine flags, where the command line did not give that flag."""
-    from autoquant.launchers.flags import READ_FLAGS, classify_tokens
+    from autoquant.launchers.flags import READ_FLAGS, classify_tokens, split_env
 
     tokens: list[str] = []
     for flag in READ_FLAGS:
