@@ -46,9 +46,7 @@ def beside_engine(engine: str, dist: str) -> str | None:
     """`dist`'s version in the environment `engine` runs in (vllm-gguf-plugin beside vLLM), None if absent."""
     install, _ = _python_install(engine)
     rec = engines.installed(install.name) if install else None
-    if rec is None or rec.found_by == engines.FOUND_HERE:
-        return installed_version(dist)
-    return engines.companion_version(rec, dist)
+    return engines.companion_version(rec, dist) if rec else None  # this environment's, when found here
 
 
 def check_vllm_gguf(version: str | None) -> tuple[bool, str]:

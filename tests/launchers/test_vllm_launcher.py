@@ -12,7 +12,8 @@ def _flag(argv, name):
     return argv[argv.index(name) + 1] if name in argv else None
 
 
-def test_prequantized_checkpoint_never_gets_quantization(candidate, awq_checkpoint):
+def test_prequantized_checkpoint_never_gets_quantization(candidate, awq_checkpoint, monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no vLLM found: the bare program (a vllm on PATH would be its path)
     c = candidate(method="awq-int4", tp=2, kv="fp8", max_model_len=8192, max_num_seqs=128, checkpoint=awq_checkpoint)
     spec = vllm.build(c, ServeOptions(port=8001), "meta-llama/Llama-3.1-70B-Instruct", version="0.33.0")
     argv = spec.argv
@@ -79,13 +80,14 @@ def _gguf_candidate(candidate, tokenizer):
 
 
 def test_gguf_needs_plugin_on_new_vllm(candidate, monkeypatch):
-    monkeypatch.setattr(vllm.versions, "installed_version", lambda dist: "0.33.0" if dist == "vllm" else None)
+    # the plugin is looked for beside the vLLM that runs (whatever vLLM is on this machine's PATH)
+    monkeypatch.setattr(vllm.versions, "beside_engine", lambda engine, dist: None)
     with pytest.raises(RuleError, match="vllm-gguf-plugin"):
         vllm.build(_gguf_candidate(candidate, "Qwen/Qwen3-0.6B"), ServeOptions(), "Qwen/Qwen3-0.6B", version="0.33.0")
 
 
 def test_gguf_with_plugin_has_tokenizer(candidate, monkeypatch):
-    monkeypatch.setattr(vllm.versions, "installed_version", lambda dist: "1.0" if "plugin" in dist else None)
+    monkeypatch.setattr(vllm.versions, "beside_engine", lambda engine, dist: "1.0" if "plugin" in dist else None)
     spec = vllm.build(_gguf_candidate(candidate, "Qwen/Qwen3-0.6B"), ServeOptions(), "Qwen/Qwen3-0.6B",
                       version="0.33.0")
     assert spec.argv[2] == "unsloth/Qwen3-0.6B-GGUF:Q4_K_M"
