@@ -61,9 +61,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--method {args.method}: Ollama runs GGUF files: pin a GGUF type (gguf-q4_k_m, "
                          "gguf-q8_0, ...) or leave it to the plan")
     if args.name is not None:
-        bad = mf.name_problem(args.name)
-        if bad:
-            raise UsageError(f"--name {args.name!r} is not an Ollama model name: {bad}")
+        ollama.name_for(args.name, args.name)  # checked before any planning
     target = None if args.output == "-" else args.output
     if target is not None:
         _check_target(target, args.force)
@@ -71,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     pins = Pins(engine=SERVER_FLAVORS[ollama.FLAVOR], method=args.method, kv_cache_dtype=args.kv_cache_dtype)
     plan, model, threads = _plan(args, pins)
     chosen = plan.chosen
-    name = args.name or mf.name_for(model if args.model else plan.model.split(" (", 1)[0])
+    name = ollama.name_for(model, args.name)  # the name `serve --engine ollama` gives it
     made = ollama.modelfile(chosen, model, name, threads, _layers(chosen, model), plan_line=_plan_line(plan))
     for note in made.notes:
         say(note)

@@ -71,10 +71,16 @@ def load_inputs(args: argparse.Namespace):
 
 def plan_kwargs(args: argparse.Namespace, calibration, model=None, node=None) -> dict:
     """Keyword arguments for planner.plan; with `model` and `node`, the checkpoints it may use too."""
-    if args.engine == "ollama":  # a server, not an engine: it runs llama.cpp's GGUF (launchers.build SERVER_FLAVORS)
-        say("--engine ollama: Ollama runs llama.cpp, so this is llama.cpp's plan (`autoquant ollama MODEL` writes "
-            "it as a Modelfile)")
-        args.engine = "llamacpp"
+    from autoquant.launchers.build import SERVER_FLAVORS
+
+    if args.engine in SERVER_FLAVORS:  # a server, not an engine: `ollama` runs llama.cpp's GGUF
+        from autoquant.facts import default_facts
+
+        engine = SERVER_FLAVORS[args.engine]
+        label = default_facts().engine(engine).label
+        say(f"--engine {args.engine}: it runs {label}, so this is {label}'s plan (`autoquant ollama MODEL` "
+            "writes it as a Modelfile)")
+        args.engine = engine
     kwargs = dict(engine=args.engine, method=args.method, tp=args.tp, pp=args.pp, dp=getattr(args, "dp", None),
                   kv_cache_dtype=args.kv_cache_dtype,
                   allow_runtime_quantization=bool(getattr(args, "allow_runtime_quantization", False)),

@@ -68,7 +68,9 @@ def test_demo_modelfile_carries_what_serve_would_launch(tmp_path, capsys, demo_g
     assert params["num_batch"] == str(default_facts().engine("llamacpp").memory["logits_rows"])
     assert "TEMPLATE" not in text and "completion model" in text  # the base Gemma 3 270M has no chat template
     captured = capsys.readouterr()
-    assert captured.out.splitlines()[1:] == ["ollama create gemma-3-270m -f Modelfile", "ollama run gemma-3-270m"]
+    # the model's name in Ollama is the one `serve --engine ollama` gives it: the served name
+    assert captured.out.splitlines()[1:] == ["ollama create google/gemma-3-270m -f Modelfile",
+                                             "ollama run google/gemma-3-270m"]
     assert "completion model" in captured.err
 
 
