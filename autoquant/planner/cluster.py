@@ -83,6 +83,7 @@ def plan_mixed(plan_fn: Callable[..., Plan], model: Any, node: Node, workload: W
     """A mixed cluster: the plan on each node type, the best chosen one by the workload's objective (decide.rank),
     the other types' results in its reasons."""
     from autoquant.planner.decide import rank
+    from autoquant.planner.quality import quality_floor
 
     groups = flatten(node)
     plans: list[tuple[Node, Plan]] = []
@@ -98,7 +99,7 @@ def plan_mixed(plan_fn: Callable[..., Plan], model: Any, node: Node, workload: W
         raise first_error
     chosen = [(g, p) for g, p in plans if p.chosen is not None]
     fx = kwargs.get("facts")
-    floor = float(plans[0][1].workload.get("quality_floor", 0.3))
+    floor = quality_floor(workload, fx)[0]  # the floor the plans were made under
     if chosen:
         best_est = rank([p.chosen for _, p in chosen], workload.objective, workload.osl, fx, floor)[0]
         g, best = next((g, p) for g, p in chosen if p.chosen is best_est)

@@ -98,7 +98,7 @@ def ways_out(model: ModelSpec, node: Node, workload: Workload, base: Plan, *,
     except AutoquantError:
         return []
     c = _Ctx(model, node, workload, base, kwargs, fx, policy, device,
-             _Replans(int(policy.get("max_replans", 24)), fx), checkpoints_for)
+             _Replans(int(policy["max_replans"]), fx), checkpoints_for)
     found: list[WayOut] = [*_relaxations(c)]
     for way in (_unpin, _any_checkpoint, _cpu_offload, _more_gpus, _smaller_model):
         got = way(c)
@@ -400,8 +400,6 @@ def _cpu_offload(c: _Ctx) -> WayOut | None:
         ram_words = f"{ram / 1e9:.0f} GB here"
     label = facts.method_label(e.method, c.fx).split(" (")[0]
     found = c.kwargs.get("checkpoints")
-    if found is not None and e.method in found and not found[e.method]:
-        notes.append(f"no {label} file found: `autoquant explain {c.base.model} --recipes` says how to make one")
     bw = f" at an assumed {assumed.memory_bandwidth_gbps:g} GB/s CPU bandwidth" if assumed is not None else ""
     slo = f"; it {missed}" if missed else ""
     # the context the GPU's KV room leaves, and whether the file exists, belong on the line: both limit it
@@ -438,7 +436,7 @@ def _more_gpus(c: _Ctx) -> WayOut | None:
     d = c.device
     if d.kind != "cuda" or not c.node.gpus or any(g.mig_enabled for g in c.node.gpus):
         return None
-    per_node = max(d.count, int(c.policy.get("max_gpus_per_node", 8)))
+    per_node = max(d.count, int(c.policy["max_gpus_per_node"]))
     smallest = _smallest_weights(c)
     least = math.ceil(smallest[1] / d.memory_gb) if smallest and d.memory_gb > 0 else 1
     full: Plan | None = c.base if d.count >= per_node else None  # the plan of a full node
@@ -453,7 +451,7 @@ def _more_gpus(c: _Ctx) -> WayOut | None:
         # configuration that fits there was turned away by an SLO or the quality floor)
         if full is None or any(r.rule in ("slo", "quality") for r in full.rejected):
             return None
-    for k in range(d.nodes + 1, int(c.policy.get("max_nodes", 8)) + 1):
+    for k in range(d.nodes + 1, int(c.policy["max_nodes"]) + 1):
         if per_node * k < least:
             continue
         if c.replan.left <= 0:
@@ -524,7 +522,7 @@ def _smaller_models(model: ModelSpec) -> list[ModelSpec]:
 
 
 def _smaller_model(c: _Ctx) -> WayOut | None:
-    for spec in _smaller_models(c.model)[:int(c.policy.get("smaller_models", 2))]:
+    for spec in _smaller_models(c.model)[:int(c.policy["smaller_models"])]:
         checkpoints, notes = None, []
         if c.checkpoints_for is not None and c.kwargs.get("checkpoints") is not None:
             try:
