@@ -88,7 +88,6 @@ def attach_commands(plan: Plan, served_model: str, options=None, node: Node | No
     from autoquant.launchers.base import ServeOptions
     from autoquant.launchers.build import build, server_batch_cap
     from autoquant.launchers.llamacpp import threads_for
-    from autoquant.launchers.multinode import node_group, plan_notes, redacted, spanned_nodes
 
     options = options or ServeOptions()
     threads: list[int] = []  # llama.cpp's thread count, read once and only when a llama.cpp command is built
@@ -97,13 +96,13 @@ def attach_commands(plan: Plan, served_model: str, options=None, node: Node | No
         cand = server_batch_cap(cand, pinned=False)  # what `serve` would run
         if not default_facts().engine(cand.engine).tensor_parallel and not threads:
             threads.append(threads_for(node))
-        nodes = spanned_nodes(cand, node.gpu_count if node is not None and node.nodes > 1 else None)
-        if nodes != cand.nodes:  # a plan made before plans said how many nodes a server spans
-            cand = replace(cand, nodes=nodes)
+        nodes = cand.nodes  # the planner's (a saved plan from before it said so is serve's to read)
         try:
             launch = build(cand, options, served_model, threads=threads[0] if threads else None)
             group = None
             if nodes > 1:  # what each node runs (launchers/multinode.py); `command` stays the engine's own line
+                from autoquant.launchers.multinode import node_group, plan_notes, redacted
+
                 group = redacted(node_group(cand, launch, options), launch)
                 group = replace(group, notes=[*group.notes, *plan_notes(group)])
             notes = cand.notes

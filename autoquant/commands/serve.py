@@ -112,9 +112,10 @@ def take_model(args: argparse.Namespace) -> None:
 
 
 def join_timeout_default() -> float:
-    from autoquant.launchers.multinode import settings
+    # the data alone (the serve parser's help shows it): not the multi-node launcher, which one node never needs
+    from autoquant.data import load
 
-    return float(settings()["ray"]["join_timeout_s"])
+    return float(load("multinode")["ray"]["join_timeout_s"])
 
 
 def run(args: argparse.Namespace) -> int:
