@@ -267,7 +267,7 @@ def check_deployable(plan: Plan, node: Node, shape: Layout) -> None:
 
     chosen = plan.chosen
     check_node(node)
-    if "MIG" in plan.hardware.split():
+    if node.gpus and all(g.mig_enabled for g in node.gpus):  # the planner then plans one slice (hardware.py)
         raise RuleError("the plan is for a MIG slice: autoquant k8s writes whole-GPU resources (nvidia.com/gpu); "
                         "plan for whole GPUs")
     engines = default_facts().engines

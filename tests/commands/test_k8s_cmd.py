@@ -175,6 +175,12 @@ def test_an_engine_serve_does_not_bootstrap_across_nodes_is_one_error_line(capsy
     assert "TensorRT-LLM over 2 nodes is not written as a LeaderWorkerSet" in line and "--engine vllm" in line
 
 
+def test_a_mig_node_is_one_error_line(capsys):
+    mig = Path(__file__).parents[1] / "fixtures" / "nodes" / "h100-sxm-mig-3g40gb.json"
+    line = _error(capsys, ["meta-llama/Llama-3.1-8B-Instruct", "--hardware", str(mig)], 2)
+    assert "the plan is for a MIG slice: autoquant k8s writes whole-GPU resources" in line
+
+
 def test_an_engine_without_an_image_needs_image(capsys):
     sglang = [*SINGLE[:-1], "sglang"]
     line = _error(capsys, sglang, 2)
