@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from autoquant.cli import main
+from autoquant.errors import EngineError
 from autoquant.probes import engines
 from autoquant.probes.engines import FOUND_HERE, FOUND_ON_PATH, Where
 from autoquant.records import EngineInstall, Node, from_dict, to_dict
@@ -213,6 +214,10 @@ def test_ollama_is_found_with_its_release_and_serve_runs_that_one(tmp_path, here
     assert (rec.path, rec.found_by, rec.version) == (str(program), FOUND_ON_PATH, "0.32.15")
     assert ollama.binary({"PATH": str(program.parent)}) == str(program)  # the launcher's lookup is discovery's
     assert ollama.binary({"PATH": str(tmp_path / "empty")}) is None
+    # an override that names nothing runnable is one line, not a launch that fails later
+    (tmp_path / "not-a-program").write_text("")
+    with pytest.raises(EngineError, match=r"AUTOQUANT_ENGINE_BIN_OLLAMA=.*not executable.*point it at the ollama"):
+        ollama.binary({"AUTOQUANT_ENGINE_BIN_OLLAMA": str(tmp_path / "not-a-program")})
 
 
 def test_a_version_query_that_hangs_is_noted_not_waited_for(tmp_path, here, monkeypatch):
