@@ -132,15 +132,16 @@ class LaunchSpec:
         return env
 
 
+def bracket_host(host: str) -> str:
+    """`host` as the host part of HOST:PORT or a URL: an IPv6 literal bracketed."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
 def _url_host(host: str | None) -> str:
     """The host to connect to for a bind address: loopback for a wildcard, IPv6 literals bracketed."""
     if host in (None, "", "0.0.0.0"):
         return "127.0.0.1"
-    if host == "::":
-        return "[::1]"
-    if ":" in host and not host.startswith("["):
-        return f"[{host}]"
-    return host
+    return bracket_host("::1" if host == "::" else host)
 
 
 def _is_secret(key: str, value: str, secrets: list[str]) -> bool:

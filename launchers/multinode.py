@@ -48,7 +48,7 @@ from autoquant.errors import EngineError, RuleError, UsageError, shown
 from autoquant.records import Candidate, NodeGroup
 from autoquant.secrets import scrub
 
-from .base import LaunchSpec, ServeOptions
+from .base import LaunchSpec, ServeOptions, bracket_host
 
 LEADER, WORKER = "leader", "worker"
 LWS_VARS = ("LWS_LEADER_ADDRESS", "LWS_GROUP_SIZE", "LWS_WORKER_INDEX")
@@ -301,11 +301,6 @@ def _ranks(nodes: int) -> str:
     return "rank 1" if nodes == 2 else f"ranks 1 to {nodes - 1}"
 
 
-def _host(address: str) -> str:
-    """An address as the host part of HOST:PORT (an IPv6 literal bracketed)."""
-    return f"[{address}]" if ":" in address and not address.startswith("[") else address
-
-
 def ray_args(environ: Mapping[str, str]) -> list[str]:
     from .flags import split_env
 
@@ -345,7 +340,7 @@ def _ray(candidate, launch, nodes, leader_ip, node_ip, rank, port, ray, extra):
     world = candidate.tp * candidate.pp * max(1, candidate.dp)
     head = [ray, "start", "--head", "--node-ip-address", leader_ip, "--port", str(port), "--disable-usage-stats",
             "--block", *extra]
-    join = [ray, "start", "--address", f"{_host(leader_ip)}:{port}", "--node-ip-address", node_ip,
+    join = [ray, "start", "--address", f"{bracket_host(leader_ip)}:{port}", "--node-ip-address", node_ip,
             "--disable-usage-stats", "--block", *extra]
     notes = [
         f"leader: the Ray head first (it stays in the foreground with --block: its own shell, or &), then, once "
@@ -371,7 +366,7 @@ def _vllm_mp(candidate, launch, nodes, leader_ip, node_ip, rank, port, ray, extr
 def _sglang(candidate, launch, nodes, leader_ip, node_ip, rank, port, ray, extra):
     argv = list(launch.argv)
     _refuse_own(argv, ("--nnodes", "--node-rank", "--dist-init-addr", "--nccl-init-addr"), "SGLang")
-    addr = f"{_host(leader_ip)}:{port or int(settings()['sglang']['dist_init_port'])}"
+    addr = f"{bracket_host(leader_ip)}:{port or int(settings()['sglang']['dist_init_port'])}"
     common = ["--nnodes", str(nodes), "--dist-init-addr", addr]
     return ([[*argv, *common, "--node-rank", "0"]], [[*argv, *common, "--node-rank", str(rank)]],
             [f"every node runs sglang.launch_server; rank 0 (the leader) serves HTTP, {_ranks(nodes)} run its "

@@ -24,7 +24,7 @@ from autoquant.errors import EngineError, RuleError, UsageError
 from autoquant.gguf import GGUFError, read_header
 from autoquant.records import Candidate
 
-from .base import LaunchSpec, ServeOptions, ServerCheck, Step
+from .base import LaunchSpec, ServeOptions, ServerCheck, Step, bracket_host
 from .llamacpp import gguf_source
 
 ENGINE = "llamacpp"  # what the planner plans for Ollama: the same GGUF through the same llama.cpp
@@ -262,7 +262,7 @@ def build(candidate: Candidate, options: ServeOptions, model: str, threads: int 
     exe = binary() or "ollama"
     server = _server()
     host = options.host or "0.0.0.0"
-    bind = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    bind = bracket_host(host)
     path = os.path.join(run_dir or _default_run_dir(), f"ollama-{options.port}.Modelfile")
     launch = LaunchSpec(
         engine=ENGINE, argv=[exe, *server["command"]], flavor=FLAVOR, host=host, port=options.port,

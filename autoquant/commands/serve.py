@@ -658,6 +658,7 @@ def node_of_group(args: argparse.Namespace, plan: Plan, chosen: Candidate, spec,
     commands with their stand-ins. A worker replaces this process with its command (`ray start --block`, or the
     engine headless); a leader gets what it runs (NodeRun). None after a dry run."""
     from autoquant.launchers import multinode as mn
+    from autoquant.launchers.base import bracket_host
 
     backend = mn.backend_for(chosen.engine, options)
     if role is None:
@@ -699,7 +700,7 @@ def node_of_group(args: argparse.Namespace, plan: Plan, chosen: Candidate, spec,
     if backend != "ray":  # every node runs the engine: the leader's line with its rank
         return NodeRun(replace(spec, argv=group.leader[0], env={**spec.env, **place.env}))
     port = role.port or int(mn.settings()["ray"]["port"])
-    address = f"{mn._host(place.leader_ip)}:{port}"
+    address = f"{bracket_host(place.leader_ip)}:{port}"
     say(f"RAY_ADDRESS={address} for {os.path.basename(spec.argv[0])} (the head's address)")
     launch = replace(spec, argv=group.leader[1], env={**spec.env, **place.env, "RAY_ADDRESS": address})
     world = chosen.tp * chosen.pp * max(1, chosen.dp)
@@ -784,8 +785,9 @@ def summary(plan: Plan, spec, context: dict, candidate: Candidate | None = None)
 def listening(spec) -> str:
     """Where the engine binds, in words: a wildcard bind is every interface, reachable from other machines."""
     where = {"0.0.0.0": "all IPv4 interfaces", "::": "all interfaces"}.get(spec.host, "this address only")
-    host = f"[{spec.host}]" if ":" in spec.host else spec.host
-    return f"{host}:{spec.port} ({where})"
+    from autoquant.launchers.base import bracket_host
+
+    return f"{bracket_host(spec.host)}:{spec.port} ({where})"
 
 
 def launch_record(spec) -> dict:
