@@ -26,8 +26,6 @@ DEMO_MODEL_ID = "google/gemma-3-270m (GGUF Q4_K_M, demo)"
 # planned and served under the base model's id, as vLLM serves a repo under its own id.
 DEMO_BASE_MODEL = "google/gemma-3-270m"
 DEMO_SERVED_NAME = DEMO_BASE_MODEL
-# A chat template or format the user gave (vLLM's spelling, llama-server's, llama-cpp-python's) replaces ours.
-USER_CHAT_FLAGS = frozenset({"--chat-template", "--chat-template-file", "--chat_format", "--jinja"})
 
 
 def flavor(environ: dict[str, str] | None = None) -> str:
@@ -74,7 +72,7 @@ def build(
     if layers is None:
         layers = 0 if (candidate.gpu in ("", "cpu") or candidate.gpus == 0) else -1
     # a remote GGUF's header is not read here: the engine applies its template, if any
-    user_chat = any(t.split("=")[0] in USER_CHAT_FLAGS for t in [*options.passthrough, *options.user_args])
+    user_chat = any(t.split("=")[0] in rules["user_chat_flags"] for t in [*options.passthrough, *options.user_args])
     chat, notes = (None, []) if remote is not None or user_chat else _chat_format(path, which, rules, names[0])
     host = options.host or "0.0.0.0"
     env: dict[str, str] = {}

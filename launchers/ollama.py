@@ -22,6 +22,7 @@ from autoquant import __version__
 from autoquant import modelfile as mf
 from autoquant.errors import EngineError, RuleError, UsageError
 from autoquant.gguf import GGUFError, read_header
+from autoquant.probes.engines import env_var
 from autoquant.records import Candidate
 
 from .base import LaunchSpec, ServeOptions, ServerCheck, Step, bracket_host
@@ -30,7 +31,7 @@ from .llamacpp import gguf_source
 ENGINE = "llamacpp"  # what the planner plans for Ollama: the same GGUF through the same llama.cpp
 FLAVOR = "ollama"
 MARK = "Modelfile written by autoquant"  # the first comment: a file autoquant may overwrite
-BIN_ENV = "AUTOQUANT_ENGINE_BIN_OLLAMA"  # replaces `ollama` (custom installs; the tests' fake)
+BIN_ENV = env_var(FLAVOR)  # AUTOQUANT_ENGINE_BIN_OLLAMA: engine discovery's one rule for the name
 
 
 def _server() -> dict:

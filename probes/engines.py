@@ -274,13 +274,11 @@ def _native(engine: str, install: Install, path: str, found_by: str, ask: Runner
     if out is None:
         return _record(engine, install, path, found_by,
                        notes=(f"{path} --version did not answer within {VERSION_TIMEOUT_S:g} s",))
-    build = re.search(r"version:\s*(\d+)\s*\(([0-9a-f]+)\)", out)  # llama.cpp: "version: 6530 (1a2b3c4d)"
-    if build:  # its releases are tagged b<build>
-        return _record(engine, install, path, found_by, version=f"b{build.group(1)}",
-                       version_from=f"{path} --version (commit {build.group(2)})")
-    release = re.search(r"version is (\d+\.\d+\.\d+\S*)", out)  # Ollama: "ollama version is 0.32.15"
-    if release:
-        return _record(engine, install, path, found_by, version=release.group(1), version_from=f"{path} --version")
+    found = re.search(install.version_pattern, out) if install.version_pattern else None  # engines.yaml installs
+    if found:
+        commit = f" (commit {found.group(2)})" if (found.lastindex or 0) >= 2 else ""
+        return _record(engine, install, path, found_by, version=install.version_format.format(found.group(1)),
+                       version_from=f"{path} --version{commit}")
     first = next((line.strip() for line in out.splitlines() if line.strip()), "")
     return _record(engine, install, path, found_by,
                    notes=(f"{path} --version printed no build number ({first[:80]!r})",))

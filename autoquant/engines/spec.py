@@ -54,6 +54,10 @@ class Install:
     native: bool = False  # not a Python distribution: its version is its own `--version` (probe only)
     distributions: tuple[str, ...] = ()  # package names its version is read from (dist-info folders)
     extra: str | None = None  # the distribution's extra its server needs (llama-cpp-python[server])
+    # a native program: the regex its `--version` output is read with (group 1: the version; group 2, if
+    # any: the commit) and how the version is written from group 1 (llama.cpp: "b{}", its release tags)
+    version_pattern: str | None = None
+    version_format: str = "{}"
 
 
 @dataclass(frozen=True)
@@ -215,7 +219,8 @@ def _install(engine: str, raw: Mapping[str, Any], label: str, distributions: tup
     return Install(name=str(raw.get("name", engine)), label=str(raw.get("label", label)),
                    program=_opt_str(raw.get("program")), module=_opt_str(raw.get("module")), native=native,
                    distributions=() if native else tuple(raw.get("distributions") or distributions),
-                   extra=_opt_str(raw.get("extra")))
+                   extra=_opt_str(raw.get("extra")), version_pattern=_opt_str(raw.get("version_pattern")),
+                   version_format=str(raw.get("version_format") or "{}"))
 
 
 def spec_from_data(engine: str, raw: Mapping[str, Any], shared: Mapping[str, Any],
